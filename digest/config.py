@@ -1,0 +1,608 @@
+"""Settings: read once from one TOML file plus ``DIGEST_*`` environment secrets, validated, frozen.
+
+This is the only module that reads the configuration file or ``os.environ``. Everything
+else receives a :class:`Settings` (or the part of it it needs) as an argument.
+
+Paths in the file are relative to the file's own folder. Secrets never live in the file:
+
+========================  ==========================================================
+``DIGEST_DATABASE_URL``   overrides ``[database] url`` (may carry a password)
+``DIGEST_SECRET_KEY``     signs unsubscribe, manage and confirmation links
+``DIGEST_OLD_SECRET_KEYS`` comma-separated retired keys still accepted (rotation)
+``DIGEST_SMTP_USERNAME``  relay login (``DIGEST_RELAY_<NAME>_USERNAME`` for one relay)
+``DIGEST_SMTP_PASSWORD``  relay password (``DIGEST_RELAY_<NAME>_PASSWORD`` for one relay)
+``DIGEST_DKIM_PRIVATE_KEY`` PEM text of the DKIM key (else ``[dkim] private_key_file``)
+``DIGEST_WORK_DIR``       overrides ``[digest] work_dir``
+========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from email.headerregistry import Address
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from digest.errors import ConfigError
+
+__all__ = [
+    "DeliverySettings",
+    "DkimSettings",
+    "FetchSettings",
+    "ListSettings",
+    "RelaySettings",
+    "Settings",
+    "SiteSettings",
+    "WebSettings",
+    "load_settings",
+    "parse_duration",
+]
+
+DEFAULT_CONFIG = "digest.toml"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def parse_duration(value: object) -> timedelta:
+    """Turn ``90``, ``"90s"``, ``"15m"``, ``"24h"``, ``"7d"`` or ``"2w"`` into a timedelta.
+
+    :raises ValueError: for anything else.
+    """
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        raise ValueError(value)
+    if seconds < 0:
+        raise ValueError(value)
+    return timedelta(seconds=seconds)
+
+
+class _Secret(str):
+    """A string whose repr never shows its value (passwords, keys)."""
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSettings:
+    """The newsroom: name, home page, postal address for the footer, Message-ID domain."""
+
+    name: str
+    url: str
+    postal_address: str
+    domain: str
+    logo_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListSettings:
+    """One mailing list: where its stories come from and how its edition is made and sent."""
+
+    name: str
+    title: str
+    sources: tuple[str, ...]
+    sections: tuple[str, ...]
+    section_map: Mapping[str, str]
+    lead_section: str | None
+    teasers_per_section: int
+    max_age: timedelta | None
+    timezone: ZoneInfo
+    send_time: time
+    from_name: str
+    from_email: str
+    reply_to: str | None
+    subject: str
+    preheader: str
+    relay: str | None
+
+    @property
+    def from_header(self) -> str:
+        """``Name <address>`` with the name quoted where RFC 5322 needs it."""
+        return str(Address(display_name=self.from_name, addr_spec=self.from_email))
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySettings:
+    """An SMTP relay with its own connection pool and rate limits."""
+
+    name: str
+    host: str
+    port: int
+    security: str  # "tls" (implicit), "starttls" (required) or "none" (local relays only)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    pool_size: int = 10
+    rate_per_second: float | None = None
+    max_per_hour: int | None = None
+    timeout: float = 60.0
+    local_hostname: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """How the ledger retries: backoff from ``first_retry`` doubling up to ``retry_window``."""
+
+    retry_window: timedelta = timedelta(hours=24)
+    first_retry: timedelta = timedelta(minutes=1)
+    max_retry_delay: timedelta = timedelta(hours=1)
+    message_timeout: float = 60.0
+    claim_batch: int = 100
+    max_auth_failures: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class DkimSettings:
+    """DKIM signing: on when ``private_key`` is set."""
+
+    domain: str
+    selector: str
+    private_key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    """The web app: its public base URL (used in every link) and signing keys."""
+
+    base_url: str
+    host: str
+    port: int
+    secret_keys: tuple[str, ...] = field(repr=False)
+    token_max_age: timedelta = timedelta(days=365)
+    confirm_max_age: timedelta = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchSettings:
+    """Limits for fetching feeds over http(s)."""
+
+    timeout: float = 20.0
+    max_bytes: int = 10_000_000
+    max_redirects: int = 3
+    user_agent: str = "digest/0.1 (+newsletter digest)"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a run needs, loaded once by :func:`load_settings` and passed in."""
+
+    path: Path
+    base_dir: Path
+    work_dir: Path
+    templates_dir: Path
+    database_url: str = field(repr=False)
+    site: SiteSettings
+    web: WebSettings
+    fetch: FetchSettings
+    delivery: DeliverySettings
+    lists: Mapping[str, ListSettings]
+    relays: tuple[RelaySettings, ...] = ()
+    dkim: DkimSettings | None = None
+    allow_smtputf8: bool = False
+
+    @property
+    def maildir(self) -> Path:
+        """Where the embedded SMTP server stores what it receives."""
+        return self.work_dir / "maildir"
+
+    def get_list(self, name: str | None) -> ListSettings:
+        """The list called ``name``, or the first list when ``name`` is None."""
+        if name is None:
+            return next(iter(self.lists.values()))
+        try:
+            return self.lists[name]
+        except KeyError:
+            known = ", ".join(self.lists)
+            raise ConfigError(
+                f"There is no list {name!r} in {self.path.name}; configured lists: {known}."
+            ) from None
+
+    def relay_for(self, lst: ListSettings) -> RelaySettings | None:
+        """The relay a list sends through: its own, else the first; None means embedded."""
+        if not self.relays:
+            return None
+        if lst.relay is None:
+            return self.relays[0]
+        return next(r for r in self.relays if r.name == lst.relay)
+
+
+class _Table:
+    """Reads one TOML table, converting values and naming ``dotted.key`` and file in errors."""
+
+    def __init__(self, data: Any, prefix: str, path: Path) -> None:
+        self.path = path
+        self.prefix = prefix
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise self.error(prefix, "must be a table", "write it as [" + prefix + "]")
+        self.data: dict[str, Any] = data
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def error(self, key: str, problem: str, fix: str) -> ConfigError:
+        return ConfigError(f"Setting {key} in {self.path} {problem}; {fix}.")
+
+    def raw(self, name: str, default: Any = None) -> Any:
+        self.used.add(name)
+        return self.data.get(name, default)
+
+    def str(self, name: str, default: str | None = None, *, required: bool = False) -> Any:
+        value = self.raw(name, default)
+        if value is None:
+            if required:
+                raise self.error(self.key(name), "is missing", f"add {name} = \"...\"")
+            return None
+        if not isinstance(value, str) or (required and not value.strip()):
+            raise self.error(self.key(name), f"must be a non-empty string, not {value!r}",
+                             f"write it as {name} = \"...\"")
+        return value
+
+    def int(self, name: str, default: int | None, lo: int, hi: int) -> Any:
+        value = self.raw(name, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise self.error(self.key(name), f"must be a whole number from {lo} to {hi}, "
+                             f"not {value!r}", f"write e.g. {name} = {default or lo}")
+        return value
+
+    def float(self, name: str, default: float | None, lo: float) -> Any:
+        value = self.raw(name, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < lo:
+            raise self.error(self.key(name), f"must be a number of at least {lo}, not {value!r}",
+                             f"write e.g. {name} = {default or lo}")
+        return float(value)
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self.raw(name, default)
+        if not isinstance(value, bool):
+            raise self.error(self.key(name), f"must be true or false, not {value!r}",
+                             f"write {name} = true or {name} = false")
+        return value
+
+    def duration(self, name: str, default: timedelta | None) -> Any:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            return parse_duration(value)
+        except ValueError:
+            raise self.error(self.key(name), f"must be a duration such as \"90s\", \"15m\", "
+                             f"\"24h\" or \"7d\", not {value!r}", "fix the value") from None
+
+    def strings(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.error(self.key(name), f"must be a list of strings, not {value!r}",
+                             f"write it as {name} = [\"...\", \"...\"]")
+        return tuple(value)
+
+    def table(self, name: str) -> _Table:
+        self.used.add(name)
+        return _Table(self.data.get(name), self.key(name), self.path)
+
+    def finish(self) -> None:
+        unknown = [k for k in self.data if k not in self.used]
+        if unknown:
+            name = unknown[0]
+            close = difflib.get_close_matches(name, sorted(self.used), n=1)
+            fix = f"did you mean {close[0]}?" if close else "remove it or check the spelling"
+            raise self.error(self.key(name), "is not a known setting", fix.rstrip("?"))
+
+
+def _address(table: _Table, name: str, default: str | None) -> tuple[str, str] | None:
+    value = table.str(name, default)
+    if value is None:
+        return None
+    display, addr = parseaddr(value)
+    if "\r" in value or "\n" in value or "@" not in addr or " " in addr:
+        raise table.error(table.key(name), f"must be an address such as "
+                          f"\"Newsroom <news@example.org>\", not {value!r}", "fix the address")
+    return display, addr
+
+
+def _read_site(t: _Table, fallback_domain: str) -> SiteSettings:
+    site = SiteSettings(
+        name=t.str("name", required=True),
+        url=t.str("url", required=True),
+        postal_address=t.str("postal_address", required=True),
+        domain=t.str("domain", fallback_domain),
+        logo_url=t.str("logo_url"),
+    )
+    if not site.url.startswith(("http://", "https://")):
+        raise t.error(t.key("url"), f"must be an http(s) URL, not {site.url!r}", "fix the URL")
+    t.finish()
+    return site
+
+
+def _read_list(name: str, t: _Table, base_dir: Path, relays: tuple[str, ...]) -> ListSettings:
+    if not _SLUG.match(name):
+        raise t.error(t.prefix, "has a name that is not a short slug (a-z, 0-9, - and _)",
+                      "rename the table, e.g. [lists.daily]")
+    sources = []
+    for src in t.strings("sources"):
+        if src.startswith(("http://", "https://")):
+            sources.append(src)
+        elif re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", src):
+            raise t.error(t.key("sources"), f"has {src!r}, which is neither a file nor an "
+                          "http(s) URL", "use a path or an http(s) URL")
+        else:
+            sources.append(str((base_dir / src).resolve()))
+    section_map_t = t.table("section_map")
+    section_map = {}
+    for key, value in section_map_t.data.items():
+        section_map_t.used.add(key)
+        if not isinstance(value, str) or not value.strip():
+            raise t.error(section_map_t.key(key), f"must name a section, not {value!r}",
+                          f"write it as \"{key}\" = \"Section\"")
+        section_map[key.casefold().strip()] = value.strip()
+    tz_name = t.str("timezone", "UTC")
+    try:
+        tz = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise t.error(t.key("timezone"), f"names no known timezone ({tz_name!r})",
+                      "use an IANA name such as \"Europe/London\"") from None
+    send_time_s = t.str("send_time", "07:00")
+    try:
+        send_time = time.fromisoformat(send_time_s)
+    except ValueError:
+        raise t.error(t.key("send_time"), f"must be a time of day such as \"07:00\", "
+                      f"not {send_time_s!r}", "fix the time") from None
+    sender = _address(t, "from", None)
+    if sender is None:
+        raise t.error(t.key("from"), "is missing", "add from = \"Newsroom <news@example.org>\"")
+    reply = _address(t, "reply_to", None)
+    relay = t.str("relay")
+    if relay is not None and relay not in relays:
+        raise t.error(t.key("relay"), f"names no configured relay ({relay!r})",
+                      f"use one of: {', '.join(relays) or 'none configured'}")
+    subject = t.str("subject", "{lead_headline}")
+    preheader = t.str("preheader", "{teaser_headlines}")
+    for key, pattern in (("subject", subject), ("preheader", preheader)):
+        try:
+            pattern.format_map(_PatternCheck())
+        except (KeyError, ValueError, IndexError, AttributeError) as exc:
+            raise t.error(t.key(key), f"is not a valid pattern ({exc})",
+                          "use fields such as {lead_headline}, {title}, {date:%d %B %Y}, "
+                          "{weekday}, {teaser_headlines}") from None
+    lst = ListSettings(
+        name=name,
+        title=t.str("title", name.title()),
+        sources=tuple(sources),
+        sections=t.strings("sections"),
+        section_map=section_map,
+        lead_section=t.str("lead_section"),
+        teasers_per_section=t.int("teasers_per_section", 5, 1, 50),
+        max_age=t.duration("max_age", None),
+        timezone=tz,
+        send_time=send_time,
+        from_name=sender[0],
+        from_email=sender[1],
+        reply_to=reply[1] if reply else None,
+        subject=subject,
+        preheader=preheader,
+        relay=relay,
+    )
+    t.finish()
+    return lst
+
+
+class _PatternCheck(dict[str, Any]):
+    """format_map target that accepts exactly the fields subject patterns may use."""
+
+    FIELDS = frozenset({"lead_headline", "lead_section", "title", "site", "date", "weekday",
+                        "teaser_headlines", "story_count"})
+
+    def __missing__(self, key: str) -> Any:
+        if key not in self.FIELDS:
+            raise KeyError(f"unknown field {{{key}}}")
+        from datetime import date
+
+        return date(2000, 1, 1) if key == "date" else ("" if key != "story_count" else 0)
+
+
+def _read_relay(t: _Table, env: Mapping[str, str], index: int) -> RelaySettings:
+    name = t.str("name", f"relay{index + 1}")
+    security = t.str("security", "starttls")
+    if security not in ("tls", "starttls", "none"):
+        raise t.error(t.key("security"), f"must be \"tls\", \"starttls\" or \"none\", "
+                      f"not {security!r}", "pick one")
+    port_default = {"tls": 465, "starttls": 587, "none": 25}[security]
+    env_name = re.sub(r"[^A-Z0-9]", "_", name.upper())
+    username = (env.get(f"DIGEST_RELAY_{env_name}_USERNAME") or env.get("DIGEST_SMTP_USERNAME")
+                or t.str("username"))
+    password = env.get(f"DIGEST_RELAY_{env_name}_PASSWORD") or env.get("DIGEST_SMTP_PASSWORD")
+    if "password" in t.data:
+        raise t.error(t.key("password"), "must not be in the file", "set "
+                      f"DIGEST_RELAY_{env_name}_PASSWORD or DIGEST_SMTP_PASSWORD instead")
+    relay = RelaySettings(
+        name=name,
+        host=t.str("host", required=True),
+        port=t.int("port", port_default, 1, 65535),
+        security=security,
+        username=username,
+        password=_Secret(password) if password else None,
+        pool_size=t.int("pool_size", 10, 1, 200),
+        rate_per_second=t.float("rate_per_second", None, 0.01),
+        max_per_hour=t.int("max_per_hour", None, 1, 10_000_000),
+        timeout=t.duration("timeout", timedelta(seconds=60)).total_seconds(),
+        local_hostname=t.str("local_hostname"),
+    )
+    if relay.password and not relay.username:
+        raise t.error(t.key("username"), "is missing while a password is set",
+                      f"set DIGEST_RELAY_{env_name}_USERNAME or username = \"...\"")
+    t.finish()
+    return relay
+
+
+def _secret_keys(env: Mapping[str, str], work_dir: Path) -> tuple[str, ...]:
+    """The signing keys: DIGEST_SECRET_KEY, else one generated once under the working folder."""
+    current = env.get("DIGEST_SECRET_KEY")
+    if not current:
+        key_file = work_dir / "secret.key"
+        if key_file.exists():
+            current = key_file.read_text(encoding="ascii").strip()
+        else:
+            work_dir.mkdir(parents=True, exist_ok=True)
+            current = secrets.token_urlsafe(32)
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(current + "\n")
+    old = tuple(k.strip() for k in env.get("DIGEST_OLD_SECRET_KEYS", "").split(",") if k.strip())
+    return tuple(_Secret(k) for k in (current, *old))
+
+
+def load_settings(path: str | os.PathLike[str] | None = None,
+                  env: Mapping[str, str] | None = None) -> Settings:
+    """Read, convert and check the configuration file and the ``DIGEST_*`` environment.
+
+    :param path: the TOML file; default ``$DIGEST_CONFIG`` or ``./digest.toml``.
+    :param env: the environment to read secrets from; default ``os.environ``.
+    :raises ConfigError: naming the setting and the file for anything missing or wrong.
+    """
+    env = os.environ if env is None else env
+    cfg_path = Path(path or env.get("DIGEST_CONFIG") or DEFAULT_CONFIG)
+    try:
+        with cfg_path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"The configuration file {cfg_path} does not exist; "
+                          "pass --config FILE or copy the sample digest.toml.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"The configuration file {cfg_path} cannot be read "
+                          f"({exc.__class__.__name__}); check its permissions.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"The configuration file {cfg_path} is not valid TOML ({exc}); "
+                          "fix the syntax there.") from None
+    cfg_path = cfg_path.resolve()
+    base_dir = cfg_path.parent
+    root = _Table(data, "", cfg_path)
+
+    main = root.table("digest")
+    work_dir = base_dir / (env.get("DIGEST_WORK_DIR") or main.str("work_dir", "var"))
+    templates_dir = base_dir / main.str("templates_dir", "templates")
+    allow_smtputf8 = main.bool("allow_smtputf8", False)
+    main.finish()
+    if not templates_dir.is_dir():
+        raise main.error("digest.templates_dir", f"points to {templates_dir}, which is not a "
+                         "folder", "point it at the templates folder")
+
+    db = root.table("database")
+    db_url = env.get("DIGEST_DATABASE_URL") or db.str("url", "sqlite:///digest.db")
+    db.finish()
+    if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
+        rel = db_url.removeprefix("sqlite:///")
+        if rel and rel != ":memory:":
+            db_url = f"sqlite:///{(work_dir / rel).resolve()}"
+    elif not db_url.startswith(("sqlite:", "postgresql")):
+        raise db.error("database.url", f"must be a sqlite:/// or postgresql:// URL, not "
+                       f"{db_url.split(':')[0]!r}", "fix the URL or DIGEST_DATABASE_URL")
+
+    relay_data = root.raw("relays", [])
+    if not isinstance(relay_data, list):
+        raise root.error("relays", "must be an array of tables", "write each as [[relays]]")
+    relays = tuple(_read_relay(_Table(r, f"relays[{i}]", cfg_path), env, i)
+                   for i, r in enumerate(relay_data))
+    names = [r.name for r in relays]
+    if len(set(names)) != len(names):
+        raise root.error("relays", "has two relays with the same name", "rename one")
+
+    lists_t = root.table("lists")
+    if not lists_t.data:
+        raise root.error("lists", "is missing", "add at least one [lists.NAME] table")
+    lists = {}
+    for name in lists_t.data:
+        lists[name] = _read_list(name, lists_t.table(name), base_dir, tuple(names))
+    first_domain = next(iter(lists.values())).from_email.rpartition("@")[2]
+
+    site = _read_site(root.table("site"), first_domain)
+
+    web_t = root.table("web")
+    web = WebSettings(
+        base_url=web_t.str("base_url", "http://127.0.0.1:8080").rstrip("/"),
+        host=web_t.str("host", "127.0.0.1"),
+        port=web_t.int("port", 8080, 1, 65535),
+        secret_keys=_secret_keys(env, work_dir),
+        token_max_age=web_t.duration("token_max_age", timedelta(days=365)),
+        confirm_max_age=web_t.duration("confirm_max_age", timedelta(days=7)),
+    )
+    web_t.finish()
+
+    fetch_t = root.table("fetch")
+    fetch = FetchSettings(
+        timeout=fetch_t.duration("timeout", timedelta(seconds=20)).total_seconds(),
+        max_bytes=fetch_t.int("max_bytes", 10_000_000, 1024, 1_000_000_000),
+        max_redirects=fetch_t.int("max_redirects", 3, 0, 10),
+    )
+    fetch_t.finish()
+
+    del_t = root.table("delivery")
+    delivery = DeliverySettings(
+        retry_window=del_t.duration("retry_window", timedelta(hours=24)),
+        first_retry=del_t.duration("first_retry", timedelta(minutes=1)),
+        max_retry_delay=del_t.duration("max_retry_delay", timedelta(hours=1)),
+        message_timeout=del_t.duration("message_timeout", timedelta(seconds=60)).total_seconds(),
+        claim_batch=del_t.int("claim_batch", 100, 1, 10_000),
+        max_auth_failures=del_t.int("max_auth_failures", 3, 1, 100),
+    )
+    del_t.finish()
+
+    dkim = None
+    if "dkim" in data:
+        dk = root.table("dkim")
+        key_pem = env.get("DIGEST_DKIM_PRIVATE_KEY")
+        key_file = dk.str("private_key_file")
+        if not key_pem and key_file:
+            try:
+                key_pem = (base_dir / key_file).read_text(encoding="ascii")
+            except (OSError, UnicodeDecodeError):
+                raise dk.error("dkim.private_key_file", f"points to {key_file!r}, which cannot "
+                               "be read", "fix the path or set DIGEST_DKIM_PRIVATE_KEY") from None
+        if not key_pem:
+            raise dk.error("dkim.private_key_file", "is missing",
+                           "set it or DIGEST_DKIM_PRIVATE_KEY")
+        if "PRIVATE KEY" not in key_pem:
+            raise dk.error("dkim.private_key_file", "does not hold a PEM private key",
+                           "point it at the key file")
+        dkim = DkimSettings(domain=dk.str("domain", site.domain),
+                            selector=dk.str("selector", required=True),
+                            private_key=key_pem.encode("ascii"))
+        dk.finish()
+    root.finish()
+
+    return Settings(
+        path=cfg_path,
+        base_dir=base_dir,
+        work_dir=work_dir,
+        templates_dir=templates_dir,
+        database_url=db_url,
+        site=site,
+        web=web,
+        fetch=fetch,
+        delivery=delivery,
+        lists=lists,
+        relays=relays,
+        dkim=dkim,
+        allow_smtputf8=allow_smtputf8,
+    )

@@ -1,0 +1,107 @@
+"""The digest exception tree: every failure a user can cause or meet is one of these.
+
+Foreign exceptions (httpx, feedparser, jinja2, premailer, SQLAlchemy, aiosmtplib) are
+translated into this tree at the boundary of the stage that calls them, keeping the
+cause (``raise ... from exc``). The command line prints ``str(error)`` as one sentence
+and exits 2 for :class:`ConfigError`, 1 for every other :class:`DigestError`.
+
+::
+
+    DigestError
+    ├── ConfigError                  bad or missing setting; names the setting and the file
+    ├── SourceError                  .source
+    │   ├── FetchError               the bytes could not be fetched (HTTP, deadline, size cap)
+    │   └── ParseError               the bytes are not a page or feed we can read
+    ├── EditionError
+    │   └── EmptyEditionError        nothing new to send (``--force`` builds it anyway)
+    ├── RenderError                  a template or the inliner failed; names the template
+    ├── StoreError                   the database refused or is unreachable (no addresses)
+    │   ├── SubscriberNotFoundError  (also LookupError)
+    │   └── InvalidTokenError        a signed link is forged, expired or for another list
+    └── DeliveryError                .recipient
+        ├── AuthenticationError      the relay refused our credentials: the run stops
+        └── RelayUnavailableError    no relay could be reached
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigError",
+    "DeliveryError",
+    "DigestError",
+    "EditionError",
+    "EmptyEditionError",
+    "FetchError",
+    "InvalidTokenError",
+    "ParseError",
+    "RelayUnavailableError",
+    "RenderError",
+    "SourceError",
+    "StoreError",
+    "SubscriberNotFoundError",
+]
+
+
+class DigestError(Exception):
+    """Raised for any failure digest reports to its user as one sentence."""
+
+
+class ConfigError(DigestError, ValueError):
+    """Raised when a setting is missing or wrong; the message names the setting and the file."""
+
+
+class SourceError(DigestError):
+    """Raised when a whole source cannot be read; ``source`` names it."""
+
+    def __init__(self, message: str, *, source: str = "") -> None:
+        super().__init__(message)
+        self.source = source
+
+
+class FetchError(SourceError):
+    """Raised when a source's bytes cannot be fetched (network, status, deadline, size cap)."""
+
+
+class ParseError(SourceError):
+    """Raised when bytes are not an article page or feed that digest can read."""
+
+
+class EditionError(DigestError):
+    """Raised when an edition cannot be assembled."""
+
+
+class EmptyEditionError(EditionError):
+    """Raised when an edition would carry nothing new; ``--force`` builds it anyway."""
+
+
+class RenderError(DigestError):
+    """Raised when a template cannot be rendered or inlined; the message names the template."""
+
+
+class StoreError(DigestError):
+    """Raised when the store refuses an operation or cannot be reached."""
+
+
+class SubscriberNotFoundError(StoreError, LookupError):
+    """Raised when an address is not on the list named."""
+
+
+class InvalidTokenError(StoreError):
+    """Raised when a signed link is forged, expired, or scoped to another list."""
+
+
+class DeliveryError(DigestError):
+    """Raised when delivery cannot go on; ``recipient`` names the address when one is at fault."""
+
+    def __init__(self, message: str, *, recipient: str | None = None) -> None:
+        super().__init__(message)
+        self.recipient = recipient
+
+
+class AuthenticationError(DeliveryError):
+    """Raised when the relay keeps refusing our credentials, so the run stops."""
+
+
+class RelayUnavailableError(DeliveryError):
+    """Raised when no configured relay accepts a connection."""

@@ -1,0 +1,187 @@
+"""Plain data the stages exchange: stories, editions and what was skipped on the way.
+
+Nothing here does I/O or imports another digest module; every object is frozen so a
+stage can hand it on without copying.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+__all__ = [
+    "Block",
+    "Edition",
+    "EditionSection",
+    "Image",
+    "SkippedItem",
+    "SourceResult",
+    "Story",
+    "normalise_headline",
+    "story_id",
+]
+
+_PUNCT_OR_SPACE = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalise_headline(headline: str) -> str:
+    """Fold case, spacing and punctuation so near-identical headlines compare equal.
+
+    >>> normalise_headline("  Oil Prices  Surge — following EU sanctions! ")
+    'oil prices surge following eu sanctions'
+    """
+    text = unicodedata.normalize("NFKC", headline).casefold()
+    return _PUNCT_OR_SPACE.sub(" ", text).strip()
+
+
+def story_id(section: str, headline: str) -> str:
+    """A stable id for a story that has neither guid nor url: a hash of section + headline."""
+    key = f"{normalise_headline(section)}\x1f{normalise_headline(headline)}"
+    return "sha1:" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One piece of a story body: a paragraph or a subheading."""
+
+    kind: Literal["paragraph", "subheading"]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """An image to show with a story; width and height in CSS pixels when known."""
+
+    url: str
+    alt: str = ""
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """One story from any source.
+
+    ``summary`` is plain text; ``summary_html`` is sanitised HTML when the source had
+    markup. ``published_at`` is timezone-aware or None. ``is_lead`` marks the story a
+    page put first.
+    """
+
+    id: str
+    section: str
+    headline: str
+    url: str | None = None
+    summary: str | None = None
+    summary_html: str | None = None
+    body: tuple[Block, ...] = ()
+    image: Image | None = None
+    author: str | None = None
+    published_at: datetime | None = None
+    source: str = ""
+    is_lead: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The story as JSON-ready data (``build --json``)."""
+        return {
+            "id": self.id,
+            "section": self.section,
+            "headline": self.headline,
+            "url": self.url,
+            "summary": self.summary,
+            "published_at": self.published_at.isoformat() if self.published_at else None,
+            "author": self.author,
+            "image": (
+                {
+                    "url": self.image.url,
+                    "alt": self.image.alt,
+                    "width": self.image.width,
+                    "height": self.image.height,
+                }
+                if self.image
+                else None
+            ),
+            "body": [{"kind": b.kind, "text": b.text} for b in self.body],
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedItem:
+    """An item or line a source could not use, and why; ``line`` is 1-based or None."""
+
+    source: str
+    line: int | None
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "line": self.line, "reason": self.reason}
+
+
+@dataclass(slots=True)
+class SourceResult:
+    """What reading one or more sources gave: stories, skipped items, whole-source errors."""
+
+    stories: list[Story] = field(default_factory=list)
+    skipped: list[SkippedItem] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def extend(self, other: SourceResult) -> None:
+        self.stories.extend(other.stories)
+        self.skipped.extend(other.skipped)
+        self.errors.extend(other.errors)
+
+
+@dataclass(frozen=True, slots=True)
+class EditionSection:
+    """A section of an edition: its name and its teasers, newest first."""
+
+    name: str
+    teasers: tuple[Story, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Edition:
+    """One list's edition for one day: subject, preheader, the lead and the sections.
+
+    ``excluded`` counts stories left out and why (``"already sent"``, ``"duplicate"``,
+    ``"too old"``, ``"over the per-section limit"``) so a report can say so.
+    """
+
+    list_name: str
+    date: date
+    subject: str
+    preheader: str
+    lead: Story | None
+    sections: tuple[EditionSection, ...]
+    skipped: tuple[SkippedItem, ...] = ()
+    excluded: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def stories(self) -> tuple[Story, ...]:
+        """Every story the edition carries, lead first."""
+        lead = (self.lead,) if self.lead else ()
+        return lead + tuple(s for sec in self.sections for s in sec.teasers)
+
+    @property
+    def section_names(self) -> tuple[str, ...]:
+        return tuple(sec.name for sec in self.sections)
+
+    def to_json(self) -> dict[str, Any]:
+        """The edition as the JSON object ``build --json`` prints."""
+        return {
+            "list": self.list_name,
+            "date": self.date.isoformat(),
+            "subject": self.subject,
+            "preheader": self.preheader,
+            "lead": self.lead.to_json() if self.lead else None,
+            "sections": [
+                {"name": sec.name, "teasers": [s.to_json() for s in sec.teasers]}
+                for sec in self.sections
+            ],
+            "skipped": [s.to_json() for s in self.skipped],
+            "excluded": dict(self.excluded),
+        }
