@@ -1,0 +1,66 @@
+"""What every command shares: the ``--config`` option, loading settings, and turning errors
+into one sentence on stderr with the documented exit code (0 done, 1 failed, 2 bad usage or
+configuration)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+
+from digest.config import Settings, load_settings
+from digest.errors import ConfigError, DigestError
+
+__all__ = ["config_option", "console", "fail", "handle_errors", "open_settings", "stderr"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console()
+stderr = Console(stderr=True)
+log = logging.getLogger("digest")
+
+
+def config_option(func: F) -> F:
+    """Add ``--config FILE`` (default ``$DIGEST_CONFIG`` or ``./digest.toml``)."""
+    return click.option(
+        "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+        envvar="DIGEST_CONFIG", show_envvar=True,
+        help="Configuration file (TOML). Default: ./digest.toml.",
+    )(func)
+
+
+def open_settings(config_path: str | None) -> Settings:
+    """Load settings, or print the one-sentence reason and exit 2."""
+    try:
+        return load_settings(config_path)
+    except ConfigError as exc:
+        fail(str(exc), code=2)
+
+
+def fail(message: str, *, code: int = 1) -> NoReturn:
+    """Print ``message`` as one line on stderr and exit with ``code``."""
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn a :class:`DigestError` into one sentence and exit 1 (2 for configuration)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            fail(str(exc), code=2)
+        except DigestError as exc:
+            fail(str(exc), code=1)
+        except KeyboardInterrupt:
+            fail("Interrupted; work already recorded is kept, run the command again to resume.",
+                 code=1)
+
+    return wrapper  # type: ignore[return-value]
