@@ -430,8 +430,9 @@ def _read_relay(t: _Table, env: Mapping[str, str], index: int) -> RelaySettings:
                       f"not {security!r}", "pick one")
     port_default = {"tls": 465, "starttls": 587, "none": 25}[security]
     env_name = re.sub(r"[^A-Z0-9]", "_", name.upper())
+    username_setting = t.str("username")
     username = (env.get(f"DIGEST_RELAY_{env_name}_USERNAME") or env.get("DIGEST_SMTP_USERNAME")
-                or t.str("username"))
+                or username_setting)
     password = env.get(f"DIGEST_RELAY_{env_name}_PASSWORD") or env.get("DIGEST_SMTP_PASSWORD")
     if "password" in t.data:
         raise t.error(t.key("password"), "must not be in the file", "set "
@@ -500,7 +501,8 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     root = _Table(data, "", cfg_path)
 
     main = root.table("digest")
-    work_dir = base_dir / (env.get("DIGEST_WORK_DIR") or main.str("work_dir", "var"))
+    work_dir_setting = main.str("work_dir", "var")
+    work_dir = base_dir / (env.get("DIGEST_WORK_DIR") or work_dir_setting)
     templates_dir = base_dir / main.str("templates_dir", "templates")
     allow_smtputf8 = main.bool("allow_smtputf8", False)
     main.finish()
@@ -509,7 +511,8 @@ def load_settings(path: str | os.PathLike[str] | None = None,
                          "folder", "point it at the templates folder")
 
     db = root.table("database")
-    db_url = env.get("DIGEST_DATABASE_URL") or db.str("url", "sqlite:///digest.db")
+    db_url_setting = db.str("url", "sqlite:///digest.db")
+    db_url = env.get("DIGEST_DATABASE_URL") or db_url_setting
     db.finish()
     if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
         rel = db_url.removeprefix("sqlite:///")

@@ -92,6 +92,7 @@ class Story:
             "headline": self.headline,
             "url": self.url,
             "summary": self.summary,
+            "summary_html": self.summary_html,
             "published_at": self.published_at.isoformat() if self.published_at else None,
             "author": self.author,
             "image": (
@@ -106,7 +107,28 @@ class Story:
             ),
             "body": [{"kind": b.kind, "text": b.text} for b in self.body],
             "source": self.source,
+            "is_lead": self.is_lead,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Story:
+        """Rebuild a story from :meth:`to_json` output (stored editions)."""
+        image = data.get("image")
+        published = data.get("published_at")
+        return cls(
+            id=data["id"],
+            section=data["section"],
+            headline=data["headline"],
+            url=data.get("url"),
+            summary=data.get("summary"),
+            summary_html=data.get("summary_html"),
+            body=tuple(Block(b["kind"], b["text"]) for b in data.get("body", ())),
+            image=Image(**image) if image else None,
+            author=data.get("author"),
+            published_at=datetime.fromisoformat(published) if published else None,
+            source=data.get("source", ""),
+            is_lead=bool(data.get("is_lead", False)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,3 +207,20 @@ class Edition:
             "skipped": [s.to_json() for s in self.skipped],
             "excluded": dict(self.excluded),
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Edition:
+        """Rebuild an edition from :meth:`to_json` output (stored editions)."""
+        return cls(
+            list_name=data["list"],
+            date=date.fromisoformat(data["date"]),
+            subject=data["subject"],
+            preheader=data.get("preheader", ""),
+            lead=Story.from_json(data["lead"]) if data.get("lead") else None,
+            sections=tuple(
+                EditionSection(sec["name"], tuple(Story.from_json(t) for t in sec["teasers"]))
+                for sec in data["sections"]
+            ),
+            skipped=tuple(SkippedItem(**s) for s in data.get("skipped", ())),
+            excluded=tuple(sorted(data.get("excluded", {}).items())),
+        )

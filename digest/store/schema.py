@@ -1,0 +1,176 @@
+"""The store's tables, one SQLAlchemy Core schema for SQLite and PostgreSQL.
+
+The migrations under ``migrations/versions`` create exactly these tables; a test compares
+the two so they cannot drift apart. Times are stored as naive UTC and read back aware.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+__all__ = [
+    "ACTIVE",
+    "DELIVERY_STATUSES",
+    "INACTIVE",
+    "MEMBERSHIP_STATUSES",
+    "NON_TERMINAL",
+    "TERMINAL",
+    "UTCDateTime",
+    "deliveries",
+    "edition_stories",
+    "editions",
+    "lists",
+    "memberships",
+    "metadata",
+    "subscribers",
+    "suppressions",
+]
+
+ACTIVE = "active"
+MEMBERSHIP_STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
+INACTIVE = frozenset({"unsubscribed", "bounced", "complained"})
+DELIVERY_STATUSES = ("queued", "sending", "sent", "failed", "expired", "skipped")
+TERMINAL = frozenset({"sent", "failed", "expired", "skipped"})
+NON_TERMINAL = frozenset({"queued", "sending"})
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC on every backend and returned timezone-aware (UTC)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+lists = sa.Table(
+    "lists", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+subscribers = sa.Table(
+    "subscribers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    # email is the validated, normalised address we send to; email_key (case-folded) is
+    # what makes two spellings of one mailbox the same subscriber.
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("email_key", sa.String(320), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("attributes", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+memberships = sa.Table(
+    "memberships", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("list_id", sa.Integer, sa.ForeignKey("lists.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("subscriber_id", sa.Integer,
+              sa.ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    # JSON list of section names; NULL means every section.
+    sa.Column("sections", sa.JSON, nullable=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("confirmed_at", UTCDateTime, nullable=True),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("list_id", "subscriber_id"),
+    sa.CheckConstraint(
+        "status IN ('pending', 'active', 'unsubscribed', 'bounced', 'complained')",
+        name="status"),
+    sa.Index(None, "list_id", "status", "subscriber_id"),
+    sa.Index(None, "subscriber_id"),
+)
+
+suppressions = sa.Table(
+    "suppressions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email_key", sa.String(320), nullable=False, unique=True),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("detail", sa.String(500), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+editions = sa.Table(
+    "editions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("list_id", sa.Integer, sa.ForeignKey("lists.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("subject", sa.String(998), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("published_at", UTCDateTime, nullable=True),
+    sa.Column("message_id_domain", sa.String(253), nullable=True),
+    sa.UniqueConstraint("list_id", "date", "seq"),
+)
+
+edition_stories = sa.Table(
+    "edition_stories", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("edition_id", sa.Integer, sa.ForeignKey("editions.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("story_id", sa.String(2000), nullable=False),
+    sa.Column("url", sa.String(2000), nullable=True),
+    sa.Column("headline_key", sa.String(1000), nullable=False),
+    sa.Column("section", sa.String(200), nullable=False),
+    sa.Column("headline", sa.String(1000), nullable=False),
+    sa.UniqueConstraint("edition_id", "position"),
+)
+
+deliveries = sa.Table(
+    "deliveries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("edition_id", sa.Integer, sa.ForeignKey("editions.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("subscriber_id", sa.Integer,
+              sa.ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=True),
+    sa.Column("message_id", sa.String(400), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("first_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("last_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("claimed_by", sa.String(200), nullable=True),
+    sa.Column("lease_until", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("last_code", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.String(1000), nullable=True),
+    sa.Column("response", sa.String(1000), nullable=True),
+    sa.UniqueConstraint("edition_id", "subscriber_id"),
+    sa.CheckConstraint(
+        "status IN ('queued', 'sending', 'sent', 'failed', 'expired', 'skipped')",
+        name="status"),
+    sa.Index(None, "edition_id", "status", "next_attempt_at"),
+    sa.Index(None, "claimed_by"),
+    sa.Index(None, "subscriber_id"),
+)
