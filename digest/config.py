@@ -50,6 +50,7 @@ __all__ = [
 DEFAULT_CONFIG = "digest.toml"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -109,6 +110,8 @@ class ListSettings:
     subject: str
     preheader: str
     relay: str | None
+    subscribers_files: tuple[str, ...] = ()
+    send_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
     @property
     def from_header(self) -> str:
@@ -369,6 +372,10 @@ def _read_list(name: str, t: _Table, base_dir: Path, relays: tuple[str, ...]) ->
     except ValueError:
         raise t.error(t.key("send_time"), f"must be a time of day such as \"07:00\", "
                       f"not {send_time_s!r}", "fix the time") from None
+    days = tuple(d.strip().lower()[:3] for d in t.strings("send_days", _WEEKDAYS))
+    if not days or any(d not in _WEEKDAYS for d in days):
+        raise t.error(t.key("send_days"), f"must list weekdays such as [\"sat\", \"sun\"], "
+                      f"not {list(days)!r}", "use mon, tue, wed, thu, fri, sat, sun")
     sender = _address(t, "from", None)
     if sender is None:
         raise t.error(t.key("from"), "is missing", "add from = \"Newsroom <news@example.org>\"")
@@ -403,6 +410,9 @@ def _read_list(name: str, t: _Table, base_dir: Path, relays: tuple[str, ...]) ->
         subject=subject,
         preheader=preheader,
         relay=relay,
+        send_days=days,
+        subscribers_files=tuple(str((base_dir / f).resolve())
+                                for f in t.strings("subscribers_files")),
     )
     t.finish()
     return lst
