@@ -36,6 +36,7 @@ _AGE = re.compile(rf"^\s*{_AGE_BODY}\s*$", re.IGNORECASE)
 # An age glued to the end of a section name: "Top Stories1 month ago".
 _TRAILING_AGE = re.compile(rf"{_AGE_BODY}\s*$", re.IGNORECASE)
 _SECTION_TRIM = " \t-–—|·•:,"
+_MAX_HEADER = 200  # longer lines are never a section + age
 
 
 def parse_age(text: str, as_of: datetime) -> datetime:
@@ -87,27 +88,27 @@ def _minus_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
-def split_section_age(
-    line: str, *, known_sections: Container[str] = ()
-) -> tuple[str, str | None]:
+def split_section_age(line: str, *, known_sections: Container[str] = ()) -> tuple[str, str | None]:
     """Split a teaser header such as ``"Top Stories1 month ago"`` into section and age text.
 
     The age may be glued to the section or separated by spaces or a dash. When several
     splits are possible (``"Formula 12 hours ago"``), the one whose section is in
-    ``known_sections`` (casefolded keys) wins, else the longest age. A header with no age
-    gives ``(section, None)``.
+    ``known_sections`` (casefolded) wins, else the longest age. A header with no age gives
+    ``(section, None)``; a header that is only an age gives ``("", age)``.
     """
     text = line.strip()
+    if len(text) > _MAX_HEADER:
+        return text, None
     candidates: list[tuple[str, str]] = []
     for start in range(len(text)):
-        # Only try starts where an age can begin, to keep this linear in practice.
-        if start and not _could_start_age(text, start):
+        if not _could_start_age(text, start):
             continue
         match = _TRAILING_AGE.match(text, start)
-        if match and match.end() == len(text):
-            section = text[:start].strip(_SECTION_TRIM)
-            if section:
-                candidates.append((section, text[start:].strip()))
+        if match is None or match.end() != len(text):
+            continue
+        if match.group("now") and not _word_starts(text, start):
+            continue  # "Snow" is a section, not "S" + "now"
+        candidates.append((text[:start].strip(_SECTION_TRIM), text[start:].strip()))
     if not candidates:
         return text.strip(_SECTION_TRIM) or text, None
     for section, age in candidates:
@@ -118,6 +119,11 @@ def split_section_age(
 
 def _could_start_age(text: str, start: int) -> bool:
     char = text[start]
-    if char.isdigit():
-        return not text[start - 1].isdigit()
-    return char.casefold() in "ajnrmty"
+    return char.isdigit() or char.casefold() in "ajmnorty"
+
+
+def _word_starts(text: str, start: int) -> bool:
+    """True when a word begins at ``start``: after a non-letter, or as in "SportsNow"."""
+    if start == 0 or not text[start - 1].isalpha():
+        return True
+    return text[start].isupper() and text[start - 1].islower()
