@@ -10,8 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from digest.store.schema import UTCDateTime
-
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
 branch_labels = None

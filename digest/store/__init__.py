@@ -1,0 +1,53 @@
+"""The store: lists, subscribers, editions and the delivery ledger in SQLite or PostgreSQL.
+
+``open_store(url)`` returns a :class:`Store`; see ``notes/LEDGER.md`` for the ledger contract
+the delivery workers rely on.
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from .editions import EditionRecord, EditionsMixin
+from .engine import create_engine, guarded
+from .ledger import Claim, LedgerMixin
+from .migrate import upgrade
+from .subscribers import InvalidSubscriberError, Membership, SubscribersMixin
+
+__all__ = [
+    "Claim",
+    "EditionRecord",
+    "InvalidSubscriberError",
+    "Membership",
+    "Store",
+    "open_store",
+]
+
+
+class Store(SubscribersMixin, EditionsMixin, LedgerMixin):
+    """Everything digest keeps in its database, behind short transactions."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """Open the database at ``url`` and, unless ``migrate`` is false, bring its schema to
+    the newest revision (a no-op when it is there already).
+
+    :raises StoreError: when the URL is wrong or the database cannot be reached.
+    """
+    store = Store(create_engine(url))
+    if migrate:
+        try:
+            guarded(lambda self: upgrade(self.engine))(store)
+        except BaseException:
+            store.close()
+            raise
+    return store
