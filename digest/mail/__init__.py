@@ -1,0 +1,21 @@
+"""Mail: turns a rendered edition and one subscriber into the exact RFC 5322 bytes to send.
+
+Pure and I/O-free. :class:`MessageTemplate` is built once per (edition, variant) from the
+renderer's segments and slots; :meth:`MessageTemplate.render` fills one :class:`Recipient`.
+"""
+
+from __future__ import annotations
+
+from digest.mail.headers import HeaderError, validate_addr_spec
+from digest.mail.signing import SIGNED_HEADERS, dkim_sign
+from digest.mail.template import MessageTemplate, Recipient, qp_encode
+
+__all__ = [
+    "SIGNED_HEADERS",
+    "HeaderError",
+    "MessageTemplate",
+    "Recipient",
+    "dkim_sign",
+    "qp_encode",
+    "validate_addr_spec",
+]

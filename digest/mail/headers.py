@@ -1,0 +1,191 @@
+"""Header values made safe for the wire: no CR/LF from data, RFC 2047 where needed, folded."""
+
+from __future__ import annotations
+
+import base64
+import re
+import unicodedata
+
+from digest.errors import DeliveryError
+
+__all__ = [
+    "HeaderError",
+    "clean_text",
+    "encode_words",
+    "format_address",
+    "format_list_id",
+    "header_line",
+    "list_unsubscribe",
+    "parse_mailbox",
+    "validate_addr_spec",
+    "validate_message_id",
+    "validate_uri",
+]
+
+# C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: none of these may
+# reach a header, because some of them end a header line in one parser or another.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SPACES = re.compile(r"\s+")
+_ATOM_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+$")
+_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+                     r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$|^\[[0-9A-Fa-f:.]+\]$")
+_MSGID = re.compile(r"^<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>$")
+_URI = re.compile(r"^[\x21-\x3b\x3d\x3f-\x7e]+$")  # printable ASCII without <, > and space
+_LIST_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
+_MAX_WORD_BYTES = 45  # 45 raw bytes -> 60 base64 chars -> 72-char encoded word (limit 75)
+MAX_URI = 900  # keeps every header line under the 998-octet limit
+
+
+class HeaderError(DeliveryError, ValueError):
+    """Raised when a value cannot be put into a message header safely (CR/LF, bad address)."""
+
+
+def clean_text(value: str, *, limit: int = 300) -> str:
+    """Collapse controls, line breaks and runs of whitespace to single spaces; cap the length.
+
+    Used for free text that comes from content or subscribers (subject, display names), which
+    must never be able to end a header line.
+    """
+    text = _CONTROLS.sub(" ", unicodedata.normalize("NFC", value))
+    text = _SPACES.sub(" ", text).strip()
+    return text[:limit].rstrip()
+
+
+def _needs_encoding(text: str) -> bool:
+    return not text.isascii() or "=?" in text
+
+
+def encode_words(text: str) -> list[str]:
+    """RFC 2047 ``B`` encoded-words for ``text``, each ≤ 75 characters, never splitting a
+    character's UTF-8 bytes between words."""
+    words: list[str] = []
+    chunk = bytearray()
+    for ch in text:
+        raw = ch.encode("utf-8")
+        if len(chunk) + len(raw) > _MAX_WORD_BYTES:
+            words.append(_b_word(bytes(chunk)))
+            chunk.clear()
+        chunk += raw
+    if chunk or not words:
+        words.append(_b_word(bytes(chunk)))
+    return words
+
+
+def _b_word(raw: bytes) -> str:
+    return "=?utf-8?b?" + base64.b64encode(raw).decode("ascii") + "?="
+
+
+def header_line(name: str, tokens: list[str]) -> bytes:
+    """``Name: tok tok ...`` folded with CRLF + space between tokens so lines stay ≤ 78
+    where the tokens allow it; tokens themselves are never split. Ends with CRLF."""
+    lines: list[str] = []
+    current = name + ":"
+    for tok in tokens:
+        if len(current) + 1 + len(tok) > 78 and current != name + ":":
+            lines.append(current)
+            current = " " + tok
+        else:
+            current += " " + tok
+    lines.append(current)
+    out = "\r\n".join(lines) + "\r\n"
+    if any(len(line) > 998 for line in lines):
+        raise HeaderError(f"The {name} header has a part longer than 998 octets; shorten it.")
+    return out.encode("ascii")
+
+
+def unstructured_tokens(text: str) -> list[str]:
+    """Tokens for an unstructured header (Subject): words, or encoded-words when needed."""
+    if not _needs_encoding(text):
+        return text.split(" ") if text else [""]
+    return encode_words(text)
+
+
+def _phrase_tokens(name: str) -> list[str]:
+    if _needs_encoding(name):
+        return encode_words(name)
+    if _ATOM_PHRASE.match(name):
+        return name.split(" ")
+    return ['"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"']
+
+
+def validate_addr_spec(address: str) -> str:
+    """The address as it goes into RCPT TO and headers: ASCII, IDN domains in punycode.
+
+    :raises HeaderError: for control characters, spaces, a missing ``@`` or a non-ASCII
+        local part (which would need SMTPUTF8).
+    """
+    if _CONTROLS.search(address) or " " in address or address.count("@") != 1:
+        raise HeaderError(f"The address {address!r} is not a valid mailbox; fix or remove it.",
+                          recipient=address)
+    local, domain = address.split("@")
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise HeaderError(f"The domain of {address!r} is not a valid international "
+                              "domain name; fix or remove the address.",
+                              recipient=address) from None
+    if not _LOCAL.match(local) or not _DOMAIN.match(domain):
+        raise HeaderError(f"The address {address!r} is not a valid ASCII mailbox (a non-ASCII "
+                          "local part needs SMTPUTF8); fix or remove it.", recipient=address)
+    return f"{local}@{domain}"
+
+
+def format_address(name: str | None, address: str) -> list[str]:
+    """Header tokens for ``Name <addr>``: the name cleaned, quoted or RFC 2047-encoded."""
+    addr = validate_addr_spec(address)
+    display = clean_text(name or "", limit=200)
+    if not display:
+        return [addr]
+    return [*_phrase_tokens(display), f"<{addr}>"]
+
+
+def parse_mailbox(header: str) -> tuple[str, str]:
+    """Split a configured ``Name <addr>`` (or bare ``addr``) into name and address."""
+    if _CONTROLS.search(header):
+        raise HeaderError(f"The address {header!r} contains a line break; fix the setting.")
+    text = header.strip()
+    m = re.match(r'^(.*?)\s*<([^<>]+)>$', text)
+    if not m:
+        return "", validate_addr_spec(text)
+    name = m.group(1).strip()
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = re.sub(r"\\(.)", r"\1", name[1:-1])
+    return name, validate_addr_spec(m.group(2).strip())
+
+
+def validate_message_id(message_id: str) -> str:
+    """``<left@right>`` with printable ASCII only; refused otherwise."""
+    if not _MSGID.match(message_id) or len(message_id) > 250:
+        raise HeaderError(f"The Message-ID {message_id!r} is not of the form <id@domain>.")
+    return message_id
+
+
+def validate_uri(uri: str, *, scheme: str) -> str:
+    """A URI fit for ``List-Unsubscribe``: the given scheme, printable ASCII, no brackets."""
+    if not uri.lower().startswith(scheme + ":") or not _URI.match(uri) or len(uri) > MAX_URI:
+        raise HeaderError(f"The unsubscribe link {uri[:80]!r} is not a plain {scheme}: URI of "
+                          f"at most {MAX_URI} ASCII characters.")
+    return uri
+
+
+def list_unsubscribe(https_url: str, mailto: str) -> bytes:
+    """``List-Unsubscribe: <https://…>, <mailto:…>`` folded between the two URIs only, so
+    no client ever sees an encoded-word or a break inside a URI (RFC 2369, RFC 8058)."""
+    first = "<" + validate_uri(https_url, scheme="https") + ">,"
+    second = "<" + validate_uri(mailto, scheme="mailto") + ">"
+    return header_line("List-Unsubscribe", [first, second])
+
+
+def format_list_id(list_id: str) -> bytes:
+    """``List-Id: Description <id.domain>`` (RFC 2919); a non-ASCII description is reduced to
+    ASCII instead of being encoded, as list headers must carry no encoded-words."""
+    m = re.match(r"^(.*?)\s*<([^<>]+)>$", list_id.strip())
+    desc, ident = (m.group(1), m.group(2)) if m else ("", list_id.strip())
+    if not _LIST_ID.match(ident) or "." not in ident:
+        raise HeaderError(f"The List-Id {list_id!r} needs an id like <list.example.org>.")
+    desc = clean_text(desc, limit=120)
+    desc = unicodedata.normalize("NFKD", desc).encode("ascii", "ignore").decode("ascii").strip()
+    tokens = _phrase_tokens(desc) if desc else []
+    return header_line("List-Id", [*tokens, f"<{ident}>"])

@@ -1,0 +1,177 @@
+"""The per-edition message template: MIME bytes built once, slots filled per subscriber.
+
+Each static piece of the text and HTML parts is quoted-printable encoded once and ends with a
+soft line break (``=\\r\\n``), so independently encoded pieces concatenate into valid QP:
+per subscriber only the short slot values are encoded, the header block is written, and the
+pieces are joined. No Jinja2 render and no ``EmailMessage`` round trip per subscriber.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+from digest.config import DkimSettings
+from digest.mail.headers import (
+    HeaderError,
+    clean_text,
+    format_address,
+    format_list_id,
+    header_line,
+    list_unsubscribe,
+    parse_mailbox,
+    unstructured_tokens,
+    validate_message_id,
+)
+from digest.mail.signing import dkim_sign
+
+__all__ = ["MessageTemplate", "Recipient", "qp_encode"]
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """What one subscriber's message needs on top of the edition's template."""
+
+    email: str
+    name: str | None
+    message_id: str
+    unsubscribe_url: str
+    unsubscribe_mailto: str
+    slot_values_html: Mapping[str, str]
+    slot_values_text: Mapping[str, str]
+
+
+def qp_encode(text: str) -> bytes:
+    """Quoted-printable for one piece of a part: CRLF line ends, lines ≤ 76, and a trailing
+    soft line break unless the piece ends with a hard one, so pieces can be concatenated."""
+    if not text:
+        return b""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    out = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    if out.endswith(b"\r\n"):
+        return out
+    start = out.rfind(b"\n") + 1
+    if len(out) - start > 75:  # no room for the trailing "=": break the last line once more
+        cut = len(out) - 3 if out[-3:-2] == b"=" else len(out) - 1  # never split "=XY"
+        out = out[:cut] + b"=\r\n" + out[cut:]
+    return out + b"=\r\n"
+
+
+def _check_slots(kind: str, segments: Sequence[str], slots: Sequence[str]) -> None:
+    if len(segments) != len(slots) + 1:
+        raise ValueError(f"The {kind} template has {len(segments)} segments for {len(slots)} "
+                         "slots; it needs exactly one segment more than slots.")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MessageTemplate:
+    """One (edition, variant) as MIME bytes with holes; :meth:`render` fills them."""
+
+    head: bytes  # header lines common to every subscriber
+    tail_headers: bytes  # the rest of the header block, the blank line and the MIME preamble
+    pieces: tuple[bytes, ...]  # static QP pieces; len(pieces) == len(slot_keys) + 1
+    slot_keys: tuple[tuple[int, str], ...]  # (0 = text, 1 = html, slot name)
+    dkim: DkimSettings | None = None
+
+    @classmethod
+    def build(cls, *, html_segments: Sequence[str], html_slots: Sequence[str],
+              text_segments: Sequence[str], text_slots: Sequence[str], subject: str,
+              from_header: str, list_id: str, reply_to: str | None = None,
+              dkim: DkimSettings | None = None, date: datetime | None = None,
+              ) -> MessageTemplate:
+        """Encode everything that is the same for every subscriber, once.
+
+        :param html_segments: static HTML around the slots (one more segment than slots).
+        :param html_slots: slot names, filled from :attr:`Recipient.slot_values_html`.
+        :param subject: free text; controls and line breaks become spaces, non-ASCII is
+            RFC 2047-encoded.
+        :param from_header: ``Name <address>`` of the list.
+        :param list_id: ``Description <list.example.org>``.
+        :param date: the ``Date`` of every message (default: now, UTC).
+        :raises HeaderError: when the sender, reply-to or list id cannot be put in a header.
+        """
+        _check_slots("HTML", html_segments, html_slots)
+        _check_slots("text", text_segments, text_slots)
+        name, addr = parse_mailbox(from_header)
+        when = date or datetime.now(UTC)
+        if when.tzinfo is None:
+            raise ValueError("The message date must be timezone-aware.")
+        head = [
+            header_line("From", format_address(name, addr)),
+            header_line("Subject", unstructured_tokens(clean_text(subject, limit=400))),
+            header_line("Date", [format_datetime(when)]),
+            b"MIME-Version: 1.0\r\n",
+        ]
+        if reply_to:
+            head.append(header_line("Reply-To", format_address(*parse_mailbox(reply_to))))
+        head.append(format_list_id(list_id))
+
+        digest_src = "\x00".join([*html_segments, *text_segments, subject]).encode("utf-8")
+        boundary = "=_digest_" + hashlib.sha256(digest_src).hexdigest()[:24]
+        # "=_" can never occur in quoted-printable output, so the boundary cannot collide.
+        tail = (
+            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+            b"Auto-Submitted: auto-generated\r\n"
+            + f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'.encode()
+        )
+        part_head = (
+            "\r\n--{b}\r\nContent-Type: text/{sub}; charset=\"utf-8\"\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        )
+        html_head = part_head.format(b=boundary, sub="html").encode()
+        closing = f"\r\n--{boundary}--\r\n".encode()
+        pieces: list[bytes] = []
+        keys: list[tuple[int, str]] = []
+        current = (b"This is a multi-part message in MIME format.\r\n"
+                   + part_head.format(b=boundary, sub="plain").encode())
+        for kind, segments, slots, after in ((0, text_segments, text_slots, html_head),
+                                             (1, html_segments, html_slots, closing)):
+            current += qp_encode(segments[0])
+            for slot, seg in zip(slots, segments[1:], strict=True):
+                pieces.append(current)
+                keys.append((kind, slot))
+                current = qp_encode(seg)
+            current += after
+        pieces.append(current)
+        return cls(head=b"".join(head), tail_headers=tail, pieces=tuple(pieces),
+                   slot_keys=tuple(keys), dkim=dkim)
+
+    def render(self, r: Recipient) -> bytes:
+        """The whole message for one subscriber: CRLF line ends, lines ≤ 998 octets (body
+        lines ≤ 76), DKIM-signed when configured; exactly the bytes to send.
+
+        :raises HeaderError: when the recipient's address, Message-ID or unsubscribe links
+            cannot be put in a header, or a slot value is missing.
+        """
+        out = [
+            self.head,
+            header_line("To", format_address(r.name, r.email)),
+            b"Message-ID: " + validate_message_id(r.message_id).encode("ascii") + b"\r\n",
+            list_unsubscribe(r.unsubscribe_url, r.unsubscribe_mailto),
+            self.tail_headers,
+        ]
+        pieces = self.pieces
+        values = (r.slot_values_text, r.slot_values_html)
+        cache: dict[tuple[int, str], bytes] = {}
+        for i, key in enumerate(self.slot_keys):
+            out.append(pieces[i])
+            enc = cache.get(key)
+            if enc is None:
+                try:
+                    enc = cache[key] = qp_encode(values[key[0]][key[1]])
+                except KeyError:
+                    part = "text" if key[0] == 0 else "HTML"
+                    raise HeaderError(f"The {part} slot {key[1]!r} has no value for "
+                                      f"{r.email}; the renderer must supply every slot.",
+                                      recipient=r.email) from None
+            out.append(enc)
+        out.append(pieces[-1])
+        message = b"".join(out)
+        if self.dkim is not None:
+            message = dkim_sign(message, self.dkim)
+        return message
