@@ -1,0 +1,285 @@
+"""Persistent SMTP connections over aiosmtplib: connect, send one transaction, recover.
+
+A connection is reused across messages and is never left inside a transaction: after a
+refused command it is RSET, and after a disconnect, timeout or failed RSET it is closed and
+reconnected on next use. Credentials are only handed to aiosmtplib; no message or exception
+text of ours includes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import aiosmtplib
+from aiosmtplib import SMTPResponse
+
+from digest.config import RelaySettings
+from digest.deliver.classify import Phase
+from digest.deliver.ratelimit import RateLimiter
+from digest.errors import ConfigError
+
+__all__ = ["RelayTarget", "SMTPConnection", "SMTPPool", "SendResult", "TransactionError"]
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+@dataclass(frozen=True, slots=True)
+class RelayTarget:
+    """Where and how to connect: a configured relay, or the embedded local server."""
+
+    name: str
+    host: str
+    port: int
+    security: str = "none"  # "tls" (implicit), "starttls" (required) or "none"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout: float = 60.0
+    local_hostname: str | None = None
+    pool_size: int = 10
+    rate_per_second: float | None = None
+    max_per_hour: int | None = None
+    tls_context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_settings(cls, relay: RelaySettings, *,
+                      tls_context: ssl.SSLContext | None = None) -> RelayTarget:
+        """A target for a configured relay; ``tls_context`` overrides the system CAs."""
+        return cls(name=relay.name, host=relay.host, port=relay.port, security=relay.security,
+                   username=relay.username, password=relay.password, timeout=relay.timeout,
+                   local_hostname=relay.local_hostname, pool_size=relay.pool_size,
+                   rate_per_second=relay.rate_per_second, max_per_hour=relay.max_per_hour,
+                   tls_context=tls_context)
+
+    @classmethod
+    def local(cls, host: str, port: int, *, pool_size: int = 10,
+              timeout: float = 30.0) -> RelayTarget:
+        """The embedded server (plain SMTP on loopback, no credentials)."""
+        return cls(name="embedded", host=host, port=port, pool_size=pool_size,
+                   timeout=timeout, local_hostname="localhost")
+
+    def check(self) -> None:
+        """Refuse settings that would send credentials in clear.
+
+        :raises ConfigError: credentials with ``security = "none"`` to a non-loopback host.
+        """
+        if self.security not in ("tls", "starttls", "none"):
+            raise ConfigError(f"Relay {self.name} has security {self.security!r}; use "
+                              "\"tls\", \"starttls\" or \"none\".")
+        if self.username and self.security == "none" and self.host not in _LOOPBACK:
+            raise ConfigError(f"Relay {self.name} has credentials but security = \"none\", "
+                              "which would send them in clear; use \"starttls\" or \"tls\".")
+
+    def client(self) -> aiosmtplib.SMTP:
+        """A new, unconnected aiosmtplib client for this target."""
+        return aiosmtplib.SMTP(
+            hostname=self.host, port=self.port, username=self.username or None,
+            password=self.password if self.username else None,
+            local_hostname=self.local_hostname, timeout=self.timeout,
+            use_tls=self.security == "tls",
+            # True makes STARTTLS mandatory: a server without it is an error, never a
+            # silent plaintext session (aiosmtplib's default None would fall back).
+            start_tls=self.security == "starttls",
+            validate_certs=True, tls_context=self.tls_context,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """A transaction that ended with 250 after DATA; ``refused`` holds refused recipients."""
+
+    response: SMTPResponse
+    accepted: tuple[str, ...]
+    refused: dict[str, SMTPResponse]
+
+
+class TransactionError(Exception):
+    """A transaction that delivered nothing: ``phase`` says where, ``__cause__`` what.
+
+    ``refused`` carries each recipient's reply when every recipient was refused.
+    """
+
+    def __init__(self, phase: Phase, cause: BaseException,
+                 refused: dict[str, SMTPResponse] | None = None) -> None:
+        super().__init__(f"SMTP {phase} failed: {type(cause).__name__}")
+        self.phase = phase
+        self.cause = cause
+        self.refused = refused or {}
+
+
+class SMTPConnection:
+    """One persistent client; not shared by concurrent tasks."""
+
+    def __init__(self, target: RelayTarget) -> None:
+        self.target = target
+        self._smtp: aiosmtplib.SMTP | None = None
+        self.transactions = 0  # on the current TCP connection
+        self.phase = Phase.CONNECT  # how far the current transaction got
+
+    @property
+    def connected(self) -> bool:
+        return self._smtp is not None and self._smtp.is_connected
+
+    async def connect(self) -> None:
+        """Connect (TLS and AUTH included) unless already connected.
+
+        :raises TransactionError: with phase ``connect``.
+        """
+        self.phase = Phase.CONNECT
+        if self.connected:
+            return
+        self.abort()
+        smtp = self.target.client()
+        try:
+            await smtp.connect()
+            await smtp.ehlo()  # refresh extensions (SIZE) after STARTTLS/AUTH
+        except (Exception, asyncio.CancelledError) as exc:
+            smtp.close()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise TransactionError(Phase.CONNECT, exc) from None
+        self._smtp = smtp
+        self.transactions = 0
+
+    def abort(self) -> None:
+        """Drop the TCP connection without QUIT (after errors and timeouts)."""
+        if self._smtp is not None:
+            self._smtp.close()
+            self._smtp = None
+
+    async def quit(self) -> None:
+        """Say QUIT politely and close."""
+        if self._smtp is not None and self._smtp.is_connected:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._smtp.quit(), timeout=2)
+        self.abort()
+
+    async def _reset(self) -> None:
+        smtp = self._smtp
+        if smtp is None or not smtp.is_connected:
+            self.abort()
+            return
+        try:
+            await smtp.rset()
+        except Exception:
+            self.abort()
+
+    async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> SendResult:
+        """One MAIL/RCPT…/DATA transaction on this connection (connecting first if needed).
+
+        Recipients are read one by one: refused ones are returned in ``refused`` as long as
+        one was accepted. A reused connection that the server dropped or closed with 421
+        before MAIL was answered is replaced once, transparently (nothing was sent yet).
+        Cancellation (a caller's deadline) drops the connection.
+
+        :raises TransactionError: when nothing was delivered.
+        """
+        reused = self.connected and self.transactions > 0
+        try:
+            return await self._send_once(sender, recipients, data)
+        except TransactionError as err:
+            cause = err.cause
+            stale = isinstance(cause, ConnectionError) or (
+                isinstance(cause, aiosmtplib.SMTPResponseException) and cause.code == 421)
+            if not (reused and err.phase is Phase.MAIL and stale):
+                raise
+        self.abort()
+        return await self._send_once(sender, recipients, data)
+
+    async def _send_once(self, sender: str, recipients: Sequence[str],
+                         data: bytes) -> SendResult:
+        await self.connect()
+        smtp = self._smtp
+        assert smtp is not None
+        phase = self.phase = Phase.MAIL
+        try:
+            options = [f"SIZE={len(data)}"] if smtp.supports_extension("size") else []
+            await smtp.mail(sender, options=options)
+            phase = self.phase = Phase.RCPT
+            refused: dict[str, SMTPResponse] = {}
+            accepted: list[str] = []
+            for rcpt in recipients:
+                try:
+                    await smtp.rcpt(rcpt)
+                    accepted.append(rcpt)
+                except aiosmtplib.SMTPRecipientRefused as exc:
+                    refused[rcpt] = SMTPResponse(exc.code, exc.message)
+                    if not smtp.is_connected:
+                        raise
+            if not accepted:
+                await self._reset()
+                raise TransactionError(Phase.RCPT, aiosmtplib.SMTPRecipientsRefused(
+                    [aiosmtplib.SMTPRecipientRefused(r.code, r.message, a)
+                     for a, r in refused.items()]), refused)
+            phase = self.phase = Phase.DATA
+            response = await smtp.data(data)
+        except TransactionError:
+            raise
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code == 421 or not smtp.is_connected:
+                self.abort()
+            else:
+                await self._reset()
+            raise TransactionError(phase, exc) from None
+        except (Exception, asyncio.CancelledError) as exc:
+            self.abort()  # disconnects, timeouts, cancellation: never reuse
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise TransactionError(phase, exc) from None
+        self.transactions += 1
+        return SendResult(response, tuple(accepted), refused)
+
+
+class SMTPPool:
+    """Up to ``size`` persistent connections to one relay, with that relay's rate limits."""
+
+    def __init__(self, target: RelayTarget, *, size: int | None = None,
+                 limiter: RateLimiter | None = None) -> None:
+        target.check()
+        self.target = target
+        self.size = size or target.pool_size
+        self.limiter = limiter or RateLimiter(target.rate_per_second, target.max_per_hour)
+        self.connections = tuple(SMTPConnection(target) for _ in range(self.size))
+        self._idle: asyncio.LifoQueue[SMTPConnection] = asyncio.LifoQueue()
+        for conn in self.connections:
+            self._idle.put_nowait(conn)
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[SMTPConnection]:
+        """Borrow a connection; it goes back to the pool (reconnecting later if it broke)."""
+        conn = await self._idle.get()
+        try:
+            yield conn
+        finally:
+            self._idle.put_nowait(conn)
+
+    async def send(self, sender: str, recipients: Sequence[str], data: bytes, *,
+                   deadline: float | None = None) -> SendResult:
+        """Borrow a connection, wait for a rate-limit slot, send one transaction.
+
+        :param deadline: seconds for the whole transaction (connect included); on expiry
+            the connection is dropped and :class:`TransactionError` (phase reached,
+            ``TimeoutError``) is raised.
+        """
+        async with self.connection() as conn:
+            await self.limiter.acquire()
+            return await send_with_deadline(conn, sender, recipients, data, deadline)
+
+    async def close(self) -> None:
+        """QUIT every open connection."""
+        await asyncio.gather(*(c.quit() for c in self.connections))
+
+
+async def send_with_deadline(conn: SMTPConnection, sender: str, recipients: Sequence[str],
+                             data: bytes, deadline: float | None) -> SendResult:
+    """:meth:`SMTPConnection.send` under a per-message deadline (aiosmtplib's own timeout is
+    per socket operation, so a slow-drip server would otherwise never time out)."""
+    try:
+        async with asyncio.timeout(deadline):
+            return await conn.send(sender, recipients, data)
+    except TimeoutError as exc:
+        conn.abort()
+        raise TransactionError(conn.phase, exc) from None
