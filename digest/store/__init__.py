@@ -10,6 +10,7 @@ from typing import Self
 
 from .editions import EditionRecord, EditionsMixin
 from .engine import create_engine, guarded
+from .importer import ImportMixin, ImportReport, RejectedRow
 from .ledger import Claim, LedgerMixin
 from .migrate import upgrade
 from .subscribers import InvalidSubscriberError, Membership, SubscribersMixin
@@ -17,14 +18,16 @@ from .subscribers import InvalidSubscriberError, Membership, SubscribersMixin
 __all__ = [
     "Claim",
     "EditionRecord",
+    "ImportReport",
     "InvalidSubscriberError",
     "Membership",
+    "RejectedRow",
     "Store",
     "open_store",
 ]
 
 
-class Store(SubscribersMixin, EditionsMixin, LedgerMixin):
+class Store(ImportMixin, SubscribersMixin, EditionsMixin, LedgerMixin):
     """Everything digest keeps in its database, behind short transactions."""
 
     def __enter__(self) -> Self:

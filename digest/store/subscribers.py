@@ -111,7 +111,7 @@ def clean_name(name: str | None) -> str | None:
 
 def clean_sections(sections: Iterable[str] | None,
                    known: Iterable[str] | None = None) -> tuple[list[str] | None, list[str]]:
-    """Section preferences in canonical spelling, and the names that are not ``known``.
+    """Section preferences (sorted, canonical spelling) and the names not in ``known``.
 
     Names match known sections case-insensitively; an empty preference means every
     section (None). With ``known`` None every name is accepted as written.
@@ -132,7 +132,7 @@ def clean_sections(sections: Iterable[str] | None,
             name = canonical[name.casefold()]
         if name not in chosen:
             chosen.append(name)
-    return (chosen or None), unknown
+    return (sorted(chosen) or None), unknown
 
 
 def _utc(now: datetime | None) -> datetime:

@@ -1,0 +1,149 @@
+"""Signed links: unsubscribe, manage-preferences and confirm tokens, and the URLs that carry them.
+
+A token is an itsdangerous URL-safe, timestamped signature over ``[subscriber id, list
+name]``: it names no address, is scoped to one subscriber on one list, and each kind has its
+own salt so one can never stand in for another. The first key signs and every key verifies,
+so a rotated-out key (``DIGEST_OLD_SECRET_KEYS``) keeps old links working for as long as it
+stays listed: that is the grace period.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+
+from digest.errors import InvalidTokenError
+
+__all__ = [
+    "CONFIRM",
+    "MANAGE",
+    "UNSUBSCRIBE",
+    "confirm_url",
+    "make_confirm_token",
+    "make_manage_token",
+    "make_token",
+    "make_unsubscribe_token",
+    "manage_url",
+    "read_confirm_token",
+    "read_manage_token",
+    "read_token",
+    "read_unsubscribe_token",
+    "unsubscribe_url",
+]
+
+UNSUBSCRIBE = "digest.unsubscribe"
+MANAGE = "digest.manage"
+CONFIRM = "digest.confirm"
+_KINDS = {UNSUBSCRIBE: "unsubscribe", MANAGE: "manage-preferences", CONFIRM: "confirmation"}
+
+
+def _signer_class(clock: Callable[[], float]) -> type[TimestampSigner]:
+    class _ClockedSigner(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(clock())
+
+    return _ClockedSigner
+
+
+def _serializer(keys: Sequence[str], salt: str, now: datetime | None) -> URLSafeTimedSerializer:
+    if not keys or not all(keys):
+        raise InvalidTokenError("No signing key is configured; set DIGEST_SECRET_KEY.")
+    clock: Callable[[], float] = (lambda: now.timestamp()) if now is not None else time.time
+    # itsdangerous signs with the last key and verifies with all of them, newest first.
+    return URLSafeTimedSerializer(list(reversed(keys)), salt=salt,
+                                  signer=_signer_class(clock))
+
+
+def make_token(keys: Sequence[str], salt: str, subscriber_id: int, list_name: str, *,
+               now: datetime | None = None) -> str:
+    """Sign ``(subscriber_id, list_name)`` with the first key under ``salt``."""
+    return str(_serializer(keys, salt, now).dumps([int(subscriber_id), list_name]))
+
+
+def read_token(keys: Sequence[str], salt: str, token: str, *, list_name: str | None = None,
+               max_age: timedelta | None = None, now: datetime | None = None) -> tuple[int, str]:
+    """The ``(subscriber_id, list_name)`` a token was signed for.
+
+    :param list_name: when given, a token for another list is refused.
+    :param max_age: when given, an older token is refused.
+    :raises InvalidTokenError: for a forged, altered, expired or misdirected token.
+    """
+    kind = _KINDS.get(salt, "signed")
+    if not isinstance(token, str) or not token or len(token) > 500:
+        raise InvalidTokenError(f"This {kind} link is not valid; use the link from the "
+                                "latest email.")
+    seconds = int(max_age.total_seconds()) if max_age is not None else None
+    try:
+        data: Any = _serializer(keys, salt, now).loads(token, max_age=seconds)
+    except SignatureExpired:
+        raise InvalidTokenError(f"This {kind} link has expired; ask for a new one.") from None
+    except (BadData, ValueError, TypeError, UnicodeError):
+        raise InvalidTokenError(f"This {kind} link is not valid; use the link from the "
+                                "latest email.") from None
+    if (not isinstance(data, list) or len(data) != 2 or type(data[0]) is not int
+            or not isinstance(data[1], str)):
+        raise InvalidTokenError(f"This {kind} link is not valid; use the link from the "
+                                "latest email.")
+    if list_name is not None and data[1] != list_name:
+        raise InvalidTokenError(f"This {kind} link is for another list; use the link from "
+                                "that list's email.")
+    return data[0], data[1]
+
+
+def make_unsubscribe_token(keys: Sequence[str], subscriber_id: int, list_name: str, *,
+                           now: datetime | None = None) -> str:
+    """A one-click unsubscribe token for a subscriber on a list."""
+    return make_token(keys, UNSUBSCRIBE, subscriber_id, list_name, now=now)
+
+
+def read_unsubscribe_token(keys: Sequence[str], token: str, *, list_name: str | None = None,
+                           max_age: timedelta | None = None,
+                           now: datetime | None = None) -> tuple[int, str]:
+    """``(subscriber_id, list_name)`` of an unsubscribe token (``web.token_max_age``)."""
+    return read_token(keys, UNSUBSCRIBE, token, list_name=list_name, max_age=max_age, now=now)
+
+
+def make_manage_token(keys: Sequence[str], subscriber_id: int, list_name: str, *,
+                      now: datetime | None = None) -> str:
+    """A manage-preferences token for a subscriber on a list."""
+    return make_token(keys, MANAGE, subscriber_id, list_name, now=now)
+
+
+def read_manage_token(keys: Sequence[str], token: str, *, list_name: str | None = None,
+                      max_age: timedelta | None = None,
+                      now: datetime | None = None) -> tuple[int, str]:
+    """``(subscriber_id, list_name)`` of a manage-preferences token."""
+    return read_token(keys, MANAGE, token, list_name=list_name, max_age=max_age, now=now)
+
+
+def make_confirm_token(keys: Sequence[str], subscriber_id: int, list_name: str, *,
+                       now: datetime | None = None) -> str:
+    """A double opt-in confirmation token for a pending subscriber."""
+    return make_token(keys, CONFIRM, subscriber_id, list_name, now=now)
+
+
+def read_confirm_token(keys: Sequence[str], token: str, *, max_age: timedelta,
+                       list_name: str | None = None,
+                       now: datetime | None = None) -> tuple[int, str]:
+    """``(subscriber_id, list_name)`` of a confirmation token younger than ``max_age``
+    (``web.confirm_max_age``)."""
+    return read_token(keys, CONFIRM, token, list_name=list_name, max_age=max_age, now=now)
+
+
+def unsubscribe_url(base_url: str, token: str) -> str:
+    """The public unsubscribe link (GET asks, POST unsubscribes: RFC 8058 one-click)."""
+    return f"{base_url.rstrip('/')}/unsubscribe/{token}"
+
+
+def manage_url(base_url: str, token: str) -> str:
+    """The public manage-preferences link."""
+    return f"{base_url.rstrip('/')}/preferences/{token}"
+
+
+def confirm_url(base_url: str, token: str) -> str:
+    """The public double opt-in confirmation link."""
+    return f"{base_url.rstrip('/')}/confirm/{token}"
