@@ -1,0 +1,307 @@
+"""The claim → build → send → mark loop over one edition's ledger rows.
+
+One task per pooled connection. A task connects first and only then takes a claim, so a
+relay that cannot be reached charges no row. Claims are taken in small batches (at most
+one per task) just before they are sent, which keeps them far inside their lease. Every
+outcome is written to the ledger as soon as it is known: after a crash, only the messages
+in flight can be sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from digest.config import DeliverySettings
+from digest.deliver.classify import Kind, Outcome, Phase, classify_exception, classify_reply
+from digest.deliver.pool import SMTPConnection, SMTPPool, TransactionError, send_with_deadline
+from digest.deliver.report import DeliveryReport, ProgressView
+from digest.errors import AuthenticationError, DeliveryError, RelayUnavailableError, StoreError
+
+__all__ = ["ClaimLike", "LedgerStore", "Worker", "backoff_delay"]
+
+log = logging.getLogger("digest.deliver")
+
+
+class ClaimLike(Protocol):
+    delivery_id: int
+    email: str
+    attempts: int
+    first_attempt_at: datetime | None
+
+
+class LedgerStore(Protocol):
+    """The part of ``digest.store.Store`` delivery uses (see notes/LEDGER.md)."""
+
+    def claim_deliveries(self, edition_id: int, *, worker_id: str, limit: int, now: datetime,
+                         lease: timedelta) -> list[Any]: ...
+    def mark_sent(self, delivery_id: int, *, response: str, now: datetime) -> None: ...
+    def mark_deferred(self, delivery_id: int, *, error: str, retry_at: datetime,
+                      now: datetime) -> None: ...
+    def mark_failed(self, delivery_id: int, *, code: int | None, error: str, suppress: bool,
+                    now: datetime) -> None: ...
+    def mark_expired(self, delivery_id: int, *, error: str, now: datetime) -> None: ...
+    def release_claims(self, worker_id: str) -> int: ...
+    def delivery_summary(self, edition_id: int) -> dict[str, int]: ...
+    def delivery_reasons(self, edition_id: int) -> dict[str, dict[str, int]]: ...
+    def next_wakeup(self, edition_id: int) -> datetime | None: ...
+
+
+def backoff_delay(attempts: int, settings: DeliverySettings,
+                  rand: Callable[[], float] = random.random) -> timedelta:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, first·2^attempts)],
+    but never under a quarter of ``first_retry`` (a greylisting server needs a pause)."""
+    first = settings.first_retry.total_seconds()
+    ceiling = min(settings.max_retry_delay.total_seconds(), first * 2 ** min(attempts, 30))
+    return timedelta(seconds=max(first / 4, ceiling * rand()))
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+class Worker:
+    """Sends one edition's due rows through ``pools`` until none is left (or it must stop)."""
+
+    def __init__(self, edition_id: int, *, store: LedgerStore,
+                 build: Callable[[Any], tuple[str, str, bytes]], pools: Sequence[SMTPPool],
+                 delivery: DeliverySettings, worker_id: str, report: DeliveryReport,
+                 clock: Callable[[], datetime], lease: timedelta, max_wait: float | None,
+                 relay_patience: float) -> None:
+        self.edition_id = edition_id
+        self.store = store
+        self.build = build
+        self.pools = pools
+        self.delivery = delivery
+        self.worker_id = worker_id
+        self.report = report
+        self.clock = clock
+        self.lease = lease
+        self.max_wait = max_wait
+        self.relay_patience = relay_patience
+        self.tasks = sum(p.size for p in pools)
+        self.batch = max(1, min(delivery.claim_batch, self.tasks))
+        self.buffer: deque[Any] = deque()
+        self.claim_lock = asyncio.Lock()
+        self.changed = asyncio.Event()  # an in-flight message finished
+        self.in_flight = 0
+        self.stop_error: BaseException | None = None
+        self.finished = False
+        self.config_failures = 0
+        self.relay_down_since: float | None = None
+        self.last_relay_error = ""
+        self.progress: ProgressView | None = None
+        self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="digest-ledger")
+
+    async def db(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a (blocking) store call on the ledger thread, so a busy database never
+        stalls the SMTP conversations of the other tasks; retried briefly on StoreError."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(func, *args, **kwargs)
+        for attempt in range(3):
+            try:
+                return await loop.run_in_executor(self._db, call)
+            except StoreError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.2 * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    async def run(self, progress: ProgressView | None = None) -> None:
+        """Run every task to the end; raise the error that stopped the run, if any."""
+        self.progress = progress
+        tasks = [asyncio.create_task(self._task(pool, conn))
+                 for pool in self.pools for conn in pool.connections]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._db.shutdown(wait=True)
+        if self.stop_error is not None:
+            raise self.stop_error
+
+    # -- claims ---------------------------------------------------------------------------
+
+    async def _next_claim(self, pool: SMTPPool) -> Any | None:
+        """The next row to send, waiting for backoffs and rate limits; None when done."""
+        while True:
+            if self.stop_error is not None or self.finished:
+                return None
+            if self.buffer:
+                return self.buffer.popleft()
+            wait = pool.limiter.delay()
+            if wait > 0:
+                if self.max_wait is not None and wait > self.max_wait and not self.in_flight:
+                    self.report.stopped = self.report.stopped or (
+                        f"the relay's rate limit allows the next message in {wait:.0f} s")
+                    self.finished = True
+                    return None
+                await asyncio.sleep(min(wait, 1.0))
+                continue
+            async with self.claim_lock:
+                if self.buffer or self.finished or self.stop_error is not None:
+                    continue
+                claims = await self.db(self.store.claim_deliveries, self.edition_id,
+                                       worker_id=self.worker_id, limit=self.batch,
+                                       now=self.clock(), lease=self.lease)
+                if claims:
+                    self.buffer.extend(claims)
+                    continue
+                await self._wait_for_work()
+
+    async def _wait_for_work(self) -> None:
+        """Nothing is due: wait for the next due row, an in-flight result, or finish."""
+        wake = await self.db(self.store.next_wakeup, self.edition_id)
+        if wake is None and not self.in_flight:
+            self.finished = True
+            return
+        delay = 1.0
+        if wake is not None:
+            delay = max(0.0, (_utc(wake) - self.clock()).total_seconds())
+            if self.max_wait is not None and delay > self.max_wait and not self.in_flight:
+                self.finished = True
+                return
+        self.changed.clear()
+        try:
+            await asyncio.wait_for(self.changed.wait(), timeout=min(max(delay, 0.01), 1.0))
+        except TimeoutError:
+            pass
+
+    # -- one task per connection -------------------------------------------------------------
+
+    async def _task(self, pool: SMTPPool, conn: SMTPConnection) -> None:
+        pause = 0.2
+        while self.stop_error is None and not self.finished:
+            try:
+                await asyncio.wait_for(conn.connect(), timeout=self.delivery.message_timeout)
+            except (TransactionError, TimeoutError) as err:
+                cause = err.cause if isinstance(err, TransactionError) else err
+                self._connect_failed(pool, classify_exception(cause, Phase.CONNECT))
+                await asyncio.sleep(pause * (0.5 + random.random()))
+                pause = min(pause * 2, 10.0)
+                continue
+            pause = 0.2
+            self.relay_down_since = None
+            claim = await self._next_claim(pool)
+            if claim is None:
+                break
+            await self._deliver(pool, conn, claim)
+
+    def _connect_failed(self, pool: SMTPPool, outcome: Outcome) -> None:
+        if outcome.kind is Kind.AUTH:
+            self._config_failure(outcome, AuthenticationError(
+                f"The relay {pool.target.name} refused our credentials ({outcome.reason}); "
+                "check the relay username and DIGEST_SMTP_PASSWORD."))
+            return
+        now = time.monotonic()
+        self.last_relay_error = outcome.reason
+        if self.relay_down_since is None:
+            self.relay_down_since = now
+        elif now - self.relay_down_since > self.relay_patience:
+            self.stop_error = RelayUnavailableError(
+                f"The relay {pool.target.name} ({pool.target.host}:{pool.target.port}) could "
+                f"not be used for {self.relay_patience:.0f} s ({outcome.reason}); check it is "
+                "running and the [[relays]] settings, then run send again.")
+
+    def _config_failure(self, outcome: Outcome, error: DeliveryError) -> None:
+        self.config_failures += 1
+        log.warning("relay configuration problem: %s", outcome.reason)
+        if self.config_failures >= self.delivery.max_auth_failures and self.stop_error is None:
+            self.stop_error = error
+
+    async def _deliver(self, pool: SMTPPool, conn: SMTPConnection, claim: Any) -> None:
+        now = self.clock()
+        first = _utc(claim.first_attempt_at or now)
+        if now - first > self.delivery.retry_window:
+            await self._finish(claim, "expired", Outcome(
+                Kind.RETRY, "retry window ran out before this attempt"))
+            return
+        try:
+            sender, rcpt, data = self.build(claim)
+        except Exception as exc:  # a poison row must not stop the others
+            reason = f"could not build the message: {type(exc).__name__}: {exc}"[:200]
+            await self._finish(claim, "failed", Outcome(Kind.FAIL, reason))
+            return
+        self.in_flight += 1
+        try:
+            await pool.limiter.acquire()
+            try:
+                result = await send_with_deadline(conn, sender, [rcpt], data,
+                                                  self.delivery.message_timeout)
+            except TransactionError as err:
+                refused = err.refused.get(rcpt)
+                outcome = (classify_reply(refused.code, refused.message, Phase.RCPT)
+                           if refused is not None else classify_exception(err.cause, err.phase))
+            else:
+                refused = result.refused.get(rcpt)
+                outcome = (classify_reply(refused.code, refused.message, Phase.RCPT)
+                           if refused is not None else
+                           Outcome(Kind.SENT, f"{result.response.code} "
+                                   f"{result.response.message}"[:300],
+                                   result.response.code))
+            await self._record(pool, claim, outcome)
+        finally:
+            self.in_flight -= 1
+            self.changed.set()
+
+    async def _record(self, pool: SMTPPool, claim: Any, outcome: Outcome) -> None:
+        if outcome.ambiguous:
+            self.report.ambiguous += 1
+        if outcome.kind is Kind.SENT:
+            self.config_failures = 0
+            await self._finish(claim, "sent", outcome)
+        elif outcome.kind is Kind.RETRY:
+            await self._retry(claim, outcome)
+        elif outcome.kind in (Kind.FAIL, Kind.SUPPRESS):
+            await self._finish(claim, "failed", outcome)
+        else:
+            # Not this recipient's fault: hand the row to another task, untouched.
+            self.buffer.appendleft(claim)
+            if outcome.kind is Kind.AUTH:
+                self._connect_failed(pool, outcome)
+            elif outcome.kind is Kind.SENDER:
+                self._config_failure(outcome, DeliveryError(
+                    f"The relay {pool.target.name} refuses our envelope sender "
+                    f"({outcome.reason}); check the list's from address and the relay's "
+                    "sender policy."))
+            else:
+                self._connect_failed(pool, outcome)
+
+    async def _retry(self, claim: Any, outcome: Outcome) -> None:
+        now = self.clock()
+        retry_at = now + backoff_delay(claim.attempts, self.delivery)
+        first = _utc(claim.first_attempt_at or now)
+        if retry_at - first > self.delivery.retry_window:
+            await self._finish(claim, "expired", outcome)
+            return
+        await self.db(self.store.mark_deferred, claim.delivery_id, error=outcome.reason,
+                      retry_at=retry_at, now=now)
+        self.report.count("retried", outcome.reason)
+
+    async def _finish(self, claim: Any, status: str, outcome: Outcome) -> None:
+        now = self.clock()
+        if status == "sent":
+            await self.db(self.store.mark_sent, claim.delivery_id, response=outcome.reason,
+                          now=now)
+        elif status == "failed":
+            suppress = outcome.kind is Kind.SUPPRESS
+            await self.db(self.store.mark_failed, claim.delivery_id, code=outcome.code,
+                          error=outcome.reason, suppress=suppress, now=now)
+            if suppress:
+                self.report.suppressed += 1
+        else:
+            await self.db(self.store.mark_expired, claim.delivery_id,
+                          error=f"last error: {outcome.reason}", now=now)
+        self.report.count(status, outcome.reason)
+        if self.progress is not None:
+            self.progress.advance(self.report)

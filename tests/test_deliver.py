@@ -1,0 +1,317 @@
+"""deliver_edition end to end: a real SQLite ledger, real SMTP servers on loopback.
+
+Each test asserts the final ledger state and what the servers received: every valid
+subscriber exactly once, except the bounded repeats of ambiguous (in-DATA) failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import socket
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from smtp_servers import FaultHandler, smtp_server
+
+from digest.config import DeliverySettings, RelaySettings
+from digest.deliver import deliver_edition, send_test
+from digest.errors import AuthenticationError, DeliveryError, RelayUnavailableError
+from digest.mail import MessageTemplate, Recipient
+from digest.models import Edition, Story
+from digest.store import Store, open_store
+
+FAST = DeliverySettings(retry_window=timedelta(seconds=1.5), first_retry=timedelta(seconds=0.05),
+                        max_retry_delay=timedelta(seconds=0.2), message_timeout=1.0,
+                        claim_batch=10, max_auth_failures=3)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    with open_store(f"sqlite:///{tmp_path / 'digest.db'}") as s:
+        yield s  # type: ignore[misc]
+
+
+def publish(store: Store, emails: list[str], day: int = 2) -> int:
+    for addr in emails:
+        store.add_subscriber("daily", addr, name=f"Reader {addr.split('@')[0]}")
+    lead = Story(id=f"lead-{day}", section="Politics", headline="Vote tonight", is_lead=True)
+    record = store.record_edition(Edition(list_name="daily", date=date(2026, 3, day),
+                                          subject="Vote tonight", preheader="", lead=lead,
+                                          sections=()))
+    store.publish_edition(record.id, message_id_domain="news.example.org",
+                          now=datetime.now(UTC))
+    return record.id
+
+
+class Builder:
+    """Builds each claim's message with the real template; remembers delivery ids."""
+
+    def __init__(self, on_build: Callable[[Any], None] | None = None) -> None:
+        self.template = MessageTemplate.build(
+            html_segments=("<p>Hello ", "</p><a href=\"", "\">unsubscribe</a>"),
+            html_slots=("name", "unsub"), text_segments=("Hello ", "\nUnsubscribe: ", "\n"),
+            text_slots=("name", "unsub"), subject="Vote tonight",
+            from_header="The Morning Ledger <briefing@news.example.org>",
+            list_id="Morning Briefing <daily.news.example.org>")
+        self.ids: dict[str, int] = {}
+        self.builds: list[str] = []
+        self.on_build = on_build
+
+    def __call__(self, claim: Any) -> tuple[str, str, bytes]:
+        self.ids[claim.email] = claim.delivery_id
+        self.builds.append(claim.email)
+        if self.on_build:
+            self.on_build(claim)
+        url = f"https://news.example.org/u/{claim.subscriber_id}"
+        data = self.template.render(Recipient(
+            email=claim.email, name=claim.name, message_id=claim.message_id,
+            unsubscribe_url=url, unsubscribe_mailto="mailto:unsub@news.example.org",
+            slot_values_html={"name": claim.name or "", "unsub": url},
+            slot_values_text={"name": claim.name or "", "unsub": url}))
+        local = claim.email.split("@")[0]
+        sender = f"{local}@news.example.org" if local.startswith("mail") else \
+            "bounces@news.example.org"
+        return sender, claim.email, data
+
+
+def status_of(store: Store, builder: Builder) -> dict[str, str]:
+    return {addr: store.get_delivery(i)["status"] for addr, i in builder.ids.items()}
+
+
+async def test_faults_end_in_the_right_terminal_states(store: Store) -> None:
+    normal = [f"reader{i}@example.org" for i in range(30)]
+    faults = {
+        "rcpt550": "failed", "rcpt551": "failed", "rcpt553": "failed", "rcpt550p": "failed",
+        "data554": "failed", "data552": "failed",
+        "greylist": "sent", "mail451": "sent", "dropbefore": "sent", "datadrop": "sent",
+        "dataslow": "sent",
+        "data451": "expired", "rcpt450": "expired", "rcpt552": "expired", "rcpt421": "expired",
+    }
+    fault_addrs = [f"{f}@example.org" for f in faults]
+    edition = publish(store, normal + fault_addrs)
+    builder = Builder()
+    async with smtp_server(FaultHandler(slow=3.0)) as srv:
+        report = await deliver_edition(edition, store=store, build=builder, relay=None,
+                                       smtp_addr=srv.addr, delivery=FAST, worker_id="w1",
+                                       pool_size=4)
+    got = srv.handler.by_rcpt()
+    statuses = status_of(store, builder)
+    for addr in normal:
+        assert statuses[addr] == "sent" and got[addr] == 1, addr
+    for fault, want in faults.items():
+        addr = f"{fault}@example.org"
+        assert statuses[addr] == want, addr
+    # Exactly one copy where the server never had it twice; two where the outcome was
+    # unknown (drop after the dot, reply slower than the deadline): bounded repeats.
+    for fault in ("greylist", "mail451", "dropbefore"):
+        assert got[f"{fault}@example.org"] == 1, fault
+    for fault in ("datadrop", "dataslow"):
+        assert got[f"{fault}@example.org"] == 2, fault
+    for fault in ("rcpt550", "rcpt551", "rcpt553", "rcpt550p", "data554", "data552",
+                  "data451", "rcpt450", "rcpt552", "rcpt421"):
+        assert got[f"{fault}@example.org"] == 0, fault
+    for fault in ("rcpt550", "rcpt551", "rcpt553"):
+        assert store.is_suppressed(f"{fault}@example.org")
+    for fault in ("rcpt550p", "data554", "data552", "rcpt450"):
+        assert not store.is_suppressed(f"{fault}@example.org")
+    # Retries keep the Message-ID.
+    copies = [r.data for r in srv.handler.received if r.rcpt_tos == ("datadrop@example.org",)]
+    ids = {email.message_from_bytes(c, policy=email.policy.default)["Message-ID"]
+           for c in copies}
+    assert len(ids) == 1
+    # Each message: one recipient, To == envelope recipient.
+    for r in srv.handler.received:
+        msg = email.message_from_bytes(r.data, policy=email.policy.default)
+        assert len(r.rcpt_tos) == 1 and msg["To"].addresses[0].addr_spec == r.rcpt_tos[0]
+    assert not [x for x in srv.replies if x.startswith("503")]
+    assert report.sent == 35 and report.failed == 6 and report.expired == 4
+    assert report.suppressed == 3 and report.ambiguous >= 2 and report.retried >= 9
+    assert report.deferred == 0 and report.done
+    assert store.delivery_summary(edition) == {"sent": 35, "failed": 6, "expired": 4}
+    assert any("550 at RCPT" in r for r in report.reasons["failed"])
+    assert any("450 at RCPT" in r for r in report.reasons["retried"])
+
+
+async def test_auth_failure_stops_the_run_and_leaves_rows_queued(store: Store) -> None:
+    edition = publish(store, [f"r{i}@example.org" for i in range(40)])
+    async with smtp_server(password="right-pw") as srv:
+        settings = RelaySettings(name="main", host="127.0.0.1", port=srv.port,
+                                 security="none", username="user", password="Wr0ng-secret",
+                                 pool_size=5, timeout=2.0)
+        with pytest.raises(AuthenticationError) as info:
+            await deliver_edition(edition, store=store, build=Builder(), relay=settings,
+                                  delivery=FAST, worker_id="w1")
+    assert "Wr0ng-secret" not in str(info.value)
+    assert store.delivery_summary(edition) == {"queued": 40}
+    assert srv.handler.commands == []  # not one MAIL
+    assert len(srv.auth_attempts) <= 2 * 5  # one try per connection (PLAIN, then LOGIN)
+
+
+async def test_530_at_mail_stops_the_run(store: Store) -> None:
+    edition = publish(store, [f"mail530-{i}@example.org" for i in range(1)] +
+                      [f"r{i}@example.org" for i in range(20)])
+
+    class AllAs530(Builder):
+        def __call__(self, claim: Any) -> tuple[str, str, bytes]:
+            _, rcpt, data = super().__call__(claim)
+            return "mail530@news.example.org", rcpt, data
+
+    async with smtp_server() as srv:
+        with pytest.raises(AuthenticationError):
+            await deliver_edition(edition, store=store, build=AllAs530(), relay=None,
+                                  smtp_addr=srv.addr, delivery=FAST, worker_id="w1",
+                                  pool_size=2)
+    assert store.delivery_summary(edition) == {"queued": 21}
+    assert srv.handler.received == []
+
+
+async def test_sender_refused_stops_instead_of_failing_everyone(store: Store) -> None:
+    edition = publish(store, [f"r{i}@example.org" for i in range(10)])
+
+    class Refused(Builder):
+        def __call__(self, claim: Any) -> tuple[str, str, bytes]:
+            _, rcpt, data = super().__call__(claim)
+            return "mail550@news.example.org", rcpt, data
+
+    async with smtp_server() as srv:
+        with pytest.raises(DeliveryError, match="envelope sender"):
+            await deliver_edition(edition, store=store, build=Refused(), relay=None,
+                                  smtp_addr=srv.addr, delivery=FAST, worker_id="w1",
+                                  pool_size=1)
+    assert store.delivery_summary(edition) == {"queued": 10}
+
+
+async def test_relay_refusing_connections_for_a_while_charges_no_row(store: Store) -> None:
+    edition = publish(store, [f"r{i}@example.org" for i in range(8)])
+    builder = Builder()
+    async with smtp_server(refuse_first=3) as srv:
+        report = await deliver_edition(edition, store=store, build=builder, relay=None,
+                                       smtp_addr=srv.addr, delivery=FAST, worker_id="w1",
+                                       pool_size=2)
+    assert report.sent == 8 and report.retried == 0
+    assert all(store.get_delivery(i)["attempts"] == 1 for i in builder.ids.values())
+    assert sum(srv.handler.by_rcpt().values()) == 8
+
+
+async def test_unreachable_relay_raises_and_keeps_rows(store: Store) -> None:
+    edition = publish(store, [f"r{i}@example.org" for i in range(3)])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(RelayUnavailableError, match="could not be used"):
+        await deliver_edition(edition, store=store, build=Builder(), relay=None,
+                              smtp_addr=("127.0.0.1", port), delivery=FAST, worker_id="w1",
+                              pool_size=2, relay_patience=0.5)
+    assert store.delivery_summary(edition) == {"queued": 3}
+
+
+async def test_unsubscribe_committed_during_the_send_stops_later_claims(store: Store) -> None:
+    emails = [f"r{i:02d}@example.org" for i in range(20)]
+    edition = publish(store, emails)
+    target = store.get_membership("daily", "r15@example.org")
+    assert target is not None
+
+    def on_build(claim: Any) -> None:
+        if claim.email == "r05@example.org":
+            store.unsubscribe(target.subscriber_id, "daily")
+
+    builder = Builder(on_build)
+    async with smtp_server() as srv:
+        report = await deliver_edition(edition, store=store, build=builder, relay=None,
+                                       smtp_addr=srv.addr, delivery=FAST, worker_id="w1",
+                                       pool_size=1)
+    assert srv.handler.by_rcpt()["r15@example.org"] == 0
+    assert "r15@example.org" not in builder.builds
+    assert report.sent == 19 and report.skipped == 1
+    assert report.reasons["skipped"] == {"unsubscribed": 1}
+    assert store.delivery_summary(edition) == {"sent": 19, "skipped": 1}
+
+
+async def test_long_backoff_returns_deferred_and_a_later_send_expires_it(
+        store: Store) -> None:
+    edition = publish(store, ["rcpt450@example.org", "ok@example.org"])
+    slow = DeliverySettings(retry_window=timedelta(minutes=10),
+                            first_retry=timedelta(minutes=5),
+                            max_retry_delay=timedelta(minutes=30), message_timeout=1.0)
+    async with smtp_server() as srv:
+        report = await deliver_edition(edition, store=store, build=Builder(), relay=None,
+                                       smtp_addr=srv.addr, delivery=slow, worker_id="w1",
+                                       max_wait=1.0)
+        assert report.sent == 1 and report.retried == 1 and report.deferred == 1
+        assert report.next_retry_at is not None
+        assert report.next_retry_at > datetime.now(UTC) + timedelta(seconds=60)
+        assert not report.done
+        later = await deliver_edition(edition, store=store, build=Builder(), relay=None,
+                                      smtp_addr=srv.addr, delivery=slow, worker_id="w1",
+                                      clock=lambda: datetime.now(UTC) + timedelta(hours=2))
+    assert later.expired == 1 and later.deferred == 0
+    assert store.delivery_summary(edition) == {"sent": 1, "expired": 1}
+    assert srv.handler.by_rcpt()["rcpt450@example.org"] == 0
+
+
+async def test_two_workers_and_two_relays_share_without_duplicates(store: Store) -> None:
+    emails = [f"r{i:03d}@example.org" for i in range(60)]
+    edition = publish(store, emails)
+    async with smtp_server() as a, smtp_server() as b:
+        relays = [RelaySettings(name=n, host="127.0.0.1", port=s.port, security="none",
+                                pool_size=2, timeout=2.0) for n, s in (("a", a), ("b", b))]
+        reports = await asyncio.gather(*(
+            deliver_edition(edition, store=store, build=Builder(), relay=relays,
+                            delivery=FAST, worker_id=w) for w in ("w1", "w2")))
+    total = a.handler.by_rcpt() + b.handler.by_rcpt()
+    assert total == {e: 1 for e in emails}
+    assert len(a.handler.received) > 0 and len(b.handler.received) > 0
+    assert sum(r.sent for r in reports) == 60
+    assert store.delivery_summary(edition) == {"sent": 60}
+
+
+async def test_cancelling_a_run_releases_its_claims(store: Store) -> None:
+    edition = publish(store, [f"r{i:02d}@example.org" for i in range(30)])
+    async with smtp_server(FaultHandler(delay=0.05)) as srv:
+        task = asyncio.create_task(deliver_edition(
+            edition, store=store, build=Builder(), relay=None, smtp_addr=srv.addr,
+            delivery=FAST, worker_id="w1", pool_size=3))
+        while len(srv.handler.received) < 6:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    summary = store.delivery_summary(edition)
+    assert "sending" not in summary
+    assert summary["sent"] + summary["queued"] == 30
+    assert summary["sent"] <= len(srv.handler.received) <= summary["sent"] + 3
+
+
+async def test_send_test_needs_no_ledger_and_reports(tmp_path: Path) -> None:
+    builder = Builder()
+
+    class FakeClaim:
+        def __init__(self, addr: str, i: int) -> None:
+            self.email, self.name, self.subscriber_id, self.delivery_id = addr, None, i, i
+            self.message_id = f"<test.{i}@news.example.org>"
+
+    messages = [builder(FakeClaim(a, i)) for i, a in
+                enumerate(["editor@example.net", "rcpt550@example.net"])]
+    async with smtp_server() as srv:
+        report = await send_test(messages, relay=None, smtp_addr=srv.addr, delivery=FAST)
+    assert srv.handler.by_rcpt() == {"editor@example.net": 1}
+    assert report.sent == 1 and report.failed == 1
+
+
+async def test_report_renders_counts_and_grouped_reasons(store: Store) -> None:
+    edition = publish(store, ["rcpt553@example.org", "a@example.org", "b@example.org"])
+    async with smtp_server() as srv:
+        report = await deliver_edition(edition, store=store, build=Builder(), relay=None,
+                                       smtp_addr=srv.addr, delivery=FAST, worker_id="w1",
+                                       progress=True)
+    console = Console(record=True, width=120)
+    report.render(console)
+    text = console.export_text()
+    assert "sent" in text and "553 at RCPT" in text and "1 addresses suppressed" in text
+    assert report.to_json()["failed"] == 1
