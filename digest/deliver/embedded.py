@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import mailbox
 import threading
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -55,17 +56,26 @@ async def embedded_smtp_server(maildir: Path, *, host: str = "127.0.0.1",
     :returns: (as the context value) the ``(host, port)`` it listens on.
     """
     handler = MaildirHandler(maildir)
+    sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+
+    def factory() -> SMTP:
+        proto = SMTP(handler, hostname="localhost", data_size_limit=50_000_000,
+                     ident="digest embedded SMTP")
+        sessions.add(proto)
+        return proto
+
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SMTP(handler, hostname="localhost", data_size_limit=50_000_000,
-                     ident="digest embedded SMTP"),
-        host=host, port=port)
+    server = await loop.create_server(factory, host=host, port=port)
     bound = server.sockets[0].getsockname()
     try:
         yield host, int(bound[1])
     finally:
         server.close()
+        for proto in list(sessions):  # clients that did not QUIT
+            if proto.transport is not None:
+                proto.transport.close()
         await server.wait_closed()
+        await asyncio.sleep(0)
 
 
 async def _serve(maildir: Path, host: str, port: int) -> None:
