@@ -67,6 +67,7 @@ class FaultHandler:
     seen: Counter[tuple[str, str]] = field(default_factory=Counter)
     commands: list[str] = field(default_factory=list)
     delay: float = 0.0  # added before every DATA reply (a slow but healthy server)
+    hold: float = 0.0  # stores the message, then waits this long before replying 250
 
     def first(self, kind: str, address: str) -> bool:
         self.seen[(kind, address)] += 1
@@ -130,6 +131,8 @@ class FaultHandler:
         if self.delay:
             await asyncio.sleep(self.delay)
         self._record(envelope)
+        if self.hold:
+            await asyncio.sleep(self.hold)
         return f"250 2.0.0 Ok: queued as {len(self.received)}"
 
 
