@@ -1,0 +1,161 @@
+"""What the templates see: plain view objects built from an Edition and the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from digest.config import ListSettings, SiteSettings
+from digest.models import Edition, Story
+from digest.render.environment import format_day, relative_time
+from digest.render.text import LinkRefs
+
+__all__ = ["ImageView", "SectionView", "StoryView", "build_context", "reference_now"]
+
+_IMAGE_SUFFIXES_REFUSED = (".svg", ".svgz", ".webp")
+
+
+def safe_link(url: str | None) -> str | None:
+    """``url`` when it is an absolute http(s) URL without whitespace, else None."""
+    if not url:
+        return None
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        return None
+    return url
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """An image the email may show: https only, no SVG or WebP (mail clients refuse them)."""
+
+    url: str
+    alt: str
+    width: int | None
+    height: int | None
+
+    def height_for(self, display_width: int) -> int | None:
+        """The height in pixels at ``display_width``, when the intrinsic size is known."""
+        if not self.width or not self.height:
+            return None
+        return max(1, round(self.height * display_width / self.width))
+
+
+@dataclass(frozen=True)
+class StoryView:
+    """A story as the templates use it; ``ref`` is its link number in the text part."""
+
+    id: str
+    section: str
+    headline: str
+    url: str | None
+    summary: str | None
+    paragraphs: tuple[str, ...]
+    image: ImageView | None
+    author: str | None
+    published_at: datetime | None
+    time_label: str
+    ref: int | None
+
+
+@dataclass(frozen=True)
+class SectionView:
+    """One section of a variant with the teasers it keeps after the size budget."""
+
+    name: str
+    teasers: tuple[StoryView, ...]
+
+
+def _image(story: Story) -> ImageView | None:
+    img = story.image
+    if img is None:
+        return None
+    url = safe_link(img.url)
+    if url is None or not url.lower().startswith("https://"):
+        return None
+    if urlsplit(url).path.lower().endswith(_IMAGE_SUFFIXES_REFUSED):
+        return None
+    width = img.width if img.width and img.width > 0 else None
+    height = img.height if img.height and img.height > 0 else None
+    return ImageView(url=url, alt=img.alt.strip(), width=width, height=height)
+
+
+def _view(story: Story, now: datetime | None, lst: ListSettings, refs: LinkRefs) -> StoryView:
+    url = safe_link(story.url)
+    paragraphs = tuple(b.text.strip() for b in story.body
+                       if b.kind == "paragraph" and b.text.strip())
+    return StoryView(
+        id=story.id,
+        section=story.section,
+        headline=story.headline.strip(),
+        url=url,
+        summary=(story.summary or "").strip() or None,
+        paragraphs=paragraphs,
+        image=_image(story),
+        author=(story.author or "").strip() or None,
+        published_at=story.published_at,
+        time_label=relative_time(story.published_at, now, lst.timezone),
+        ref=refs.ref(url),
+    )
+
+
+def reference_now(edition: Edition, lst: ListSettings, as_of: datetime | None) -> datetime:
+    """The moment relative ages are measured from.
+
+    ``as_of`` when given; otherwise the later of the edition's scheduled send time (its date
+    at the list's ``send_time`` in the list's timezone) and the newest ``published_at`` in the
+    edition, so that a story is never "in the future" and the email does not depend on when
+    the render happens to run.
+    """
+    if as_of is not None:
+        return as_of
+    scheduled = datetime.combine(edition.date, lst.send_time, tzinfo=lst.timezone)
+    stamps = [s.published_at for s in edition.stories if s.published_at is not None]
+    return max([scheduled, *stamps])
+
+
+def build_context(*, edition: Edition, site: SiteSettings, lst: ListSettings,
+                  sections: frozenset[str], dropped: frozenset[str], now: datetime,
+                  web_base_url: str, slots: dict[str, str], greeting_text: str) -> dict[str, Any]:
+    """The variables for ``email/edition.html`` and ``email/edition.txt``.
+
+    :param sections: the section names to show (the lead is always shown).
+    :param dropped: ids of teasers the size budget removed.
+    :param slots: per-subscriber values (or slot markers) for the HTML template.
+    :param greeting_text: the greeting (or its marker) for the text template.
+    """
+    refs = LinkRefs()
+    lead = _view(edition.lead, now, lst, refs) if edition.lead else None
+    views = []
+    for sec in edition.sections:
+        if sec.name not in sections:
+            continue
+        teasers = tuple(_view(s, now, lst, refs) for s in sec.teasers if s.id not in dropped)
+        if teasers:
+            views.append(SectionView(name=sec.name, teasers=teasers))
+    return {
+        "edition": edition,
+        "subject": edition.subject,
+        "preheader": edition.preheader,
+        "date_long": format_day(edition.date),
+        "now": now,
+        "site": site,
+        "list": lst,
+        "lead": lead,
+        "sections": views,
+        "links": refs.links,
+        "web_base_url": web_base_url.rstrip("/"),
+        "greeting": slots["greeting"],
+        "text_greeting": greeting_text,
+        "unsubscribe_url": slots["unsubscribe_url"],
+        "manage_url": slots["manage_url"],
+        "browser_url": slots["browser_url"],
+    }
