@@ -112,3 +112,144 @@ def _print_edition(edition) -> None:  # type: ignore[no-untyped-def]
     for item in edition.skipped:
         where = f":{item.line}" if item.line else ""
         console.print(f"skipped: {item.source}{where}: {item.reason}", highlight=False)
+
+
+@main.command()
+@config_option
+@_list_option
+@_source_options
+@click.option("--subscriber", metavar="EMAIL",
+              help="Preview as this subscriber sees it (name, sections, links).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for edition.html, edition.txt and edition.eml.")
+@handle_errors
+def preview(config_path: str | None, list_name: str | None, sources: tuple[str, ...],
+            as_of: str | None, force: bool, subscriber: str | None, out_dir: str) -> None:
+    """Write the edition as a subscriber gets it: edition.html, edition.txt, edition.eml.
+
+    \b
+    Example:
+      python run_digest.py preview --out preview/ && open preview/edition.html
+    """
+    from pathlib import Path
+
+    settings, lst = _context(config_path, list_name)
+    moment = pipeline.parse_as_of(as_of, lst)
+    with pipeline.open_store_for(settings) as store:
+        outcome = asyncio.run(pipeline.build_edition(
+            settings, lst, store=store, source_override=list(sources) or None,
+            as_of=moment, force=force))
+        _report_source_errors(outcome.errors)
+        files = pipeline.write_preview(settings, lst, outcome.edition, Path(out_dir),
+                                       store=store, subscriber=subscriber)
+    for warning in files.warnings:
+        stderr.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    for path in (files.html, files.text, files.eml):
+        console.print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KiB)", highlight=False)
+
+
+@main.command()
+@config_option
+@_list_option
+@_source_options
+@click.option("--dry-run", is_flag=True, help="Build every message, send none.")
+@click.option("--test-to", "test_to", multiple=True, metavar="EMAIL",
+              help="Send a '[TEST]' copy to this address (repeatable); no ledger.")
+@handle_errors
+def send(config_path: str | None, list_name: str | None, sources: tuple[str, ...],
+         as_of: str | None, force: bool, dry_run: bool, test_to: tuple[str, ...]) -> None:
+    """Publish today's edition and deliver it to every subscriber (resumes an unfinished one).
+
+    Without a configured relay, an SMTP server on 127.0.0.1 stores the messages in the
+    Maildir under the working folder.
+
+    \b
+    Example:
+      python run_digest.py send --test-to editor@example.org
+      python run_digest.py send
+    """
+    settings, lst = _context(config_path, list_name)
+    moment = pipeline.parse_as_of(as_of, lst)
+    with pipeline.open_store_for(settings) as store, pipeline.send_lock(settings, lst):
+        outcome = asyncio.run(pipeline.send_edition(
+            settings, lst, store=store, source_override=list(sources) or None, as_of=moment,
+            force=force, dry_run=dry_run, test_to=test_to, progress=console.is_terminal))
+    _report_source_errors(outcome.errors)
+    _print_send(outcome, settings)
+
+
+def _print_send(outcome: pipeline.SendOutcome, settings: Settings) -> None:
+    from digest.subscribers_cli import format_report
+
+    for path, report in outcome.imports:
+        for line in format_report(report, outcome.edition.list_name if outcome.edition
+                                  else "", path)[:1]:
+            console.print(line, highlight=False)
+    if outcome.report is not None:
+        outcome.report.render(console)  # type: ignore[attr-defined]
+    console.print(outcome.message, highlight=False)
+    if outcome.status == "sent" and not settings.relays:
+        console.print(f"Messages are in the Maildir {settings.maildir}.", highlight=False)
+    report = outcome.report
+    if report is not None and getattr(report, "stopped", None):
+        from digest.cli_support import fail
+
+        fail(f"The send stopped early: {report.stopped}.")  # type: ignore[attr-defined]
+
+
+@main.command()
+@config_option
+@click.option("--list-jobs", is_flag=True, help="Print each list's job and next run, then exit.")
+@handle_errors
+def schedule(config_path: str | None, list_jobs: bool) -> None:
+    """Run each list's daily edition at its send time, in its timezone (Ctrl-C stops).
+
+    \b
+    Example:
+      python run_digest.py schedule --list-jobs
+    """
+    from datetime import UTC, datetime
+
+    from digest.schedule import make_scheduler, planned_jobs
+
+    settings = open_settings(config_path)
+    if list_jobs:
+        for job in planned_jobs(settings.lists.values(), datetime.now(UTC)):
+            nxt = job.next_run.isoformat() if job.next_run else "never"
+            console.print(f"{job.list_name}: {job.trigger}; next {nxt}", highlight=False)
+        return
+    with pipeline.scheduler_lock(settings):
+        scheduler = make_scheduler(settings.lists.values(),
+                                   lambda name: pipeline.run_scheduled(settings, name))
+        console.print(f"Scheduling {len(settings.lists)} list(s); Ctrl-C stops.")
+        try:
+            scheduler.start()
+        except (KeyboardInterrupt, SystemExit):
+            scheduler.shutdown(wait=False)
+
+
+@main.command()
+@config_option
+@click.option("--poll", default=5.0, show_default=True, help="Seconds between looks for work.")
+@click.option("--once", is_flag=True, help="Work through what is due now, then exit.")
+@handle_errors
+def worker(config_path: str | None, poll: float, once: bool) -> None:
+    """Deliver ledger rows of every published edition (run one or more per host).
+
+    \b
+    Example:
+      DIGEST_DATABASE_URL=postgresql+psycopg://db/digest python run_digest.py worker
+    """
+    settings = open_settings(config_path)
+    with pipeline.open_store_for(settings) as store:
+        asyncio.run(pipeline.run_worker(settings, store, poll=poll, once=once,
+                                        progress=console.is_terminal))
+
+
+def _register_subcommands() -> None:
+    from digest.subscribers_cli import subscribers
+
+    main.add_command(subscribers)
+
+
+_register_subcommands()

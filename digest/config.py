@@ -553,7 +553,7 @@ def load_settings(path: str | os.PathLike[str] | None = None,
 
     web_t = root.table("web")
     web = WebSettings(
-        base_url=web_t.str("base_url", "http://127.0.0.1:8080").rstrip("/"),
+        base_url=web_t.str("base_url", required=True).rstrip("/"),
         host=web_t.str("host", "127.0.0.1"),
         port=web_t.int("port", 8080, 1, 65535),
         secret_keys=_secret_keys(env, work_dir),
@@ -561,6 +561,10 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         confirm_max_age=web_t.duration("confirm_max_age", timedelta(days=7)),
     )
     web_t.finish()
+    if not re.match(r"^https://[^\s/?#]+", web.base_url):
+        raise web_t.error("web.base_url", f"must be the public https URL of `digest serve`, "
+                          f"not {web.base_url!r} (one-click unsubscribe needs https)",
+                          "write e.g. base_url = \"https://news.example.org/digest\"")
 
     fetch_t = root.table("fetch")
     fetch = FetchSettings(

@@ -18,6 +18,9 @@ name = "Gazette"
 url = "https://gazette.example"
 postal_address = "1 Main St"
 
+[web]
+base_url = "https://gazette.example/digest"
+
 [lists.morning]
 sources = ["front.txt"]
 from = "Gazette <am@gazette.example>"
@@ -99,6 +102,8 @@ def test_environment_overrides_secrets(tmp_path: Path) -> None:
         (lambda t: t + '\n[[relays]]\nhost = "h"\npassword = "x"\n', "must not be in the file"),
         (lambda t: t + '\n[[relays]]\nhost = "h"\nsecurity = "ssl"\n', "relays[0].security"),
         (lambda t: t + '\n[database]\nurl = "mysql://x"\n', "database.url"),
+        (lambda t: t.replace("https://gazette.example/digest", "http://gazette.example"),
+         "web.base_url"),
         (lambda t: t.replace("[lists.morning]", '[lists."Morning Paper"]'), "short slug"),
         (lambda t: t.replace('sources = ["front.txt"]', 'sources = ["ftp://x/feed"]'),
          "lists.morning.sources"),
