@@ -97,4 +97,6 @@ def reference(number: int, url: str) -> str:
 
 def wrap_greeting(greeting: str) -> str:
     """The greeting for the text part, wrapped like any paragraph."""
+    if len(greeting) <= LINE_WIDTH:
+        return greeting
     return textwrap.fill(greeting, LINE_WIDTH, break_long_words=True, break_on_hyphens=False)
