@@ -141,7 +141,7 @@ def preview(config_path: str | None, list_name: str | None, sources: tuple[str, 
             as_of=moment, force=force))
         _report_source_errors(outcome.errors)
         files = pipeline.write_preview(settings, lst, outcome.edition, Path(out_dir),
-                                       store=store, subscriber=subscriber)
+                                       store=store, subscriber=subscriber, as_of=moment)
     for warning in files.warnings:
         stderr.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     for path in (files.html, files.text, files.eml):

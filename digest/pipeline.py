@@ -180,7 +180,7 @@ class MessageFactory:
     """
 
     def __init__(self, settings: Settings, lst: ListSettings, edition: Edition, *,
-                 subject_prefix: str = "") -> None:
+                 subject_prefix: str = "", as_of: datetime | None = None) -> None:
         from digest.render import Renderer
 
         self.settings = settings
@@ -188,7 +188,8 @@ class MessageFactory:
         self.edition = edition
         self.subject = subject_prefix + edition.subject
         self.renderer = Renderer(templates_dir=settings.templates_dir, site=settings.site,
-                                 list_settings=lst, web_base_url=settings.web.base_url)
+                                 list_settings=lst, web_base_url=settings.web.base_url,
+                                 as_of=as_of)
         self._templates: dict[frozenset[str], object] = {}
 
     def variant(self, sections: frozenset[str] | None):  # type: ignore[no-untyped-def]
@@ -255,13 +256,14 @@ class PreviewFiles:
 
 
 def write_preview(settings: Settings, lst: ListSettings, edition: Edition, out_dir: Path, *,
-                  store: Store | None, subscriber: str | None) -> PreviewFiles:
+                  store: Store | None, subscriber: str | None,
+                  as_of: datetime | None = None) -> PreviewFiles:
     """Write ``edition.html``, ``edition.txt`` and ``edition.eml`` as a subscriber gets them.
 
     :param subscriber: an address on the list: their name, sections and real links; None
         for a generic preview with every section.
     """
-    factory = MessageFactory(settings, lst, edition)
+    factory = MessageFactory(settings, lst, edition, as_of=as_of)
     email, name, sections, subscriber_id = f"preview@{settings.site.domain}", None, None, None
     if subscriber is not None:
         member = store.get_membership(lst.name, subscriber) if store else None
@@ -354,7 +356,8 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
         except EmptyEditionError as exc:
             return SendOutcome("skipped", str(exc))
         if test_to:
-            factory = MessageFactory(settings, lst, edition, subject_prefix="[TEST] ")
+            factory = MessageFactory(settings, lst, edition, subject_prefix="[TEST] ",
+                                     as_of=as_of)
             messages = [(lst.from_email, addr, factory.message(
                 email=addr, name=None, sections=None, subscriber_id=None,
                 message_id=new_message_id(settings, "test"))) for addr in test_to]
@@ -364,7 +367,7 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
             return SendOutcome("test", f"Sent a test of the {lst.name} edition to "
                                f"{len(test_to)} address(es).", edition, report=report,
                                errors=errors)
-        factory = MessageFactory(settings, lst, edition)
+        factory = MessageFactory(settings, lst, edition, as_of=as_of)
         count = size = 0
         for member in store.iter_eligible(lst.name):
             size += len(factory.message(email=member.email, name=member.name,
@@ -392,7 +395,7 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
     edition = record.edition()
     published = store.publish_edition(record.id, message_id_domain=settings.site.domain,
                                       now=datetime.now(UTC))
-    factory = MessageFactory(settings, lst, edition)
+    factory = MessageFactory(settings, lst, edition, as_of=as_of)
     async with _smtp_target(settings, relay) as addr:
         report = await deliver_edition(
             record.id, store=store, build=factory.for_claim, relay=relay, smtp_addr=addr,
