@@ -154,7 +154,8 @@ class SMTPConnection:
         """Say QUIT politely and close."""
         if self._smtp is not None and self._smtp.is_connected:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._smtp.quit(), timeout=2)
+                async with asyncio.timeout(2):
+                    await self._smtp.quit()
         self.abort()
 
     async def _reset(self) -> None:

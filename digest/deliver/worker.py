@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import random
@@ -88,7 +89,15 @@ class Worker:
         self.max_wait = max_wait
         self.relay_patience = relay_patience
         self.tasks = sum(p.size for p in pools)
-        self.batch = max(1, min(delivery.claim_batch, self.tasks))
+        # Claims are taken in batches (a claim transaction costs as much as ~5 marks) but
+        # never more than the pools can send well inside the lease.
+        lease_s = lease.total_seconds()
+        batch = min(delivery.claim_batch, 10 * self.tasks)
+        rates = [p.limiter.per_second for p in pools if p.limiter.per_second]
+        if rates:
+            batch = min(batch, max(self.tasks, int(sum(rates) * lease_s / 4)))
+        self.batch = max(1, batch)
+        self.lease_s = lease_s
         self.buffer: deque[Any] = deque()
         self.claim_lock = asyncio.Lock()
         self.changed = asyncio.Event()  # an in-flight message finished
@@ -123,6 +132,7 @@ class Worker:
         try:
             await asyncio.gather(*tasks)
         finally:
+            self.finished = True  # every loop ends even if a cancellation got lost
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -137,17 +147,23 @@ class Worker:
         while True:
             if self.stop_error is not None or self.finished:
                 return None
-            if self.buffer:
-                return self.buffer.popleft()
             wait = pool.limiter.delay()
-            if wait > 0:
-                if self.max_wait is not None and wait > self.max_wait and not self.in_flight:
+            too_long = self.max_wait is not None and wait > self.max_wait
+            if wait > self.lease_s / 4 or too_long:
+                # Do not sit on claims past their lease: hand them back first.
+                if self.buffer and not self.in_flight:
+                    self.buffer.clear()
+                    await self.db(self.store.release_claims, self.worker_id)
+                if too_long and not self.in_flight:
                     self.report.stopped = self.report.stopped or (
                         f"the relay's rate limit allows the next message in {wait:.0f} s")
                     self.finished = True
                     return None
+            if wait > 0:
                 await asyncio.sleep(min(wait, 1.0))
                 continue
+            if self.buffer:
+                return self.buffer.popleft()
             async with self.claim_lock:
                 if self.buffer or self.finished or self.stop_error is not None:
                     continue
@@ -172,10 +188,9 @@ class Worker:
                 self.finished = True
                 return
         self.changed.clear()
-        try:
-            await asyncio.wait_for(self.changed.wait(), timeout=min(max(delay, 0.01), 1.0))
-        except TimeoutError:
-            pass
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(max(delay, 0.01), 1.0)):
+                await self.changed.wait()
 
     # -- one task per connection -------------------------------------------------------------
 
@@ -183,7 +198,9 @@ class Worker:
         pause = 0.2
         while self.stop_error is None and not self.finished:
             try:
-                await asyncio.wait_for(conn.connect(), timeout=self.delivery.message_timeout)
+                if not conn.connected:  # asyncio.timeout: wait_for can swallow a cancel (3.11)
+                    async with asyncio.timeout(self.delivery.message_timeout):
+                        await conn.connect()
             except (TransactionError, TimeoutError) as err:
                 cause = err.cause if isinstance(err, TransactionError) else err
                 self._connect_failed(pool, classify_exception(cause, Phase.CONNECT))
