@@ -1,0 +1,88 @@
+"""The scheduler: one cron job per list in its timezone, runs on time, one scheduler only."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from digest import pipeline
+from digest.config import load_settings
+from digest.errors import DigestError
+from digest.schedule import make_scheduler, planned_jobs
+from tests.test_edition import make_list
+
+
+def test_next_runs_follow_each_lists_timezone_and_days() -> None:
+    london = make_list(name="daily", send_time=time(7, 0))
+    weekend = make_list(name="weekend", send_time=time(8, 30),
+                        timezone=ZoneInfo("America/New_York"), send_days=("sat", "sun"))
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)  # a Friday
+    jobs = {j.list_name: j for j in planned_jobs([london, weekend], now)}
+    assert jobs["daily"].next_run == datetime(2026, 11, 28, 7, 0, tzinfo=ZoneInfo(
+        "Europe/London"))
+    assert jobs["weekend"].next_run == datetime(2026, 11, 28, 8, 30, tzinfo=ZoneInfo(
+        "America/New_York"))
+    assert jobs["weekend"].trigger == "on sat, sun at 08:30 America/New_York"
+    # Across the spring DST change the wall-clock time stays 07:00.
+    spring = datetime(2027, 3, 27, 12, 0, tzinfo=UTC)
+    nxt = planned_jobs([london], spring)[0].next_run
+    assert (nxt.hour, nxt.utcoffset()) == (7, timedelta(hours=1))
+
+
+def test_a_due_job_runs_once_and_a_failing_list_does_not_stop_others() -> None:
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+    lists = [make_list(name=name, timezone=ZoneInfo("UTC"), send_time=soon.time())
+             for name in ("good", "bad")]
+    ran: list[str] = []
+    done = threading.Event()
+
+    def run(name: str) -> None:
+        ran.append(name)
+        if len(ran) == 2:
+            done.set()
+        if name == "bad":
+            raise DigestError("the bad list's sources are down")
+
+    scheduler = make_scheduler(lists, run, blocking=False)
+    scheduler.start()
+    try:
+        assert done.wait(10), "the jobs did not run"
+    finally:
+        scheduler.shutdown(wait=True)
+    assert sorted(ran) == ["bad", "good"]
+    job_defaults = scheduler._job_defaults  # noqa: SLF001 - the policy is the point here
+    assert job_defaults["coalesce"] is True and job_defaults["max_instances"] == 1
+
+
+def test_only_one_scheduler_per_machine_with_sqlite(repo: Path, tmp_path: Path) -> None:
+    settings = load_settings(repo / "digest.toml", env={"DIGEST_WORK_DIR": str(tmp_path)})
+    with pipeline.scheduler_lock(settings):
+        with pytest.raises(DigestError, match="Another scheduler"):
+            with pipeline.scheduler_lock(settings):
+                pass
+    with pipeline.scheduler_lock(settings):  # released
+        pass
+
+
+@pytest.mark.postgres
+def test_only_one_scheduler_per_postgresql_database(repo: Path, tmp_path: Path) -> None:
+    url = os.environ.get("DIGEST_TEST_DATABASE_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("DIGEST_TEST_DATABASE_URL must be set in CI")
+        pytest.skip("DIGEST_TEST_DATABASE_URL is not set")
+    settings = load_settings(repo / "digest.toml", env={"DIGEST_WORK_DIR": str(tmp_path),
+                                                        "DIGEST_DATABASE_URL": url})
+    settings = dataclasses.replace(settings, database_url=url)
+    with pipeline.scheduler_lock(settings):
+        with pytest.raises(DigestError, match="scheduler lock"):
+            with pipeline.scheduler_lock(settings):
+                pass
+    with pipeline.scheduler_lock(settings):
+        pass
