@@ -257,3 +257,16 @@ def test_concurrent_workers_never_claim_the_same_row(store: Store, store_url: st
     assert len(set(claimed)) == total
     assert sum(1 for ids in seen.values() if ids) >= 2
     assert store.delivery_summary(record.id) == {"sent": total}
+
+
+def test_mark_sent_many_ends_only_sending_rows(store: Store) -> None:
+    edition_id = _publish(store, 4)
+    a, b, c = store.claim_deliveries(edition_id, worker_id="w", limit=3, now=NOW, lease=LEASE)
+    store.mark_failed(c.delivery_id, code=550, error="gone", suppress=False, now=NOW)
+    ended = store.mark_sent_many([(a.delivery_id, "250 a"), (b.delivery_id, "250 b"),
+                                  (c.delivery_id, "250 late")], now=NOW)
+    assert ended == 2
+    assert store.mark_sent_many([], now=NOW) == 0
+    assert store.delivery_summary(edition_id) == {"sent": 2, "failed": 1, "queued": 1}
+    assert store.get_delivery(b.delivery_id)["response"] == "250 b"
+    assert store.get_delivery(b.delivery_id)["finished_at"] == NOW

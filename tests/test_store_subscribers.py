@@ -41,7 +41,8 @@ def test_smtputf8_local_part_only_when_allowed() -> None:
 
 
 @pytest.mark.parametrize("name", ["Eve\r\nBcc: x@example.org", "Eve\nX", "Eve\x00", "A" * 201,
-                                  "Bell\x07", "Sep\u2028arator"])
+                                  "Bell\x07", "Sep\u2028arator", "=?utf-8?q?Hi=0D=0ABcc=3A_x?=",
+                                  "Ann =?UTF-8?B?SGkNCkJjYzogeA==?= Lee"])
 def test_names_that_would_break_a_header_are_refused(name: str) -> None:
     with pytest.raises(InvalidSubscriberError):
         clean_name(name)
@@ -167,3 +168,21 @@ def test_invalid_input_is_a_store_error_and_a_value_error(store: Store) -> None:
         store.add_subscriber("daily", "ann@example.org", name="Ann\r\nBcc: x@example.org")
     assert isinstance(caught.value, StoreError) and isinstance(caught.value, ValueError)
     assert store.get_membership("daily", "ann@example.org") is None
+
+
+@pytest.mark.parametrize("name", ['Haddad, "Nadia"', "O'Brien (Desk)", "田中 博", "a<b>@c;d",
+                                  "Price =? 5", "Zoë ?= Martin"])
+def test_accepted_names_make_a_single_safe_to_header(name: str) -> None:
+    from email.headerregistry import Address
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    cleaned = clean_name(name)
+    assert cleaned == name
+    msg = EmailMessage(policy=SMTP)
+    msg["To"] = Address(display_name=cleaned, addr_spec="ann@example.org")
+    msg.set_content("x")
+    head = msg.as_bytes().split(b"\r\n\r\n", 1)[0]
+    names = [line.split(b":", 1)[0] for line in head.split(b"\r\n") if line[:1] not in b" \t"]
+    assert names.count(b"To") == 1
+    assert b"Bcc" not in names

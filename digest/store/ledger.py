@@ -7,6 +7,7 @@ address unsubscribed, bounced, complained or was suppressed after the edition wa
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,6 +62,14 @@ def suppress_address(conn: Connection, email_key: str, reason: str, detail: str 
         conn.execute(suppressions.insert().values(
             email_key=email_key, reason=reason, detail=detail[:500] if detail else None,
             created_at=now))
+
+
+# Built once: constructing the statement per call costs more than running it on SQLite.
+_SENT = deliveries.update().where(
+    deliveries.c.id == sa.bindparam("b_id"), deliveries.c.status == "sending",
+).values(status="sent", reason=None, response=sa.bindparam("b_response"),
+         finished_at=sa.bindparam("b_now", type_=deliveries.c.finished_at.type),
+         attempts=deliveries.c.attempts + 1, claimed_by=None, lease_until=None)
 
 
 class LedgerMixin(Database):
@@ -195,8 +204,19 @@ class LedgerMixin(Database):
     @guarded
     def mark_sent(self, delivery_id: int, *, response: str, now: datetime) -> None:
         """Record the relay's 250 for a row still in "sending" (otherwise do nothing)."""
-        self._mark(delivery_id, now, status="sent", reason=None, response=_clip(response),
-                   finished_at=_utc(now), attempts=deliveries.c.attempts + 1)
+        self.mark_sent_many([(delivery_id, response)], now=now)
+
+    @guarded
+    def mark_sent_many(self, results: Sequence[tuple[int, str]], *, now: datetime) -> int:
+        """:meth:`mark_sent` for many ``(delivery_id, response)`` pairs in one transaction
+        (one commit instead of one per message); returns how many rows it ended."""
+        if not results:
+            return 0
+        when = _utc(now)
+        params = [{"b_id": d, "b_response": _clip(r), "b_now": when} for d, r in results]
+        with self.write() as conn:
+            return int(conn.execute(_SENT, params,
+                                    execution_options={"preserve_rowcount": True}).rowcount)
 
     @guarded
     def mark_deferred(self, delivery_id: int, *, error: str, retry_at: datetime,
