@@ -25,10 +25,7 @@ __all__ = ["Kind", "detect_kind", "parse_feed"]
 
 Kind = Literal["page", "rss", "atom", "jsonfeed"]
 
-_PROLOGUE = re.compile(
-    r"\A\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>\s*)*<(?P<root>[\w.:-]+)",
-    re.DOTALL | re.IGNORECASE,
-)
+_XML_NAME = re.compile(r"[\w.:-]+")
 _SNIFF_BYTES = 65536
 _IMAGE_PATH = re.compile(r"\.(?:jpe?g|png|gif|webp|avif)(?:[?#]|$)", re.IGNORECASE)
 # Per-item failures that mean "this item's data has an odd shape", not a bug in digest.
@@ -45,14 +42,49 @@ def detect_kind(data: bytes) -> Kind:
     stripped = head.lstrip()
     if stripped.startswith("{"):
         return "jsonfeed"
-    match = _PROLOGUE.match(stripped)
-    if match:
-        root = match.group("root").rsplit(":", 1)[-1].casefold()
+    root = _root_element(stripped)
+    if root:
+        root = root.rsplit(":", 1)[-1].casefold()
         if root in ("rss", "rdf"):
             return "rss"
         if root == "feed":
             return "atom"
     return "page"
+
+
+def _root_element(text: str) -> str | None:
+    """The name of the first element, past any XML declaration, comments and DOCTYPE.
+
+    A plain scan rather than one regular expression: a regex with lazy groups backtracks
+    catastrophically on hostile input such as thousands of comments and no root.
+    """
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if text.startswith("<?", pos):
+            pos = _after(text, "?>", pos + 2)
+        elif text.startswith("<!--", pos):
+            pos = _after(text, "-->", pos + 4)
+        elif text[pos : pos + 9].upper() == "<!DOCTYPE":
+            close = text.find(">", pos)
+            subset = text.find("[", pos, close if close != -1 else len(text))
+            if subset != -1:
+                close = text.find(">", _after(text, "]", subset))
+            pos = -1 if close == -1 else close + 1
+        elif text.startswith("<", pos):
+            match = _XML_NAME.match(text, pos + 1)
+            return match.group(0) if match else None
+        else:
+            return None
+        if pos < 0:
+            return None
+
+
+def _after(text: str, marker: str, start: int) -> int:
+    """The position just after ``marker`` at or after ``start``, or -1 if it never comes."""
+    found = text.find(marker, start) if start >= 0 else -1
+    return -1 if found == -1 else found + len(marker)
 
 
 def _sniff_text(data: bytes) -> str:

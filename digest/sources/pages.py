@@ -29,6 +29,8 @@ __all__ = ["is_subheading", "parse_page"]
 
 _NO_SECTIONS: Mapping[str, str] = MappingProxyType({})
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# Whitespace plus the invisible marks editors leave (a stray BOM, zero-width spaces).
+_BLANK = "".join(ch for ch in map(chr, range(0x3001)) if ch.isspace()) + "\ufeff\u200b\u2060"
 _SEPARATOR = re.compile(r"^\s*(?:[-–—_=*]\s*)+$")
 _MARKUP = re.compile(r"^\s*<(?:!doctype|html|\?xml|head|body)\b", re.IGNORECASE)
 _FINAL_PUNCT = tuple(".!?:;,…\"'”’»)]")
@@ -68,7 +70,9 @@ def parse_page(
     if as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=UTC)
     decoded = decode_text(data, source=source)
-    lines = [_Line(n, text.strip()) for n, text in enumerate(_LINE_BREAK.split(decoded.text), 1)]
+    lines = [
+        _Line(n, text.strip(_BLANK)) for n, text in enumerate(_LINE_BREAK.split(decoded.text), 1)
+    ]
     content = [line for line in lines if line.text]
     if not content:
         raise ParseError(
@@ -189,12 +193,11 @@ class _PageParser:
 
     def _teasers(self, block: list[_Line]) -> None:
         pending: _Line | None = None
-        for index, line in enumerate(block):
+        for line in block:
             if pending is None:
                 pending = line
                 continue
-            more_follow = index + 1 < len(block)
-            if more_follow and _is_glued_header(line.text, self.section_map):
+            if _is_glued_header(line.text, self.section_map):
                 self._no_headline(pending)
                 pending = line
                 continue

@@ -29,10 +29,11 @@ __all__ = [
 SUMMARY_LIMIT = 300
 _ALLOWED_TAGS = {"p", "a", "em", "strong", "b", "i", "br", "ul", "ol", "li", "blockquote"}
 _DROPPED_WITH_CONTENT = {"script", "style", "iframe", "noscript", "template", "object", "svg"}
+# [^<>] rather than [^>]: an unclosed "<p" must not make every later "<p" rescan the text.
 _BLOCK_TAG = re.compile(
-    r"</?(?:p|br|li|ul|ol|blockquote|div|h[1-6]|tr|td|th)\b[^>]*>", re.IGNORECASE
+    r"</?(?:p|br|li|ul|ol|blockquote|div|h[1-6]|tr|td|th)\b[^<>]*>", re.IGNORECASE
 )
-_ANY_TAG = re.compile(r"<!--.*?(?:-->|$)|</?[A-Za-z][^>]*(?:>|$)", re.DOTALL)
+_ANY_TAG = re.compile(r"<!--.*?(?:-->|$)|</?[A-Za-z][^<>]*(?:>|$)", re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SPACE = re.compile(r"\s+")
 _DEAD_LINK = re.compile(r'<a rel="noopener">(.*?)</a>', re.DOTALL)
@@ -137,7 +138,7 @@ def sanitise_html(fragment: str) -> str:
         fragment,
         tags=_ALLOWED_TAGS,
         clean_content_tags=_DROPPED_WITH_CONTENT,
-        attributes={"a": {"href"}},
+        attributes={"*": set(), "a": {"href"}},  # "*" empty: no lang/title anywhere
         url_schemes={"http", "https", "mailto"},
         url_relative="deny",
         link_rel="noopener",
