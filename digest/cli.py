@@ -110,6 +110,9 @@ def _print_edition(edition) -> None:  # type: ignore[no-untyped-def]
     for why, count in edition.excluded:
         console.print(f"left out: {count} {why}", highlight=False)
     for item in edition.skipped:
+        if item.line is None and item.source in item.reason:
+            console.print(f"skipped: {item.reason}", highlight=False)
+            continue
         where = f":{item.line}" if item.line else ""
         console.print(f"skipped: {item.source}{where}: {item.reason}", highlight=False)
 
