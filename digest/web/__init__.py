@@ -1,0 +1,183 @@
+"""The web app behind every link in the emails: unsubscribe, preferences, sign-up, archive.
+
+``create_app(settings)`` builds the Starlette app; ``serve(settings)`` runs it with uvicorn
+(``digest serve``). Routes are relative to ``web.base_url``'s path, and answer both with
+and without that prefix, so a proxy may pass the path through or strip it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Scope
+
+from digest.config import Settings
+from digest.errors import DeliveryError, InvalidTokenError, RenderError, StoreError
+
+from .archive import archive_edition, archive_index, healthz, personal_links
+from .middleware import (
+    MAX_BODY,
+    BodyLimit,
+    ErrorGuard,
+    PrefixRoot,
+    RedactTokens,
+    SecurityHeaders,
+    redact_path,
+)
+from .pages import Pages
+from .state import WebState, state_of
+from .subscriptions import confirm, manage, subscribe, unsubscribe
+
+if TYPE_CHECKING:
+    from digest.store import Store
+
+__all__ = ["create_app", "serve"]
+
+log = logging.getLogger("digest.web")
+
+_HTTP_SENTENCES = {
+    400: ("Bad request", "The request could not be read; go back and try again."),
+    404: ("Not found", "There is no page at this address."),
+    405: ("Not allowed", "This address does not accept that kind of request."),
+    413: ("Too large", "The request is too large."),
+}
+
+
+async def home(request: Request) -> Response:
+    """The root: each list with its sign-up form and archive."""
+    web = state_of(request)
+    links = []
+    for lst in web.settings.lists.values():
+        links.append((f"Subscribe to {lst.title}", web.url(f"/subscribe/{lst.name}")))
+        links.append((f"{lst.title}: past editions", web.url(f"/archive/{lst.name}")))
+    return web.pages.message(web.settings.site.name, "Our email newsletters:", links=links)
+
+
+def _routes() -> list[Route]:
+    both = ["GET", "POST"]
+    return [
+        Route("/", home, methods=["GET"]),
+        Route("/unsubscribe/{token}", unsubscribe, methods=both),
+        Route("/manage/{token}", manage, methods=both),
+        # tokens.manage_url spells the same page /preferences/.
+        Route("/preferences/{token}", manage, methods=both),
+        Route("/subscribe/{list}", subscribe, methods=both),
+        Route("/confirm/{token}", confirm, methods=["GET"]),
+        Route("/archive/{list}", archive_index, methods=["GET"]),
+        Route("/archive/{list}/{day}", archive_edition, methods=["GET"]),
+        Route("/links/{list}", personal_links, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+
+
+def _handlers(web: WebState) -> dict[object, object]:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        heading, sentence = _HTTP_SENTENCES.get(
+            exc.status_code, ("Something went wrong", "The request could not be handled."))
+        return web.pages.message(heading, sentence, status=exc.status_code,
+                                 headers=exc.headers)
+
+    async def bad_token(request: Request, exc: Exception) -> Response:
+        return web.pages.message("This link does not work", str(exc), status=400)
+
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        log.warning("%s %s: %s", request.method, redact_path(request.url.path), exc)
+        sentence = ("We could not send the email just now; please try again in a few minutes."
+                    if isinstance(exc, DeliveryError) else
+                    "The service is unavailable for a moment; please try again in a few "
+                    "minutes.")
+        return web.pages.message("Please try again soon", sentence, status=503,
+                                 headers={"Retry-After": "60"})
+
+    async def render_failed(request: Request, exc: Exception) -> Response:
+        log.error("%s %s: %s", request.method, redact_path(request.url.path), exc)
+        return web.pages.message("This page cannot be shown",
+                                 "This edition cannot be shown right now; the newsroom has "
+                                 "been told.", status=500)
+
+    return {HTTPException: http_error, InvalidTokenError: bad_token, StoreError: unavailable,
+            DeliveryError: unavailable, RenderError: render_failed}
+
+
+def create_app(settings: Settings, store: Store | None = None) -> Starlette:
+    """The web app for ``settings``.
+
+    :param store: an open store to use (the caller closes it); None opens the configured
+        one at startup and closes it at shutdown (the app's lifespan).
+    :raises ConfigError: when the web templates are missing or broken.
+    """
+    web = WebState(settings=settings, pages=Pages(settings), store=store)
+    _redact_access_log()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        opened: Store | None = None
+        if web.store is None:
+            opened = web.store = await run_in_threadpool(_open_store, settings)
+        try:
+            yield
+        finally:
+            if opened is not None:
+                web.store = None
+                opened.close()
+
+    async def too_large(scope: Scope) -> Response:
+        return web.pages.message(*_HTTP_SENTENCES[413], status=413,
+                                 headers={"Connection": "close"})
+
+    async def crashed(scope: Scope) -> Response:
+        return web.pages.message("Something went wrong",
+                                 "The page could not be produced; please try again later.",
+                                 status=500)
+
+    app = Starlette(
+        routes=_routes(),
+        middleware=[
+            Middleware(PrefixRoot, prefix=urlsplit(settings.web.base_url).path),
+            Middleware(SecurityHeaders),
+            Middleware(BodyLimit, limit=MAX_BODY, too_large=too_large),
+            Middleware(ErrorGuard, fallback=crashed),
+        ],
+        exception_handlers=_handlers(web),  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    app.state.web = web
+    return app
+
+
+def _open_store(settings: Settings) -> Store:
+    from digest.store import open_store
+
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    return open_store(settings.database_url)
+
+
+def _redact_access_log() -> None:
+    """uvicorn's access log prints request paths, which carry tokens: redact them."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactTokens) for f in access.filters):
+        access.addFilter(RedactTokens())
+
+
+def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+    """Run the web app with uvicorn until interrupted (``digest serve``).
+
+    Forwarded client addresses (for the sign-up rate limit) are trusted from a proxy on
+    127.0.0.1 only, uvicorn's default.
+    """
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host or settings.web.host,
+                port=port or settings.web.port, server_header=False, proxy_headers=True)

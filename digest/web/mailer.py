@@ -1,0 +1,133 @@
+"""The web app's own emails: the double opt-in confirmation and "you are already subscribed".
+
+One message per request, so a plain :class:`email.message.EmailMessage` is built and sent
+through the list's relay, or the embedded Maildir server when none is configured, exactly
+as ``send --test-to`` does.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from datetime import UTC, datetime, timedelta
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP, SMTPUTF8
+from email.utils import format_datetime, make_msgid
+
+from digest.config import ListSettings, Settings
+from digest.errors import DeliveryError
+
+__all__ = ["already_subscribed_message", "confirmation_message", "send_one"]
+
+log = logging.getLogger("digest.web")
+
+
+def _message(settings: Settings, lst: ListSettings, *, email: str, name: str | None,
+             subject: str, paragraphs: list[str], link_label: str,
+             link: str) -> tuple[str, str, bytes]:
+    msg = EmailMessage()
+    msg["From"] = lst.from_header
+    local, _, domain = email.rpartition("@")
+    msg["To"] = Address(display_name=name or "", username=local, domain=domain)
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["Message-ID"] = make_msgid("web", domain=settings.site.domain)
+    if lst.reply_to:
+        msg["Reply-To"] = lst.reply_to
+    # RFC 3834: a machine's answer to a request; auto-responders must not reply to it.
+    msg["Auto-Submitted"] = "auto-generated"
+    greeting = f"Hello {name}," if name else "Hello,"
+    footer = [settings.site.name, settings.site.postal_address]
+    text = "\n\n".join([greeting, *paragraphs[:1], f"{link_label}:\n{link}",
+                        *paragraphs[1:], "\n".join(footer)]) + "\n"
+    msg.set_content(text, cte="quoted-printable")
+    esc = html.escape
+    body = "".join(f'<p style="margin:0 0 16px">{esc(p)}</p>' for p in paragraphs[1:])
+    msg.add_alternative(
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(subject)}</title></head>"
+        '<body style="margin:0;padding:24px 16px;background:#ffffff;color:#1d1d1f;'
+        'font:16px/1.5 -apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif">'
+        '<div style="max-width:560px;margin:0 auto">'
+        f'<p style="margin:0 0 16px">{esc(greeting)}</p>'
+        f'<p style="margin:0 0 16px">{esc(paragraphs[0])}</p>'
+        f'<p style="margin:0 0 24px"><a href="{esc(link)}" style="display:inline-block;'
+        'background:#0b57a4;color:#ffffff;text-decoration:none;font-weight:bold;'
+        f'padding:12px 20px;border-radius:6px">{esc(link_label)}</a></p>'
+        f"{body}"
+        f'<p style="margin:24px 0 0;color:#5b5b60;font-size:13px">{esc(footer[0])}<br>'
+        f"{esc(footer[1])}</p></div></body></html>",
+        subtype="html", cte="quoted-printable")
+    # A non-ASCII local part can only travel with SMTPUTF8 (allow_smtputf8 admitted it).
+    data = msg.as_bytes(policy=SMTP if email.isascii() else SMTPUTF8)
+    if settings.dkim is not None:
+        from digest.mail.signing import dkim_sign
+
+        data = dkim_sign(data, settings.dkim)
+    return lst.from_email, email, data
+
+
+def _days(span: timedelta) -> str:
+    days = max(1, round(span.total_seconds() / 86400))
+    return "1 day" if days == 1 else f"{days} days"
+
+
+def confirmation_message(settings: Settings, lst: ListSettings, *, email: str,
+                         name: str | None, confirm_link: str) -> tuple[str, str, bytes]:
+    """``(envelope sender, recipient, bytes)`` asking ``email`` to confirm the subscription."""
+    return _message(
+        settings, lst, email=email, name=name,
+        subject=f"Confirm your subscription to {lst.title}",
+        paragraphs=[
+            (f"Please confirm that you want {lst.title} from {settings.site.name} at this "
+             "address."),
+            (f"The link works for {_days(settings.web.confirm_max_age)}. If you did not ask "
+             "for this, ignore this email: you will not hear from us again."),
+        ],
+        link_label="Confirm my subscription", link=confirm_link)
+
+
+def already_subscribed_message(settings: Settings, lst: ListSettings, *, email: str,
+                               name: str | None, manage_link: str) -> tuple[str, str, bytes]:
+    """``(envelope sender, recipient, bytes)`` telling ``email`` it is already subscribed
+    (the web page says the same thing whether or not it was, so nobody can probe addresses)."""
+    return _message(
+        settings, lst, email=email, name=name,
+        subject=f"You are already subscribed to {lst.title}",
+        paragraphs=[
+            (f"Someone, probably you, asked to subscribe this address to {lst.title}, and it "
+             "already gets it. To change your sections or unsubscribe, use your preferences "
+             "page."),
+            "If you did not ask for this, you can ignore this email.",
+        ],
+        link_label="My preferences", link=manage_link)
+
+
+async def send_one(settings: Settings, lst: ListSettings,
+                   message: tuple[str, str, bytes]) -> bool:
+    """Send one message through the list's relay (or the embedded server); True when the
+    relay accepted it, False when it refused the recipient.
+
+    :raises DeliveryError: when the relay cannot be used (down, refused our credentials).
+    """
+    from digest.deliver import embedded_smtp_server, send_test
+
+    relay = settings.relay_for(lst)
+    try:
+        if relay is None:
+            async with embedded_smtp_server(settings.maildir) as addr:
+                report = await send_test([message], relay=None, smtp_addr=addr,
+                                         delivery=settings.delivery)
+        else:
+            report = await send_test([message], relay=relay, delivery=settings.delivery)
+    except DeliveryError:
+        raise
+    except OSError as exc:
+        raise DeliveryError(f"The mail server could not be reached ({type(exc).__name__}); "
+                            "check the relay settings.") from exc
+    if report.failed:
+        # The relay's reason may quote the address, so only the fact is logged.
+        log.warning("the relay refused a web email (list=%s)", lst.name)
+    return report.sent > 0

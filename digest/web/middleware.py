@@ -1,0 +1,201 @@
+"""ASGI wrappers around the web app: path prefix, body cap, security headers, last-resort errors.
+
+They are plain ASGI callables (not Starlette ``BaseHTTPMiddleware``) so a one-click POST
+streams through without an extra task, and so the error guard also covers exceptions that
+would otherwise reach Starlette's bare "Internal Server Error" response.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "MAX_BODY",
+    "SECURITY_HEADERS",
+    "BodyLimit",
+    "ErrorGuard",
+    "PrefixRoot",
+    "RedactTokens",
+    "SecurityHeaders",
+    "redact_path",
+]
+
+log = logging.getLogger("digest.web")
+
+#: Bytes a request body may have: forms here are a few hundred bytes.
+MAX_BODY = 64 * 1024
+
+#: Sent with every response. Tokens travel in URLs, so no page may leak its URL through
+#: a Referer header, be framed by another site, or load anything from elsewhere.
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy",
+     (b"default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+      b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'")),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+)
+
+_TOKEN_PATH = re.compile(r"(/(?:unsubscribe|manage|preferences|confirm)/)[^/?#\s\"]+")
+
+
+def redact_path(path: str) -> str:
+    """``path`` with every signed token replaced by ``[token]`` (for logs)."""
+    return _TOKEN_PATH.sub(r"\1[token]", path)
+
+
+class RedactTokens(logging.Filter):
+    """A logging filter that removes tokens from uvicorn's access-log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and args:
+            record.args = tuple(redact_path(a) if isinstance(a, str) else a for a in args)
+        elif isinstance(record.msg, str):
+            record.msg = redact_path(record.msg)
+        return True
+
+
+class PrefixRoot:
+    """Serve the app both under the base URL's path prefix (``/digest/unsubscribe/...``
+    from a proxy that passes the path through) and without it (a proxy that strips it)."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix.rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and self.prefix and not scope.get("root_path"):
+            path: str = scope["path"]
+            if path == self.prefix or path.startswith(self.prefix + "/"):
+                scope = {**scope, "root_path": self.prefix}
+        await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """Read at most ``limit`` body bytes; a larger body gets 413 before the app sees it.
+
+    The body is buffered (it is small by then) and replayed to the app, so a client that
+    lies in Content-Length or streams forever is cut off at the same point.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY,
+                 too_large: Callable[[Scope], Awaitable[ASGIApp]] | None = None) -> None:
+        self.app = app
+        self.limit = limit
+        self.too_large = too_large
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        chunks: list[bytes] = []
+        size = 0
+        more = declared is None or declared <= self.limit
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                break
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        if size > self.limit or (declared is not None and declared > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.too_large is not None:
+            response = await self.too_large(scope)
+            await response(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": b"The request is too large.\n"})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class SecurityHeaders:
+    """Add :data:`SECURITY_HEADERS` (and ``Cache-Control: no-store`` unless the app chose a
+    cache policy) to every HTTP response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", ())
+                           if k.lower() not in dict(SECURITY_HEADERS)]
+                headers.extend(SECURITY_HEADERS)
+                if not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class ErrorGuard:
+    """Turn any exception that escapes the app into ``fallback``'s page (a 500 without a
+    traceback), logging the exception with the token-free path."""
+
+    def __init__(self, app: ASGIApp,
+                 fallback: Callable[[Scope], Awaitable[ASGIApp]]) -> None:
+        self.app = app
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as exc:  # the last line of defence: no traceback reaches a client
+            log.exception("request %s %s failed: %s", scope.get("method"),
+                          redact_path(scope.get("path", "")), type(exc).__name__)
+            if started:
+                return
+            response: Any = await self.fallback(scope)
+            await response(scope, receive, send)

@@ -1,0 +1,316 @@
+"""Subscriber pages: one-click unsubscribe, manage sections, subscribe and confirm.
+
+CSRF: no page here uses cookies or sessions. Every state-changing POST except the sign-up
+form goes to a URL holding a signed token scoped to one subscriber, one list and one purpose,
+so a cross-site form can only act for someone whose token it already has; RFC 8058 one-click
+POSTs arrive without cookies by design and the token is their only credential. The sign-up
+form changes nothing until its owner confirms by email, and it is rate limited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+
+from digest import tokens
+from digest.config import ListSettings
+from digest.errors import InvalidTokenError, SubscriberNotFoundError
+from digest.store import InvalidSubscriberError, Membership
+from digest.store.subscribers import clean_name, clean_sections, normalise_address
+
+from .mailer import already_subscribed_message, confirmation_message, send_one
+from .pages import mask_address
+from .state import WebState, state_of
+
+__all__ = ["confirm", "manage", "subscribe", "unsubscribe"]
+
+log = logging.getLogger("digest.web")
+
+MAX_FORM_FIELDS = 100
+
+
+async def _form(request: Request) -> FormData:
+    """The posted form (urlencoded or multipart, no files; the body is already capped)."""
+    return await request.form(max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=16_384)
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _strings(form: FormData, name: str) -> list[str]:
+    return [v for v in form.getlist(name) if isinstance(v, str)]
+
+
+async def _member(web: WebState, request: Request, salt: str) -> Membership:
+    """The membership a path token names.
+
+    :raises InvalidTokenError: forged, altered, misdirected, too old, or no such member.
+    """
+    token = request.path_params["token"]
+    subscriber_id, list_name = tokens.read_token(web.settings.web.secret_keys, salt, token,
+                                                 max_age=web.settings.web.token_max_age)
+    try:
+        return await run_in_threadpool(web.get_store().get_membership_by_id, subscriber_id,
+                                       list_name)
+    except SubscriberNotFoundError:
+        raise InvalidTokenError("This link does not match any subscription; use the link "
+                                "from the latest email.") from None
+
+
+def _manage_link(web: WebState, member: Membership) -> str:
+    token = tokens.make_manage_token(web.settings.web.secret_keys, member.subscriber_id,
+                                     member.list_name)
+    return web.url(f"/manage/{token}")
+
+
+# --------------------------------------------------------------------------- unsubscribe
+
+
+async def unsubscribe(request: Request) -> Response:
+    """GET asks; POST (the page's button or an RFC 8058 one-click) unsubscribes at once.
+
+    The POST body (``List-Unsubscribe=One-Click``) is not required: the signed token is the
+    credential, and refusing a provider's slightly different body would keep sending mail to
+    someone who asked to stop.
+    """
+    web = state_of(request)
+    member = await _member(web, request, tokens.UNSUBSCRIBE)
+    title = web.list_title(member.list_name)
+    manage = _manage_link(web, member)
+    if request.method != "POST":
+        return web.pages.render("unsubscribe.html", list_title=title,
+                                masked=mask_address(member.email), manage_url=manage,
+                                subscribed=member.status in ("active", "pending"))
+    changed = await run_in_threadpool(web.get_store().unsubscribe, member.subscriber_id,
+                                      member.list_name)
+    log.info("unsubscribe list=%s changed=%s", member.list_name, changed)
+    return web.pages.message(
+        f"You are unsubscribed from {title}",
+        f"{mask_address(member.email)} will get no more {title} emails. An edition already "
+        "on its way may still arrive.",
+        "Changed your mind? Your preferences page lets you subscribe again.",
+        links=[("Your preferences", manage)])
+
+
+# --------------------------------------------------------------------------- manage
+
+
+def _section_choices(lst: ListSettings | None,
+                     chosen: frozenset[str] | set[str] | None) -> list[tuple[str, bool]]:
+    if lst is None:
+        return []
+    wanted = None if chosen is None else {c.casefold() for c in chosen}
+    return [(s, wanted is None or s.casefold() in wanted) for s in lst.sections]
+
+
+def _chosen_sections(lst: ListSettings, picked: list[str]) -> list[str] | None:
+    """None (every section, and any added later) when every section is ticked."""
+    chosen, unknown = clean_sections(picked, lst.sections)
+    if unknown:
+        raise InvalidSubscriberError(f"Unknown section {unknown[0]!r}; choose from the "
+                                     "list's sections.")
+    if not chosen:
+        raise InvalidSubscriberError("Tick at least one section; to stop the emails, "
+                                     "unsubscribe instead.")
+    return None if len(chosen) == len(set(lst.sections)) else chosen
+
+
+async def manage(request: Request) -> Response:
+    """Section preferences (GET shows, POST ``action=save``), and subscribing again
+    (``action=resubscribe``, which emails a confirmation link)."""
+    web = state_of(request)
+    member = await _member(web, request, tokens.MANAGE)
+    lst = web.configured(member.list_name)
+    # Relative, so the form posts to this server whatever origin it is reached on (the
+    # Content-Security-Policy allows forms to post to the page's own origin only).
+    unsubscribe_link = "../unsubscribe/" + tokens.make_unsubscribe_token(
+        web.settings.web.secret_keys, member.subscriber_id, member.list_name)
+
+    def page(current: Membership, *, status: int = 200, notice: str | None = None,
+             error: str | None = None, picked: set[str] | None = None) -> Response:
+        return web.pages.render(
+            "manage.html", status=status, list_title=web.list_title(current.list_name),
+            masked=mask_address(current.email), member_status=current.status,
+            sections=_section_choices(lst, picked if picked is not None else current.sections),
+            notice=notice, error=error, unsubscribe_url=unsubscribe_link)
+
+    if request.method != "POST":
+        return page(member)
+    if lst is None:
+        return web.pages.message("This list is closed",
+                                 "The list this link belongs to no longer exists.", status=400)
+    form = await _form(request)
+    action = _text(form, "action")
+    if action == "save":
+        picked = _strings(form, "sections")
+        try:
+            chosen = _chosen_sections(lst, picked)
+            updated = await run_in_threadpool(web.get_store().update_sections,
+                                              member.subscriber_id, member.list_name, chosen,
+                                              known=lst.sections)
+        except InvalidSubscriberError as exc:
+            return page(member, status=400, error=str(exc), picked=set(picked))
+        log.info("sections updated list=%s", member.list_name)
+        return page(updated, notice="Your preferences are saved.")
+    if action == "resubscribe":
+        limited = _limited(web, request)
+        if limited is not None:
+            return limited
+        current = await _request_and_mail(web, lst, member.email, None, member.sections)
+        return page(current, notice=f"We sent an email to {mask_address(member.email)}; "
+                                    "follow its link to finish.")
+    return page(member, status=400, error="That form could not be understood; use the "
+                                          "buttons on this page.")
+
+
+# --------------------------------------------------------------------------- subscribe
+
+
+def _address_key(email: str) -> str:
+    return hashlib.sha256(email.casefold().encode("utf-8")).hexdigest()
+
+
+def _limited(web: WebState, request: Request) -> Response | None:
+    """A 429 page when this client sent too many sign-ups; None when it may go on."""
+    ip = request.client.host if request.client else "unknown"
+    if not web.per_ip.allow(ip):
+        wait = web.per_ip.retry_after(ip)
+        return web.pages.message(
+            "Too many requests", "Too many sign-up requests came from your network; please "
+            f"try again in {max(1, round(wait / 60))} minute(s).", status=429,
+            headers={"Retry-After": str(wait)})
+    return None
+
+
+async def _request_and_mail(web: WebState, lst: ListSettings, email: str, name: str | None,
+                            sections: Any) -> Membership:
+    """Record the request and email the confirmation link, or a note that the address is
+    already subscribed. Per address only a few emails go out; the rest are dropped quietly,
+    and the caller answers the same either way."""
+    store = web.get_store()
+    existing = await run_in_threadpool(store.get_membership, lst.name, email)
+    if existing is not None and existing.status == "active":
+        current = existing
+        message = already_subscribed_message(web.settings, lst, email=existing.email,
+                                             name=existing.name,
+                                             manage_link=_manage_link(web, existing))
+    else:
+        if name is not None and await run_in_threadpool(_known_anywhere, web, email):
+            # An unconfirmed request must not rename an existing subscriber, whose other
+            # lists greet them by that name.
+            name = None
+        current = await run_in_threadpool(
+            lambda: store.request_subscription(lst.name, email, name=name, sections=sections,
+                                               source="web",
+                                               allow_smtputf8=web.settings.allow_smtputf8))
+        token = tokens.make_confirm_token(web.settings.web.secret_keys, current.subscriber_id,
+                                          lst.name)
+        message = confirmation_message(web.settings, lst, email=current.email, name=current.name,
+                                       confirm_link=tokens.confirm_url(web.settings.web.base_url,
+                                                                       token))
+    if web.per_address.allow(_address_key(current.email)):
+        await send_one(web.settings, lst, message)
+        log.info("subscription email sent list=%s", lst.name)
+    else:
+        log.info("subscription email dropped by the per-address limit list=%s", lst.name)
+    return current
+
+
+def _known_anywhere(web: WebState, email: str) -> bool:
+    store = web.get_store()
+    return any(store.get_membership(name, email) is not None for name in store.list_names())
+
+
+async def subscribe(request: Request) -> Response:
+    """The sign-up form; POST records a pending membership and emails the confirm link.
+
+    Every accepted request gets the same "check your inbox" page, whether the address was
+    new, pending, active or unsubscribed, so the form cannot tell anyone who is subscribed.
+    """
+    web = state_of(request)
+    lst = web.configured(request.path_params["list"])
+    if lst is None:
+        return web.pages.message("Not found", "There is no such list here.", status=404)
+
+    def form_page(*, status: int = 200, error: str | None = None, email: str = "",
+                  name: str = "", picked: list[str] | None = None) -> Response:
+        return web.pages.render("subscribe.html", status=status, list_title=lst.title,
+                                error=error, email=email, name=name,
+                                sections=_section_choices(lst, set(picked) if picked
+                                                          else None))
+
+    if request.method != "POST":
+        return form_page()
+    form = await _form(request)
+    email, name, picked = _text(form, "email")[:320], _text(form, "name")[:400], \
+        _strings(form, "sections")
+    limited = _limited(web, request)
+    if limited is not None:
+        return limited
+    done = web.pages.message(
+        "Check your inbox",
+        f"If the address can receive mail, a message is on its way with a link to confirm "
+        f"your subscription to {lst.title}. The link works for "
+        f"{max(1, round(web.settings.web.confirm_max_age.total_seconds() / 86400))} day(s).",
+        "Nothing arrived after a few minutes? Look in your spam folder, or try again.")
+    if _text(form, "website"):
+        return done  # the field people cannot see: a bot filled it in
+    try:
+        address, _ = normalise_address(email, allow_smtputf8=web.settings.allow_smtputf8)
+        cleaned = clean_name(name)
+        # No sections at all (a one-field form embedded on the newsroom's site): all.
+        sections = _chosen_sections(lst, picked) if lst.sections and picked else None
+    except InvalidSubscriberError as exc:
+        return form_page(status=400, error=str(exc), email=email, name=name, picked=picked)
+    await _request_and_mail(web, lst, address, cleaned, sections)
+    return done
+
+
+# --------------------------------------------------------------------------- confirm
+
+
+async def confirm(request: Request) -> Response:
+    """Make a pending membership active (the double opt-in link)."""
+    web = state_of(request)
+    keys = web.settings.web.secret_keys
+    token = request.path_params["token"]
+    try:
+        subscriber_id, list_name = tokens.read_confirm_token(
+            keys, token, max_age=web.settings.web.confirm_max_age)
+    except InvalidTokenError as exc:
+        if "expired" not in str(exc):
+            raise
+        # The signature is good, only old: it still names the list to subscribe to again.
+        _, list_name = tokens.read_token(keys, tokens.CONFIRM, token)
+        links = ([(f"Subscribe to {web.list_title(list_name)} again",
+                   web.url(f"/subscribe/{list_name}"))] if web.configured(list_name) else [])
+        return web.pages.message("This link has expired",
+                                 "This confirmation link has expired; subscribe again to get "
+                                 "a new one.", status=400, links=links)
+    try:
+        member = await run_in_threadpool(web.get_store().confirm_subscription, subscriber_id,
+                                         list_name)
+    except SubscriberNotFoundError:
+        raise InvalidTokenError("This confirmation link does not match any subscription; "
+                                "subscribe again.") from None
+    title = web.list_title(list_name)
+    if member.status != "active":
+        return web.pages.message(
+            "This link no longer applies",
+            f"{mask_address(member.email)} left {title} after this link was sent; subscribe "
+            "again to get it back.", status=400,
+            links=[(f"Subscribe to {title}", web.url(f"/subscribe/{list_name}"))]
+            if web.configured(list_name) else [])
+    log.info("subscription confirmed list=%s", list_name)
+    return web.pages.message(
+        f"You are subscribed to {title}",
+        f"{mask_address(member.email)} will get the next edition.",
+        links=[("Choose your sections", _manage_link(web, member))])
