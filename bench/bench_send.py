@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -266,7 +266,7 @@ def main() -> int:
                         i, emails[i], names[i], f"<e1.s{i}.x@news.example.org>")))))),
             ]
             if not args.no_ledger:
-                modes.append(("ledger", lambda: asyncio.run(
+                modes.append(("ledger", lambda r=r: asyncio.run(  # type: ignore[misc]
                     run_ledger(port, k, n, template, workdir, r))))
             shift = r % len(modes)  # rotate the order: no mode always runs first
             for mode, run in modes[shift:] + modes[:shift]:

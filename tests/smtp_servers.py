@@ -202,8 +202,8 @@ async def smtp_server(handler: FaultHandler | None = None, *, password: str | No
             proto: asyncio.BaseProtocol = _Greeting("421 4.3.2 Service not available, try "
                                                     "later")
         else:
-            kwargs: dict[str, Any] = dict(hostname="localhost", data_size_limit=data_size_limit,
-                                          timeout=30)
+            kwargs: dict[str, Any] = {"hostname": "localhost", "data_size_limit": data_size_limit,
+                                          "timeout": 30}
             if password is not None:
                 kwargs.update(authenticator=authenticator, auth_require_tls=tls is not None,
                               auth_required=True)

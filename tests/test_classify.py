@@ -6,7 +6,6 @@ real servers in tests/test_pool.py); this module pins the decision taken for eac
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 
 import aiosmtplib
@@ -109,7 +108,7 @@ ROWS = [
     ("SMTPUTF8 needed, not offered", aiosmtplib.SMTPNotSupported("SMTPUTF8"), M, Kind.FAIL,
      False, False),
     ("connection reset mid-command", ConnectionResetError(), R, Kind.RETRY, True, False),
-    ("cancelled by asyncio timeout at connect", asyncio.TimeoutError(), C, Kind.RELAY, True,
+    ("cancelled by asyncio timeout at connect", TimeoutError(), C, Kind.RELAY, True,
      False),
 ]
 

@@ -265,7 +265,7 @@ async def test_two_workers_and_two_relays_share_without_duplicates(store: Store)
             deliver_edition(edition, store=store, build=Builder(), relay=relays,
                             delivery=FAST, worker_id=w) for w in ("w1", "w2")))
     total = a.handler.by_rcpt() + b.handler.by_rcpt()
-    assert total == {e: 1 for e in emails}
+    assert total == dict.fromkeys(emails, 1)
     assert len(a.handler.received) > 0 and len(b.handler.received) > 0
     assert sum(r.sent for r in reports) == 60
     assert store.delivery_summary(edition) == {"sent": 60}
@@ -315,3 +315,30 @@ async def test_report_renders_counts_and_grouped_reasons(store: Store) -> None:
     text = console.export_text()
     assert "sent" in text and "553 at RCPT" in text and "1 addresses suppressed" in text
     assert report.to_json()["failed"] == 1
+
+
+async def test_stores_without_group_commit_are_marked_row_by_row(store: Store) -> None:
+    class OneByOne:
+        """The ledger protocol without mark_sent_many."""
+
+        def __init__(self, inner: Store) -> None:
+            self.inner = inner
+            self.sent_calls = 0
+
+        def mark_sent(self, delivery_id: int, *, response: str, now: datetime) -> None:
+            self.sent_calls += 1
+            self.inner.mark_sent(delivery_id, response=response, now=now)
+
+        def __getattr__(self, name: str) -> Any:
+            if name == "mark_sent_many":
+                raise AttributeError(name)
+            return getattr(self.inner, name)
+
+    edition = publish(store, [f"r{i}@example.org" for i in range(7)])
+    wrapped = OneByOne(store)
+    async with smtp_server() as srv:
+        report = await deliver_edition(edition, store=wrapped, build=Builder(), relay=None,
+                                       smtp_addr=srv.addr, delivery=FAST, worker_id="w1",
+                                       pool_size=3)
+    assert report.sent == 7 and wrapped.sent_calls == 7
+    assert store.delivery_summary(edition) == {"sent": 7}

@@ -31,24 +31,25 @@ EXPECTED_HEADERS = {"from", "to", "subject", "date", "message-id", "mime-version
 
 
 def template(**kwargs: object) -> MessageTemplate:
-    args: dict[str, object] = dict(
-        html_segments=HTML_SEGMENTS, html_slots=HTML_SLOTS, text_segments=TEXT_SEGMENTS,
-        text_slots=TEXT_SLOTS, subject="Morning Briefing: markets rally",
-        from_header="The Morning Ledger <briefing@news.example.org>",
-        list_id="Morning Briefing <daily.news.example.org>", date=DATE)
+    args: dict[str, object] = {
+        "html_segments": HTML_SEGMENTS, "html_slots": HTML_SLOTS, "text_segments": TEXT_SEGMENTS,
+        "text_slots": TEXT_SLOTS, "subject": "Morning Briefing: markets rally",
+        "from_header": "The Morning Ledger <briefing@news.example.org>",
+        "list_id": "Morning Briefing <daily.news.example.org>", "date": DATE}
     args.update(kwargs)
     return MessageTemplate.build(**args)  # type: ignore[arg-type]
 
 
 def recipient(**kwargs: object) -> Recipient:
     url = "https://news.example.org/u/tok-123"
-    args: dict[str, object] = dict(
-        email="ana@example.com", name="Ana Müller", message_id="<e1.s7.abc@news.example.org>",
-        unsubscribe_url=url, unsubscribe_mailto="mailto:unsubscribe@news.example.org?subject=t",
-        slot_values_html={"name": "Ana &amp; co", "greeting": "Good morning",
+    args: dict[str, object] = {
+        "email": "ana@example.com", "name": "Ana Müller",
+        "message_id": "<e1.s7.abc@news.example.org>", "unsubscribe_url": url,
+        "unsubscribe_mailto": "mailto:unsubscribe@news.example.org?subject=t",
+        "slot_values_html": {"name": "Ana &amp; co", "greeting": "Good morning",
                           "unsubscribe_url": url},
-        slot_values_text={"name": "Ana & co", "greeting": "Good morning",
-                          "unsubscribe_url": url})
+        "slot_values_text": {"name": "Ana & co", "greeting": "Good morning",
+                          "unsubscribe_url": url}}
     args.update(kwargs)
     return Recipient(**args)  # type: ignore[arg-type]
 
@@ -178,7 +179,7 @@ def test_qp_pieces_end_in_a_line_break() -> None:
 
 def encoded_words(raw: bytes, name: bytes) -> list[bytes]:
     head = raw.partition(b"\r\n\r\n")[0]
-    m = re.search(rb"^" + name + rb":(.*?)\r\n(?! )", head, re.M | re.S)
+    m = re.search(rb"^" + name + rb":(.*?)\r\n(?! )", head, re.MULTILINE | re.DOTALL)
     assert m is not None
     return re.findall(rb"=\?[^?]+\?[bBqQ]\?[^?]*\?=", m.group(1))
 

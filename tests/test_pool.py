@@ -10,13 +10,13 @@ from pathlib import Path
 
 import aiosmtplib
 import pytest
+from smtp_servers import FaultHandler, greeting_server, make_tls, smtp_server
 
 from digest.config import RelaySettings
 from digest.deliver.classify import Kind, Phase, classify_exception
 from digest.deliver.pool import RelayTarget, SMTPPool, TransactionError
 from digest.deliver.ratelimit import RateLimiter
 from digest.errors import ConfigError
-from smtp_servers import FaultHandler, greeting_server, make_tls, smtp_server
 
 MSG = b"From: a@news.example.org\r\nSubject: t\r\n\r\nbody\r\n.leading dot\r\n"
 SENDER = "bounces@news.example.org"

@@ -108,6 +108,11 @@ class Worker:
         self.relay_down_since: float | None = None
         self.last_relay_error = ""
         self.progress: ProgressView | None = None
+        # Group commit of "sent" results when the store offers mark_sent_many: each task
+        # still waits for its own row to be committed before it takes another claim, so a
+        # crash can only repeat the messages in flight.
+        self._sent: list[tuple[int, str, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="digest-ledger")
 
     async def db(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -136,6 +141,8 @@ class Worker:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._flusher is not None:
+                await asyncio.gather(self._flusher, return_exceptions=True)
             self._db.shutdown(wait=True)
         if self.stop_error is not None:
             raise self.stop_error
@@ -308,8 +315,7 @@ class Worker:
     async def _finish(self, claim: Any, status: str, outcome: Outcome) -> None:
         now = self.clock()
         if status == "sent":
-            await self.db(self.store.mark_sent, claim.delivery_id, response=outcome.reason,
-                          now=now)
+            await self._mark_sent(claim.delivery_id, outcome.reason, now)
         elif status == "failed":
             suppress = outcome.kind is Kind.SUPPRESS
             await self.db(self.store.mark_failed, claim.delivery_id, code=outcome.code,
@@ -322,3 +328,30 @@ class Worker:
         self.report.count(status, outcome.reason)
         if self.progress is not None:
             self.progress.advance(self.report)
+
+    async def _mark_sent(self, delivery_id: int, response: str, now: datetime) -> None:
+        if not hasattr(self.store, "mark_sent_many"):
+            await self.db(self.store.mark_sent, delivery_id, response=response, now=now)
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sent.append((delivery_id, response, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_sent())
+        await asyncio.shield(done)
+
+    async def _flush_sent(self) -> None:
+        while self._sent:
+            batch, self._sent = self._sent, []
+            try:
+                await self.db(self.store.mark_sent_many,  # type: ignore[attr-defined]
+                              [(d, r) for d, r, _ in batch], now=self.clock())
+            except BaseException as exc:
+                for _, _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for _, _, fut in batch:
+                if not fut.done():
+                    fut.set_result(None)
