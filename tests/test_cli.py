@@ -15,13 +15,12 @@ from click.testing import CliRunner
 from digest.cli import main
 from digest.config import load_settings
 from digest.store import open_store
-from tests.render_checks import check_html, check_text
+from render_checks import check_html, check_text
 
 AS_OF = "2025-08-23T12:00:00+01:00"
 
 
-@pytest.fixture
-def project(tmp_path: Path, repo: Path) -> Path:
+def make_project(tmp_path: Path, repo: Path) -> Path:
     """The repository's sample configuration with its working folder under tmp_path."""
     text = (repo / "digest.toml").read_text(encoding="utf-8")
     text = text.replace('work_dir = "var"', f'work_dir = "{tmp_path / "var"}"')
@@ -31,6 +30,11 @@ def project(tmp_path: Path, repo: Path) -> Path:
     path = tmp_path / "digest.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def project(tmp_path: Path, repo: Path) -> Path:
+    return make_project(tmp_path, repo)
 
 
 def run(*args: str) -> tuple[int, str, str]:

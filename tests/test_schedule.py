@@ -15,7 +15,7 @@ from digest import pipeline
 from digest.config import load_settings
 from digest.errors import DigestError
 from digest.schedule import make_scheduler, planned_jobs
-from tests.test_edition import make_list
+from test_edition import make_list
 
 
 def test_next_runs_follow_each_lists_timezone_and_days() -> None:
