@@ -125,31 +125,40 @@ class LedgerMixin(Database):
         now = _utc(now)
         claims: list[Claim] = []
         with self.write() as conn:
-            while len(claims) < limit:
-                want = limit - len(claims)
-                rows = conn.execute(self._due_query(edition_id, now, want)).all()
-                claims.extend(self._take(conn, edition_id, rows, worker_id, now, lease))
-                if len(rows) < want:
-                    break
+            for lost in (True, False):
+                while len(claims) < limit:
+                    want = limit - len(claims)
+                    rows = conn.execute(self._due_query(edition_id, now, want, lost)).all()
+                    claims.extend(self._take(conn, edition_id, rows, worker_id, now, lease))
+                    if len(rows) < want:
+                        break
         return claims
 
-    def _due_query(self, edition_id: int, now: datetime, limit: int) -> sa.Select[Any]:
+    def _due_query(self, edition_id: int, now: datetime, limit: int,
+                   lost: bool) -> sa.Select[Any]:
         d = deliveries
+        if lost:
+            due = sa.and_(d.c.status == "sending", d.c.lease_until <= now)
+            order: tuple[Any, ...] = (d.c.id,)
+        else:
+            # Walks ix_deliveries_edition_id_status_next_attempt_at_id in order: no sort,
+            # and rows already sent are never scanned again.
+            due = sa.and_(d.c.status == "queued", d.c.next_attempt_at <= now)
+            order = (d.c.next_attempt_at, d.c.id)
         query = (
             sa.select(d.c.id, d.c.subscriber_id, d.c.status, d.c.attempts,
                       d.c.first_attempt_at, d.c.message_id, subscribers.c.email,
                       subscribers.c.name, subscribers.c.attributes,
                       memberships.c.status.label("member_status"), memberships.c.sections,
                       suppressions.c.reason.label("suppressed"))
+            .select_from(d)
             .join(editions, editions.c.id == d.c.edition_id)
             .join(subscribers, subscribers.c.id == d.c.subscriber_id)
             .outerjoin(memberships, sa.and_(memberships.c.list_id == editions.c.list_id,
                                             memberships.c.subscriber_id == d.c.subscriber_id))
             .outerjoin(suppressions, suppressions.c.email_key == subscribers.c.email_key)
-            .where(d.c.edition_id == edition_id,
-                   sa.or_(sa.and_(d.c.status == "queued", d.c.next_attempt_at <= now),
-                          sa.and_(d.c.status == "sending", d.c.lease_until <= now)))
-            .order_by(d.c.id).limit(limit))
+            .where(d.c.edition_id == edition_id, due)
+            .order_by(*order).limit(limit))
         if not self.is_sqlite:
             query = query.with_for_update(of=d, skip_locked=True)
         return query

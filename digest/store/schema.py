@@ -170,7 +170,7 @@ deliveries = sa.Table(
     sa.CheckConstraint(
         "status IN ('queued', 'sending', 'sent', 'failed', 'expired', 'skipped')",
         name="status"),
-    sa.Index(None, "edition_id", "status", "next_attempt_at"),
+    sa.Index(None, "edition_id", "status", "next_attempt_at", "id"),
     sa.Index(None, "claimed_by"),
     sa.Index(None, "subscriber_id"),
 )
