@@ -249,6 +249,26 @@ def worker(config_path: str | None, poll: float, once: bool) -> None:
                                         progress=console.is_terminal))
 
 
+@main.command()
+@config_option
+@click.option("--host", default=None, help="Address to listen on (default: [web] host).")
+@click.option("--port", default=None, type=click.IntRange(1, 65535),
+              help="Port (default: [web] port).")
+@handle_errors
+def serve(config_path: str | None, host: str | None, port: int | None) -> None:
+    """Serve the archive, one-click unsubscribe, preferences and sign-up pages.
+
+    Put it behind the https address configured as [web] base_url.
+
+    \b
+    Example:
+      python run_digest.py serve --port 8080
+    """
+    from digest.web import serve as run_server
+
+    run_server(open_settings(config_path), host=host, port=port)
+
+
 def _register_subcommands() -> None:
     from digest.subscribers_cli import subscribers
 

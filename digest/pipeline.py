@@ -156,15 +156,14 @@ def links_for(settings: Settings, lst: ListSettings, edition: Edition,
 
     base = settings.web.base_url
     if subscriber_id is None:
-        token = "preview"
-        manage = "preview"
+        token = manage = "preview"
     else:
         token = tokens.make_unsubscribe_token(settings.web.secret_keys, subscriber_id, lst.name)
         manage = tokens.make_manage_token(settings.web.secret_keys, subscriber_id, lst.name)
     return Links(
-        unsubscribe_url=f"{base}/unsubscribe/{token}",
+        unsubscribe_url=tokens.unsubscribe_url(base, token),
         unsubscribe_mailto=f"mailto:unsubscribe@{settings.site.domain}?subject=unsubscribe%20{token}",
-        manage_url=f"{base}/manage/{manage}",
+        manage_url=tokens.manage_url(base, manage),
         browser_url=f"{base}/archive/{lst.name}/{edition.date.isoformat()}",
     )
 
@@ -422,6 +421,37 @@ async def _smtp_target(settings: Settings, relay: object | None) -> AsyncIterato
         return
     async with embedded_smtp_server(settings.maildir) as addr:
         yield addr
+
+
+def dkim_sign_if_configured(settings: Settings, data: bytes) -> bytes:
+    """The message with a DKIM-Signature header on top when ``[dkim]`` is configured."""
+    if settings.dkim is None:
+        return data
+    from digest.mail.signing import dkim_sign
+
+    return dkim_sign(data, settings.dkim)
+
+
+async def send_single_message(settings: Settings, lst: ListSettings,
+                              message: tuple[str, str, bytes]) -> bool:
+    """Send one ``(sender, recipient, bytes)`` message outside any edition (the web app's
+    confirmation emails) through the list's relay or the embedded server.
+
+    :returns: True when the relay accepted it, False when it refused the recipient.
+    :raises DeliveryError: when the relay cannot be used (down, refused our credentials).
+    """
+    from digest.deliver import send_test
+    from digest.errors import DeliveryError
+
+    relay = settings.relay_for(lst)
+    try:
+        async with _smtp_target(settings, relay) as addr:
+            report = await send_test([message], relay=relay, smtp_addr=addr,
+                                     delivery=settings.delivery)
+    except OSError as exc:
+        raise DeliveryError(f"The mail server could not be reached ({type(exc).__name__}); "
+                            "check the relay settings.") from exc
+    return report.sent > 0  # type: ignore[attr-defined, no-any-return]
 
 
 # --------------------------------------------------------------------------- locks

@@ -15,8 +15,8 @@ from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, make_msgid
 
+from digest import pipeline
 from digest.config import ListSettings, Settings
-from digest.errors import DeliveryError
 
 __all__ = ["already_subscribed_message", "confirmation_message", "send_one"]
 
@@ -62,11 +62,7 @@ def _message(settings: Settings, lst: ListSettings, *, email: str, name: str | N
         subtype="html", cte="quoted-printable")
     # A non-ASCII local part can only travel with SMTPUTF8 (allow_smtputf8 admitted it).
     data = msg.as_bytes(policy=SMTP if email.isascii() else SMTPUTF8)
-    if settings.dkim is not None:
-        from digest.mail.signing import dkim_sign
-
-        data = dkim_sign(data, settings.dkim)
-    return lst.from_email, email, data
+    return lst.from_email, email, pipeline.dkim_sign_if_configured(settings, data)
 
 
 def _days(span: timedelta) -> str:
@@ -112,22 +108,8 @@ async def send_one(settings: Settings, lst: ListSettings,
 
     :raises DeliveryError: when the relay cannot be used (down, refused our credentials).
     """
-    from digest.deliver import embedded_smtp_server, send_test
-
-    relay = settings.relay_for(lst)
-    try:
-        if relay is None:
-            async with embedded_smtp_server(settings.maildir) as addr:
-                report = await send_test([message], relay=None, smtp_addr=addr,
-                                         delivery=settings.delivery)
-        else:
-            report = await send_test([message], relay=relay, delivery=settings.delivery)
-    except DeliveryError:
-        raise
-    except OSError as exc:
-        raise DeliveryError(f"The mail server could not be reached ({type(exc).__name__}); "
-                            "check the relay settings.") from exc
-    if report.failed:
+    accepted = await pipeline.send_single_message(settings, lst, message)
+    if not accepted:
         # The relay's reason may quote the address, so only the fact is logged.
         log.warning("the relay refused a web email (list=%s)", lst.name)
-    return report.sent > 0
+    return accepted
