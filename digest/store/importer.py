@@ -45,6 +45,7 @@ __all__ = ["EXPORT_COLUMNS", "SECTION_SEPARATOR", "ImportMixin", "ImportReport",
 EXPORT_COLUMNS = ("email", "name", "sections", "status")
 SECTION_SEPARATOR = ";"
 _RESERVED = frozenset(EXPORT_COLUMNS)
+_UNDECODED = re.compile("[\udc80-\udcff]")
 _BAD_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 
 
@@ -150,7 +151,7 @@ class _Reader:
         if len(record) != len(self.columns):
             raise InvalidSubscriberError(f"The row has {len(record)} fields but the header has "
                                          f"{len(self.columns)}.")
-        if any("\udc80" <= ch <= "\udcff" for cell in record for ch in cell):
+        if _UNDECODED.search("".join(record)):
             raise InvalidSubscriberError("The row is not valid UTF-8; save the file as UTF-8.")
         cells = dict(zip(self.columns, record, strict=True))
         email, key = normalise_address(cells["email"], allow_smtputf8=self.smtputf8)
