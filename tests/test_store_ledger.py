@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -240,6 +241,7 @@ def test_concurrent_workers_never_claim_the_same_row(store: Store, store_url: st
                 for claim in batch:
                     mine.append(claim.delivery_id)
                     own.mark_sent(claim.delivery_id, response="250 ok", now=NOW)
+                time.sleep(0.005)  # "sending": lets the other workers in between claims
         except Exception as exc:  # noqa: BLE001 - reported by the test thread
             errors.append(exc)
         finally:
