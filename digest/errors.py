@@ -17,6 +17,7 @@ and exits 2 for :class:`ConfigError`, 1 for every other :class:`DigestError`.
     ├── RenderError                  a template or the inliner failed; names the template
     ├── StoreError                   the database refused or is unreachable (no addresses)
     │   ├── SubscriberNotFoundError  (also LookupError)
+    │   ├── InvalidSubscriberError   (also ValueError) an address, name or section is refused
     │   └── InvalidTokenError        a signed link is forged, expired or for another list
     └── DeliveryError                .recipient
         ├── AuthenticationError      the relay refused our credentials: the run stops
@@ -33,6 +34,7 @@ __all__ = [
     "EditionError",
     "EmptyEditionError",
     "FetchError",
+    "InvalidSubscriberError",
     "InvalidTokenError",
     "ParseError",
     "RelayUnavailableError",
@@ -85,6 +87,10 @@ class StoreError(DigestError):
 
 class SubscriberNotFoundError(StoreError, LookupError):
     """Raised when an address is not on the list named."""
+
+
+class InvalidSubscriberError(StoreError, ValueError):
+    """Raised when an address, name or section list is not acceptable for a subscriber."""
 
 
 class InvalidTokenError(StoreError):

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from email_validator import EmailNotValidError, validate_email
 
-from digest.errors import StoreError
+from digest.errors import InvalidSubscriberError
 
 __all__ = ["MAX_NAME", "InvalidSubscriberError", "clean_name", "clean_sections",
            "normalise_address"]
@@ -15,10 +15,6 @@ __all__ = ["MAX_NAME", "InvalidSubscriberError", "clean_name", "clean_sections",
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ENCODED_WORD = re.compile(r"=\?[^?]*\?[^?]*\?.*\?=", re.DOTALL)
 MAX_NAME = 200
-
-
-class InvalidSubscriberError(StoreError, ValueError):
-    """Raised when an address, name or section list is not acceptable for a subscriber."""
 
 
 def normalise_address(email: str, *, allow_smtputf8: bool = False) -> tuple[str, str]:
