@@ -105,7 +105,7 @@ def export_command(list_name: str | None, status: str | None, out_path: str | No
     """Write the list as CSV (email,name,sections,status, then attributes) to stdout."""
     with _open(config_path, list_name) as (_settings, lst, store):
         if out_path is None:
-            store.export_csv(lst.name, click.get_text_stream("stdout"), status=status)
+            store.export_csv(lst.name, sys.stdout, status=status)
             return
         try:
             with open(out_path, "w", encoding="utf-8", newline="") as out:
