@@ -15,7 +15,9 @@ import sys
 import click
 
 from digest import __version__, pipeline
-from digest.cli_support import config_option, console, handle_errors, open_settings, stderr
+from rich.markup import escape
+
+from digest.cli_support import config_option, console, handle_errors, open_settings, warn
 from digest.config import ListSettings, Settings
 
 __all__ = ["main"]
@@ -63,7 +65,7 @@ def _context(config_path: str | None, list_name: str | None) -> tuple[Settings, 
 
 def _report_source_errors(errors: list[str]) -> None:
     for message in errors:
-        stderr.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+        warn(message)
 
 
 @main.command()
@@ -97,24 +99,26 @@ def build(config_path: str | None, list_name: str | None, sources: tuple[str, ..
 def _print_edition(edition) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
 
-    console.print(f"[bold]{edition.list_name}[/] edition of {edition.date}: "
-                  f"[italic]{edition.subject}[/]", highlight=False)
+    console.print(f"[bold]{escape(edition.list_name)}[/] edition of {edition.date}: "
+                  f"[italic]{escape(edition.subject)}[/]", highlight=False)
     if edition.lead:
-        console.print(f"Lead ({edition.lead.section}): {edition.lead.headline}", highlight=False)
+        console.print(f"Lead ({edition.lead.section}): {edition.lead.headline}",
+                      highlight=False, markup=False)
     table = Table("Section", "Teasers", "Newest")
     for sec in edition.sections:
         newest = sec.teasers[0].published_at if sec.teasers else None
-        table.add_row(sec.name, str(len(sec.teasers)),
+        table.add_row(escape(sec.name), str(len(sec.teasers)),
                       newest.strftime("%Y-%m-%d %H:%M") if newest else "—")
     console.print(table)
     for why, count in edition.excluded:
-        console.print(f"left out: {count} {why}", highlight=False)
+        console.print(f"left out: {count} {why}", highlight=False, markup=False)
     for item in edition.skipped:
         if item.line is None and item.source in item.reason:
-            console.print(f"skipped: {item.reason}", highlight=False)
+            console.print(f"skipped: {item.reason}", highlight=False, markup=False)
             continue
         where = f":{item.line}" if item.line else ""
-        console.print(f"skipped: {item.source}{where}: {item.reason}", highlight=False)
+        console.print(f"skipped: {item.source}{where}: {item.reason}", highlight=False,
+                      markup=False)
 
 
 @main.command()
@@ -146,9 +150,10 @@ def preview(config_path: str | None, list_name: str | None, sources: tuple[str, 
         files = pipeline.write_preview(settings, lst, outcome.edition, Path(out_dir),
                                        store=store, subscriber=subscriber, as_of=moment)
     for warning in files.warnings:
-        stderr.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        warn(warning)
     for path in (files.html, files.text, files.eml):
-        console.print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KiB)", highlight=False)
+        console.print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KiB)", highlight=False,
+                      markup=False)
 
 
 @main.command()
@@ -187,12 +192,13 @@ def _print_send(outcome: pipeline.SendOutcome, settings: Settings) -> None:
     for path, report in outcome.imports:
         for line in format_report(report, outcome.edition.list_name if outcome.edition
                                   else "", path)[:1]:
-            console.print(line, highlight=False)
+            console.print(line, highlight=False, markup=False)
     if outcome.report is not None:
         outcome.report.render(console)  # type: ignore[attr-defined]
-    console.print(outcome.message, highlight=False)
+    console.print(outcome.message, highlight=False, markup=False)
     if outcome.status == "sent" and not settings.relays:
-        console.print(f"Messages are in the Maildir {settings.maildir}.", highlight=False)
+        console.print(f"Messages are in the Maildir {settings.maildir}.", highlight=False,
+                      markup=False)
     report = outcome.report
     if report is not None and getattr(report, "stopped", None):
         from digest.cli_support import fail
@@ -219,7 +225,8 @@ def schedule(config_path: str | None, list_jobs: bool) -> None:
     if list_jobs:
         for job in planned_jobs(settings.lists.values(), datetime.now(UTC)):
             nxt = job.next_run.isoformat() if job.next_run else "never"
-            console.print(f"{job.list_name}: {job.trigger}; next {nxt}", highlight=False)
+            console.print(f"{job.list_name}: {job.trigger}; next {nxt}", highlight=False,
+                          markup=False)
         return
     with pipeline.scheduler_lock(settings):
         scheduler = make_scheduler(settings.lists.values(),

@@ -12,11 +12,13 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from digest.config import Settings, load_settings
 from digest.errors import ConfigError, DigestError
 
-__all__ = ["config_option", "console", "fail", "handle_errors", "open_settings", "stderr"]
+__all__ = ["config_option", "console", "fail", "handle_errors", "open_settings", "stderr",
+           "warn"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,8 +46,13 @@ def open_settings(config_path: str | None) -> Settings:
 
 def fail(message: str, *, code: int = 1) -> NoReturn:
     """Print ``message`` as one line on stderr and exit with ``code``."""
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(code)
+
+
+def warn(message: str) -> None:
+    """Print ``message`` (plain text, never markup) as one warning line on stderr."""
+    stderr.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def handle_errors(func: F) -> F:

@@ -22,6 +22,7 @@ import difflib
 import os
 import re
 import secrets
+import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,7 +51,11 @@ __all__ = [
 DEFAULT_CONFIG = "digest.toml"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+"
+                     r"[a-zA-Z][a-zA-Z0-9-]{0,62}$")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WEEKDAY_NAMES = {d: n for d, n in zip(_WEEKDAYS, ("monday", "tuesday", "wednesday", "thursday",
+                                                  "friday", "saturday", "sunday"), strict=True)}
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -333,6 +338,9 @@ def _read_site(t: _Table, fallback_domain: str) -> SiteSettings:
         domain=t.str("domain", fallback_domain),
         logo_url=t.str("logo_url"),
     )
+    if not _DOMAIN.match(site.domain):
+        raise t.error(t.key("domain"), f"must be a domain name such as \"news.example.org\", "
+                      f"not {site.domain!r}", "fix the domain (Message-IDs and List-Id use it)")
     if not site.url.startswith(("http://", "https://")):
         raise t.error(t.key("url"), f"must be an http(s) URL, not {site.url!r}", "fix the URL")
     t.finish()
@@ -372,10 +380,14 @@ def _read_list(name: str, t: _Table, base_dir: Path, relays: tuple[str, ...]) ->
     except ValueError:
         raise t.error(t.key("send_time"), f"must be a time of day such as \"07:00\", "
                       f"not {send_time_s!r}", "fix the time") from None
-    days = tuple(d.strip().lower()[:3] for d in t.strings("send_days", _WEEKDAYS))
-    if not days or any(d not in _WEEKDAYS for d in days):
+    raw_days = t.strings("send_days", _WEEKDAYS)
+    days = tuple(d.strip().lower()[:3] for d in raw_days)
+    bad = [raw for raw, d in zip(raw_days, days, strict=True)
+           if d not in _WEEKDAYS or not _WEEKDAY_NAMES[d].startswith(raw.strip().lower())]
+    if not days or bad:
         raise t.error(t.key("send_days"), f"must list weekdays such as [\"sat\", \"sun\"], "
-                      f"not {list(days)!r}", "use mon, tue, wed, thu, fri, sat, sun")
+                      f"not {bad[0] if bad else raw_days!r}",
+                      "use mon, tue, wed, thu, fri, sat, sun")
     sender = _address(t, "from", None)
     if sender is None:
         raise t.error(t.key("from"), "is missing", "add from = \"Newsroom <news@example.org>\"")
@@ -471,17 +483,37 @@ def _secret_keys(env: Mapping[str, str], work_dir: Path) -> tuple[str, ...]:
     """The signing keys: DIGEST_SECRET_KEY, else one generated once under the working folder."""
     current = env.get("DIGEST_SECRET_KEY")
     if not current:
-        key_file = work_dir / "secret.key"
-        if key_file.exists():
-            current = key_file.read_text(encoding="ascii").strip()
-        else:
-            work_dir.mkdir(parents=True, exist_ok=True)
-            current = secrets.token_urlsafe(32)
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="ascii") as fh:
-                fh.write(current + "\n")
+        current = _stored_key(work_dir / "secret.key")
     old = tuple(k.strip() for k in env.get("DIGEST_OLD_SECRET_KEYS", "").split(",") if k.strip())
     return tuple(_Secret(k) for k in (current, *old))
+
+
+def _stored_key(key_file: Path) -> str:
+    """Read the generated signing key, creating it (mode 0600) on first use."""
+    if key_file.parent.exists() and not key_file.parent.is_dir():
+        raise ConfigError(f"The working folder {key_file.parent} is a file, not a folder; set "
+                          "digest.work_dir to a folder.")
+    try:
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # made earlier, or by a run starting at the same moment: read it
+        else:
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(secrets.token_urlsafe(32) + "\n")
+        for _ in range(50):  # a concurrent first run may not have written it yet
+            key = key_file.read_text(encoding="ascii").strip()
+            if key:
+                return key
+            time.sleep(0.01)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not ASCII"
+        raise ConfigError(f"The signing key file {key_file} cannot be used ({reason}); make "
+                          "the working folder (digest.work_dir) writable, fix or delete the "
+                          "file, or set DIGEST_SECRET_KEY.") from None
+    raise ConfigError(f"The signing key file {key_file} is empty; delete it or set "
+                      "DIGEST_SECRET_KEY.")
 
 
 def load_settings(path: str | os.PathLike[str] | None = None,

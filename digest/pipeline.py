@@ -76,7 +76,7 @@ async def gather(settings: Settings, lst: ListSettings, *, source_override: list
 
 
 def _resolve_source(src: str) -> str:
-    if src.startswith(("http://", "https://")):
+    if "://" in src:  # a URL: the sources stage accepts http(s) and names anything else
         return src
     return str(Path(src).expanduser().resolve())
 
@@ -189,25 +189,42 @@ class MessageFactory:
         self.renderer = Renderer(templates_dir=settings.templates_dir, site=settings.site,
                                  list_settings=lst, web_base_url=settings.web.base_url,
                                  as_of=as_of)
-        self._templates: dict[frozenset[str], object] = {}
+        # Every variant this edition needs, kept for the whole send: claims arrive in
+        # subscriber order, not grouped by sections, so a small LRU would render again.
+        self._variants: dict[frozenset[str] | None, tuple[object, object]] = {}
 
-    def variant(self, sections: frozenset[str] | None):  # type: ignore[no-untyped-def]
-        return self.renderer.variant(self.edition, sections)
-
-    def template(self, sections: frozenset[str] | None):  # type: ignore[no-untyped-def]
-        from digest.mail import MessageTemplate
-
-        variant = self.variant(sections)
-        found = self._templates.get(variant.sections)
+    def _entry(self, sections: frozenset[str] | None) -> tuple[object, object]:
+        found = self._variants.get(sections)
+        if found is not None:
+            return found
+        chosen = self.renderer.effective_sections(self.edition, sections)
+        found = self._variants.get(chosen)
         if found is None:
-            found = MessageTemplate.build(
+            from digest.mail import MessageTemplate
+
+            variant = self.renderer.variant(self.edition, chosen)
+            template = MessageTemplate.build(
                 html_segments=variant.html_segments, html_slots=variant.html_slots,
                 text_segments=variant.text_segments, text_slots=variant.text_slots,
                 subject=self.subject, from_header=self.lst.from_header,
                 list_id=f"{self.lst.title} <{self.lst.name}.{self.settings.site.domain}>",
                 reply_to=self.lst.reply_to, dkim=self.settings.dkim)
-            self._templates[variant.sections] = found
+            found = self._variants[chosen] = (variant, template)
+        self._variants[sections] = found
         return found
+
+    def variant(self, sections: frozenset[str] | None):  # type: ignore[no-untyped-def]
+        """The rendered variant for a subscriber's sections (None: every section)."""
+        return self._entry(sections)[0]
+
+    def template(self, sections: frozenset[str] | None):  # type: ignore[no-untyped-def]
+        """The MIME template of that variant."""
+        return self._entry(sections)[1]
+
+    @property
+    def variants_built(self) -> int:
+        """How many distinct variants were rendered (the expensive work, once each)."""
+        return len({id(v) for v, _ in self._variants.values()})
 
     def personalisation(self, email: str, name: str | None, links: Links):  # type: ignore[no-untyped-def]
         from digest.render import Personalisation
@@ -221,9 +238,10 @@ class MessageFactory:
         from digest.mail import Recipient
 
         links = links_for(self.settings, self.lst, self.edition, subscriber_id)
-        variant = self.variant(sections)
-        html_values, text_values = variant.slot_values(self.personalisation(email, name, links))
-        return self.template(sections).render(Recipient(  # type: ignore[attr-defined]
+        variant, template = self._entry(sections)
+        html_values, text_values = variant.slot_values(  # type: ignore[attr-defined]
+            self.personalisation(email, name, links))
+        return template.render(Recipient(  # type: ignore[attr-defined]
             email=email, name=name, message_id=message_id,
             unsubscribe_url=links.unsubscribe_url, unsubscribe_mailto=links.unsubscribe_mailto,
             slot_values_html=html_values, slot_values_text=text_values))
@@ -277,12 +295,18 @@ def write_preview(settings: Settings, lst: ListSettings, edition: Edition, out_d
     eml = factory.message(email=email, name=name, sections=sections,
                           subscriber_id=subscriber_id,
                           message_id=new_message_id(settings, "preview"))
-    out_dir.mkdir(parents=True, exist_ok=True)
     files = PreviewFiles(out_dir / "edition.html", out_dir / "edition.txt",
                          out_dir / "edition.eml", edition, variant.warnings)
-    files.html.write_text(html, encoding="utf-8", newline="")
-    files.text.write_text(text, encoding="utf-8", newline="")
-    files.eml.write_bytes(eml)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files.html.write_text(html, encoding="utf-8", newline="")
+        files.text.write_text(text, encoding="utf-8", newline="")
+        files.eml.write_bytes(eml)
+    except OSError as exc:
+        from digest.errors import DigestError
+
+        raise DigestError(f"Cannot write the preview to {out_dir} ({exc.strerror or exc}); "
+                          "pick a writable folder for --out.") from None
     return files
 
 
@@ -347,13 +371,16 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
     from digest.errors import EmptyEditionError
 
     relay = settings.relay_for(lst)
+    imports: list[tuple[str, object]] = []
+    if dry_run:  # the same recipients as a real send: the list's files are synced first
+        imports = sync_subscriber_files(settings, lst, store)
     if test_to or dry_run:
         try:
             edition, errors = await _todays_edition(settings, lst, store,
                                                     source_override=source_override,
                                                     as_of=as_of, force=force)
         except EmptyEditionError as exc:
-            return SendOutcome("skipped", str(exc))
+            return SendOutcome("skipped", str(exc), imports=imports)
         if test_to:
             factory = MessageFactory(settings, lst, edition, subject_prefix="[TEST] ",
                                      as_of=as_of)
@@ -376,7 +403,7 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
             count += 1
         return SendOutcome("dry-run", f"Dry run: built {count} messages "
                            f"({size / 1024:.0f} KiB in all) and sent none.", edition,
-                           errors=errors)
+                           imports=imports, errors=errors)
 
     imports = sync_subscriber_files(settings, lst, store)
     day = (as_of or datetime.now(UTC)).astimezone(lst.timezone).date()

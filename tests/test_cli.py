@@ -220,7 +220,34 @@ def test_dry_run_sends_nothing_and_records_nothing(project: Path) -> None:
         store.add_subscriber("daily", "ana@example.org")
     code, out, err = run("send", "--config", str(project), "--dry-run")
     assert code == 0, err
-    assert "built 1 messages" in out
-    assert not settings.maildir.exists() or not list((settings.maildir / "new").iterdir())
     with open_store(settings.database_url) as store:
+        eligible = sum(1 for _ in store.iter_eligible("daily"))
         assert store.list_editions("daily") == []
+    assert eligible > 20  # the list's subscriber file was synced, as a real send would
+    assert f"built {eligible} messages" in out
+    assert not settings.maildir.exists() or not list((settings.maildir / "new").iterdir())
+
+
+@pytest.mark.parametrize("args", [
+    ["build", "--source", "/tmp/[/x]"],
+    ["build", "--list", "[/bold]"],
+    ["preview", "--out", "/proc/digest-preview/[red]"],
+    ["build", "--source", "ftp://example.org/feed.xml"],
+])
+def test_odd_input_is_one_plain_sentence(project: Path, seed_page: Path, args: list[str]) -> None:
+    if args[0] == "preview":
+        args = [*args, "--source", str(seed_page), "--as-of", AS_OF]
+    code, out, err = run(args[0], "--config", str(project), *args[1:])
+    assert code in (1, 2)
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    shown = [a for a in args if "[" in a or "://" in a]
+    assert all(value.split("/")[-1] in err for value in shown)
+
+
+def test_markup_in_content_prints_as_text(project: Path, tmp_path: Path) -> None:
+    page = tmp_path / "page.txt"
+    page.write_text("Politics\nA [/b] headline with [red]brackets[/red]\n\nBody text here.\n",
+                    encoding="utf-8")
+    code, out, err = run("build", "--config", str(project), "--source", str(page))
+    assert code == 0, err
+    assert "A [/b] headline with [red]brackets[/red]" in out.replace("\n", " ")

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -86,7 +87,7 @@ class DeliveryReport:
             console.print(f"{self.deferred} still queued; next retry due {when}. Run `send` "
                           "again to resume them.", highlight=False)
         if self.stopped:
-            console.print(f"[bold red]stopped:[/] {self.stopped}", highlight=False)
+            console.print(f"[bold red]stopped:[/] {escape(self.stopped)}", highlight=False)
 
 
 class ProgressView:

@@ -94,7 +94,8 @@ async def _read_source(
     except SourceError as exc:
         message = str(exc)
     except Exception as exc:  # a bug must not cost the other sources their edition
-        log.exception("unexpected failure reading %s", source)
+        log.error("unexpected failure reading %s: %s: %s", source, type(exc).__name__, exc)
+        log.debug("traceback of the failure reading %s", source, exc_info=True)
         message = f"Could not read {source} ({type(exc).__name__}: {exc}); this is a bug in digest."
     return SourceResult(skipped=[SkippedItem(source, None, message)], errors=[message])
 

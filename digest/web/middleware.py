@@ -193,8 +193,9 @@ class ErrorGuard:
         try:
             await self.app(scope, receive, tracking)
         except Exception as exc:  # the last line of defence: no traceback reaches a client
-            log.exception("request %s %s failed: %s", scope.get("method"),
-                          redact_path(scope.get("path", "")), type(exc).__name__)
+            log.error("request %s %s failed: %s", scope.get("method"),
+                      redact_path(scope.get("path", "")), type(exc).__name__)
+            log.debug("traceback of the failed request", exc_info=True)
             if started:
                 return
             response: Any = await self.fallback(scope)

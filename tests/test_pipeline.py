@@ -1,0 +1,61 @@
+"""Pipeline wiring: per-edition work happens once per variant, per-subscriber work is cheap."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import itertools
+import re
+from datetime import datetime
+from pathlib import Path
+
+from test_cli import AS_OF, make_project
+
+from digest import pipeline
+from digest.config import load_settings
+from digest.sources import parse_page
+
+
+def seed_edition(settings, lst):  # type: ignore[no-untyped-def]
+    from digest.edition import assemble_edition
+
+    as_of = datetime.fromisoformat(AS_OF)
+    page = parse_page((Path(__file__).parent / "fixtures" / "pages" / "seed.txt").read_bytes(),
+                      source="seed", as_of=as_of, section_map=pipeline.section_map_for(lst))
+    return assemble_edition(page.stories, list_settings=lst, as_of=as_of)
+
+
+def test_each_variant_is_rendered_once_however_the_claims_are_ordered(
+        tmp_path: Path, repo: Path) -> None:
+    settings = load_settings(make_project(tmp_path, repo))
+    lst = settings.get_list("daily")
+    edition = seed_edition(settings, lst)
+    factory = pipeline.MessageFactory(settings, lst, edition)
+    names = edition.section_names
+    # 98 different preference sets (more than any small cache holds), in rounds.
+    sets = [frozenset(c) for n in (2, 3, 4) for c in itertools.combinations(names, n)][:98]
+    first = {s: factory.variant(s) for s in sets}
+    for round_ in range(2):
+        for i, sections in enumerate(sets):
+            data = factory.message(email=f"r{round_}s{i}@example.org", name=None,
+                                   sections=sections, subscriber_id=i + 1,
+                                   message_id=f"<e1.s{i}@example.org>")
+            assert factory.variant(sections) is first[sections]
+            assert data.startswith(b"From: ")
+    assert factory.variants_built == len(set(sets))
+
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    html = message.get_body(("html",)).get_content()
+    labels = set(re.findall(r'<p class="label[^>]*>([^<]+)<', html))
+    assert labels == set(sets[-1]) | {edition.lead.section}
+
+
+def test_unknown_sections_share_the_variant_of_the_known_ones(
+        tmp_path: Path, repo: Path) -> None:
+    settings = load_settings(make_project(tmp_path, repo))
+    lst = settings.get_list("daily")
+    factory = pipeline.MessageFactory(settings, lst, seed_edition(settings, lst))
+    a = factory.variant(frozenset({"Sports"}))
+    b = factory.variant(frozenset({"sports", "Astrology"}))
+    assert a is b
+    assert factory.variants_built == 1
