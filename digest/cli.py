@@ -230,7 +230,8 @@ def schedule(config_path: str | None, list_jobs: bool) -> None:
         return
     with pipeline.scheduler_lock(settings):
         scheduler = make_scheduler(settings.lists.values(),
-                                   lambda name: pipeline.run_scheduled(settings, name))
+                                   lambda name: pipeline.run_scheduled(settings, name),
+                                   deliver_open=lambda: pipeline.run_open_deliveries(settings))
         console.print(f"Scheduling {len(settings.lists)} list(s); Ctrl-C stops.")
         try:
             scheduler.start()

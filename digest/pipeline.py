@@ -550,6 +550,14 @@ def run_scheduled(settings: Settings, list_name: str) -> SendOutcome:
     return outcome
 
 
+def run_open_deliveries(settings: Settings) -> None:
+    """One pass over every list's editions with rows still queued (the scheduler's retry job)."""
+    import asyncio
+
+    with open_store_for(settings) as store:
+        asyncio.run(run_worker(settings, store, poll=5.0, once=True))
+
+
 async def run_worker(settings: Settings, store: Store, *, poll: float, once: bool,
                      progress: bool = False) -> None:
     """Deliver the open ledger rows of every list's published editions until stopped."""

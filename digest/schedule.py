@@ -1,8 +1,11 @@
 """The scheduler: one APScheduler 3 cron job per list, at its send time in its own timezone.
 
-Jobs only call the function they are given (the pipeline's send); what makes an edition go
-out once is the store (an edition already published for that date is not sent again), so a
-restart, a misfire caught up late, or a second scheduler cannot double a send.
+Jobs only call the functions they are given (the pipeline's send and its pass over open
+editions); what makes an edition go out once is the store (an edition already published for
+that date is not sent again), so a restart, a misfire caught up late, or a second scheduler
+cannot double a send. A scheduler started within :data:`MISFIRE_GRACE` after a list's send
+time runs that list at once (the pipeline skips it if today's edition already went out), and
+a periodic pass finishes deliveries whose retries were still waiting when a send returned.
 """
 
 from __future__ import annotations
@@ -10,16 +13,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from digest.config import ListSettings
 
-__all__ = ["PlannedJob", "make_scheduler", "planned_jobs"]
+__all__ = ["MISFIRE_GRACE", "PlannedJob", "make_scheduler", "missed_today", "planned_jobs"]
 
 log = logging.getLogger("digest.schedule")
 
@@ -42,18 +47,43 @@ def _trigger(lst: ListSettings) -> CronTrigger:
                        second=lst.send_time.second, timezone=lst.timezone)
 
 
+def missed_today(lst: ListSettings, now: datetime) -> bool:
+    """True when the list's send time today passed less than MISFIRE_GRACE ago."""
+    local = now.astimezone(lst.timezone)
+    if local.strftime("%a").lower() not in lst.send_days:
+        return False
+    due = datetime.combine(local.date(), lst.send_time, tzinfo=lst.timezone)
+    return timedelta(0) <= local - due <= timedelta(seconds=MISFIRE_GRACE)
+
+
 def make_scheduler(lists: Iterable[ListSettings], run: Callable[[str], object], *,
+                   deliver_open: Callable[[], object] | None = None,
+                   deliver_every: float = 300.0, now: datetime | None = None,
                    blocking: bool = True) -> BaseScheduler:
     """A scheduler with one job per list calling ``run(list_name)`` at the list's send time.
 
-    Jobs coalesce (a backlog of missed runs becomes one) and never overlap.
+    Jobs coalesce (a backlog of missed runs becomes one) and never overlap. A list whose
+    send time passed within :data:`MISFIRE_GRACE` before ``now`` also runs once at start.
+    ``deliver_open`` (the pipeline's pass over editions with rows still queued) runs every
+    ``deliver_every`` seconds, so retries finish even when nobody runs ``send`` again.
     """
     cls = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = cls(job_defaults={"coalesce": True, "max_instances": 1,
                                   "misfire_grace_time": MISFIRE_GRACE})
+    started = now or datetime.now(UTC)
     for lst in lists:
-        scheduler.add_job(_logged(run, lst.name), _trigger(lst), id=f"edition:{lst.name}",
+        job = _logged(run, lst.name)
+        scheduler.add_job(job, _trigger(lst), id=f"edition:{lst.name}",
                           name=f"{lst.name} daily edition", replace_existing=True)
+        if missed_today(lst, started):
+            log.info("catching up list=%s (its send time passed before the scheduler started)",
+                     lst.name)
+            scheduler.add_job(job, DateTrigger(run_date=started), id=f"catch-up:{lst.name}",
+                              name=f"{lst.name} edition, caught up")
+    if deliver_open is not None:
+        scheduler.add_job(_logged(lambda _: deliver_open(), "open editions"),
+                          IntervalTrigger(seconds=deliver_every), id="deliver-open",
+                          name="finish open deliveries")
     return scheduler
 
 
@@ -70,12 +100,12 @@ def planned_jobs(lists: Iterable[ListSettings], now: datetime) -> list[PlannedJo
 
 def _logged(run: Callable[[str], object], list_name: str) -> Callable[[], None]:
     def job() -> None:
-        log.info("edition job started list=%s", list_name)
+        log.info("job started: %s", list_name)
         try:
             run(list_name)
         except Exception as exc:  # a failed edition must not stop the other lists' jobs
-            log.error("edition job failed list=%s error=%s", list_name, exc)
+            log.error("job failed: %s: %s: %s", list_name, type(exc).__name__, exc)
         else:
-            log.info("edition job finished list=%s", list_name)
+            log.info("job finished: %s", list_name)
 
     return job

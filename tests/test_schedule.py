@@ -14,7 +14,7 @@ import pytest
 from digest import pipeline
 from digest.config import load_settings
 from digest.errors import DigestError
-from digest.schedule import make_scheduler, planned_jobs
+from digest.schedule import MISFIRE_GRACE, make_scheduler, missed_today, planned_jobs
 from test_edition import make_list
 
 
@@ -86,3 +86,43 @@ def test_only_one_scheduler_per_postgresql_database(repo: Path, tmp_path: Path) 
                 pass
     with pipeline.scheduler_lock(settings):
         pass
+
+
+def test_a_scheduler_started_after_send_time_catches_up_once() -> None:
+    lst = make_list(name="daily", timezone=ZoneInfo("Europe/London"), send_time=time(7, 0))
+    late = datetime(2026, 11, 28, 7, 40, tzinfo=ZoneInfo("Europe/London"))
+    assert missed_today(lst, late)
+    assert not missed_today(lst, late + timedelta(hours=MISFIRE_GRACE // 3600))
+    assert not missed_today(lst, late.replace(hour=6))
+    weekend_only = make_list(name="weekend", send_days=("sat", "sun"))
+    assert not missed_today(weekend_only, late - timedelta(days=1, minutes=30))  # a Friday
+
+    ran: list[str] = []
+    done = threading.Event()
+
+    def run(name: str) -> None:
+        ran.append(name)
+        done.set()
+
+    now = datetime.now(UTC)
+    due = max(now - timedelta(minutes=10), now.replace(hour=0, minute=0, second=0,
+                                                       microsecond=0))
+    started_late = make_list(name="daily", timezone=ZoneInfo("UTC"), send_time=due.time())
+    scheduler = make_scheduler([started_late], run, now=now, blocking=False)
+    scheduler.start()
+    try:
+        assert done.wait(10), "the missed edition was not caught up"
+    finally:
+        scheduler.shutdown(wait=True)
+    assert ran == ["daily"]
+
+
+def test_open_deliveries_are_finished_periodically() -> None:
+    passes = threading.Event()
+    scheduler = make_scheduler([], lambda name: None, deliver_open=passes.set,
+                               deliver_every=0.5, blocking=False)
+    scheduler.start()
+    try:
+        assert passes.wait(5), "the pass over open editions never ran"
+    finally:
+        scheduler.shutdown(wait=True)
