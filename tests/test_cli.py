@@ -251,3 +251,15 @@ def test_markup_in_content_prints_as_text(project: Path, tmp_path: Path) -> None
     code, out, err = run("build", "--config", str(project), "--source", str(page))
     assert code == 0, err
     assert "A [/b] headline with [red]brackets[/red]" in out.replace("\n", " ")
+
+
+def test_serve_on_a_busy_port_is_one_sentence(project: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _, err = run("serve", "--config", str(project), "--port", str(port))
+    assert code == 1
+    assert f"Cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err

@@ -23,7 +23,13 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from digest.config import Settings
-from digest.errors import DeliveryError, InvalidTokenError, RenderError, StoreError
+from digest.errors import (
+    DeliveryError,
+    DigestError,
+    InvalidTokenError,
+    RenderError,
+    StoreError,
+)
 
 from .archive import archive_edition, archive_index, healthz, personal_links
 from .middleware import (
@@ -177,7 +183,20 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
     Forwarded client addresses (for the sign-up rate limit) are trusted from a proxy on
     127.0.0.1 only, uvicorn's default.
     """
+    import socket
+
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host or settings.web.host,
-                port=port or settings.web.port, server_header=False, proxy_headers=True)
+    host, port = host or settings.web.host, port or settings.web.port
+    # uvicorn reports a port in use as log lines and exit status 3; check first so the
+    # user gets one sentence (a race with another process remains, and ends the same way).
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as exc:
+        raise DigestError(f"Cannot listen on {host}:{port} ({exc.strerror or exc}); pick "
+                          "another --port or --host, or stop what is using it.") from None
+    uvicorn.run(create_app(settings), host=host, port=port, server_header=False,
+                proxy_headers=True)
