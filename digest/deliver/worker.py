@@ -90,9 +90,11 @@ class Worker:
         self.relay_patience = relay_patience
         self.tasks = sum(p.size for p in pools)
         # Claims are taken in batches (a claim transaction costs as much as ~5 marks) but
-        # never more than the pools can send well inside the lease.
+        # never more than the pools can send well inside the lease, and at most two rounds
+        # of the connections: a claimed row is sent even if its subscriber unsubscribes
+        # meanwhile, so the buffer stays small.
         lease_s = lease.total_seconds()
-        batch = min(delivery.claim_batch, 10 * self.tasks)
+        batch = min(delivery.claim_batch, 2 * self.tasks)
         rates = [p.limiter.per_second for p in pools if p.limiter.per_second]
         if rates:
             batch = min(batch, max(self.tasks, int(sum(rates) * lease_s / 4)))
