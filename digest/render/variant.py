@@ -36,6 +36,9 @@ SLOT_NAMES = ("greeting", "unsubscribe_url", "manage_url", "browser_url")
 URL_SLOTS = frozenset({"unsubscribe_url", "manage_url", "browser_url"})
 _URL_SAFE = "!#$%&'()*+,-./:;=?@[]_~"
 _SPACES = re.compile(r"\s+")
+# An absolute http(s) URL made only of characters quote() keeps: returned unchanged, fast.
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9\-._~!$&'()*+,;=:@%\[\]]+"
+                        r"(?:[/?#][A-Za-z0-9\-._~!#$%&'()*+,/:;=?@\[\]]*)?", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ def clean_name(name: str | None) -> str | None:
     """The display name with control characters removed and whitespace collapsed."""
     if not name:
         return None
+    if name.isprintable():  # no control, separator or surrogate characters: the usual case
+        return _SPACES.sub(" ", name).strip() or None
     name = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch
                    for ch in name)
     name = name.encode("utf-8", "replace").decode("utf-8")
@@ -79,6 +84,8 @@ def normalise_url(url: str, *, slot: str = "url") -> str:
     :raises RenderError: when ``url`` is not an absolute http(s) URL.
     """
     url = url.strip()
+    if _PLAIN_URL.fullmatch(url):
+        return url
     try:
         parts = urlsplit(url)
     except ValueError:
