@@ -157,18 +157,20 @@ class MessageTemplate:
         ]
         pieces = self.pieces
         values = (r.slot_values_text, r.slot_values_html)
-        cache: dict[tuple[int, str], bytes] = {}
+        # Keyed by value: a URL is usually the same in both parts and in several places.
+        cache: dict[str, bytes] = {}
         for i, key in enumerate(self.slot_keys):
             out.append(pieces[i])
-            enc = cache.get(key)
+            try:
+                value = values[key[0]][key[1]]
+            except KeyError:
+                part = "text" if key[0] == 0 else "HTML"
+                raise HeaderError(f"The {part} slot {key[1]!r} has no value for "
+                                  f"{r.email}; the renderer must supply every slot.",
+                                  recipient=r.email) from None
+            enc = cache.get(value)
             if enc is None:
-                try:
-                    enc = cache[key] = qp_encode(values[key[0]][key[1]])
-                except KeyError:
-                    part = "text" if key[0] == 0 else "HTML"
-                    raise HeaderError(f"The {part} slot {key[1]!r} has no value for "
-                                      f"{r.email}; the renderer must supply every slot.",
-                                      recipient=r.email) from None
+                enc = cache[value] = qp_encode(value)
             out.append(enc)
         out.append(pieces[-1])
         message = b"".join(out)
