@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Self
 
+from .bounces import BouncesMixin, DeliveryRef
 from .editions import EditionRecord, EditionsMixin
 from .engine import create_engine, guarded
 from .importer import ImportMixin, ImportReport, RejectedRow
@@ -17,6 +18,7 @@ from .subscribers import InvalidSubscriberError, Membership, SubscribersMixin
 
 __all__ = [
     "Claim",
+    "DeliveryRef",
     "EditionRecord",
     "ImportReport",
     "InvalidSubscriberError",
@@ -27,7 +29,7 @@ __all__ = [
 ]
 
 
-class Store(ImportMixin, SubscribersMixin, EditionsMixin, LedgerMixin):
+class Store(ImportMixin, SubscribersMixin, EditionsMixin, LedgerMixin, BouncesMixin):
     """Everything digest keeps in its database, behind short transactions."""
 
     def __enter__(self) -> Self:

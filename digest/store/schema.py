@@ -19,6 +19,7 @@ __all__ = [
     "NON_TERMINAL",
     "TERMINAL",
     "UTCDateTime",
+    "bounce_events",
     "deliveries",
     "edition_stories",
     "editions",
@@ -173,4 +174,22 @@ deliveries = sa.Table(
     sa.Index(None, "edition_id", "status", "next_attempt_at", "id"),
     sa.Index(None, "claimed_by"),
     sa.Index(None, "subscriber_id"),
+)
+
+# One row per bounce or complaint attributed to a subscriber: the audit trail, the
+# soft-bounce count, and (event_key, a hash of the report's bytes) what makes a re-run a no-op.
+bounce_events = sa.Table(
+    "bounce_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("event_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("subscriber_id", sa.Integer,
+              sa.ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("deliveries.id", ondelete="SET NULL"),
+              nullable=True),
+    sa.Column("status", sa.String(16), nullable=True),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("kind IN ('hard', 'soft', 'complaint')", name="kind"),
+    sa.Index(None, "subscriber_id", "kind", "created_at"),
 )

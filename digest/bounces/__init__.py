@@ -1,0 +1,29 @@
+"""Bounce processing: classify DSNs, ARF complaints, mailto unsubscribes and auto-replies from a
+Maildir or an IMAP folder, and keep the store's suppression list right.
+
+:func:`process_bounces` applies what :func:`classify` and :func:`decide` find, and only
+for reports that name one of our deliveries (a ledger Message-ID) or carry a valid signed
+unsubscribe token: a bounce naming just an address changes nothing.
+"""
+
+from __future__ import annotations
+
+from .classify import Action, BounceEvent, classify, decide
+from .errors import BounceSourceError
+from .process import BounceReport, MessageOutcome, process_bounces
+from .sources import ImapSource, MaildirSource, RawMessage, parse_imap_url
+
+__all__ = [
+    "Action",
+    "BounceEvent",
+    "BounceReport",
+    "BounceSourceError",
+    "ImapSource",
+    "MaildirSource",
+    "MessageOutcome",
+    "RawMessage",
+    "classify",
+    "decide",
+    "parse_imap_url",
+    "process_bounces",
+]

@@ -1,0 +1,207 @@
+"""Apply classified reports to the store: suppress, count soft bounces, unsubscribe, once each.
+
+Nothing is applied unless the report names one of our deliveries (a Message-ID found in the
+ledger) or carries a valid signed unsubscribe token: a report that names only an address is
+"unattributed" and changes nothing, so forged bounces cannot suppress anyone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, NamedTuple
+
+from digest.config import Settings
+from digest.errors import InvalidTokenError, SubscriberNotFoundError
+from digest.tokens import read_unsubscribe_token
+
+from .classify import BounceEvent, classify, decide
+from .sources import RawMessage
+
+if TYPE_CHECKING:
+    from digest.store import Store
+
+__all__ = ["SOFT_BOUNCE_LIMIT", "SOFT_BOUNCE_WINDOW", "BounceReport", "MessageOutcome",
+           "process_bounces"]
+
+SOFT_BOUNCE_LIMIT = 3
+SOFT_BOUNCE_WINDOW = timedelta(days=14)
+_KIND_OF_RECORD = {"suppress-bounced": "hard", "suppress-complained": "complaint",
+                   "record-soft": "soft"}
+
+
+@dataclass(frozen=True, slots=True)
+class MessageOutcome:
+    """What happened to one message: ``result`` is "suppressed", "already-suppressed",
+    "recorded" (a soft bounce below the limit), "unsubscribed", "already-inactive",
+    "duplicate" (recorded by an earlier run), "unattributed", "ignored" or "dry-run"."""
+
+    key: str
+    kind: str
+    action: str
+    result: str
+    reason: str
+    status: str | None = None
+    subscriber_id: int | None = None
+
+
+@dataclass(slots=True)
+class BounceReport:
+    """Counts for one run, and one :class:`MessageOutcome` per message."""
+
+    dry_run: bool = False
+    processed: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+    results: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    outcomes: list[MessageOutcome] = field(default_factory=list)
+
+    @property
+    def hard(self) -> int:
+        return self.kinds["hard"]
+
+    @property
+    def soft(self) -> int:
+        return self.kinds["soft"]
+
+    @property
+    def complaints(self) -> int:
+        return self.kinds["complaint"]
+
+    @property
+    def unsubscribes(self) -> int:
+        return self.kinds["unsubscribe"]
+
+    @property
+    def auto_replies(self) -> int:
+        return self.kinds["auto-reply"]
+
+    @property
+    def unknown(self) -> int:
+        return self.kinds["unknown"]
+
+    @property
+    def unattributed(self) -> int:
+        return self.results["unattributed"]
+
+    def add(self, outcome: MessageOutcome) -> None:
+        """Count one message's outcome."""
+        self.processed += 1
+        self.kinds[outcome.kind] += 1
+        self.results[outcome.result] += 1
+        self.reasons[outcome.reason] += 1
+        self.outcomes.append(outcome)
+
+    def summary(self) -> list[str]:
+        """The lines ``bounces process`` prints: totals, what changed, then each reason."""
+        head = (f"{'Dry run: ' if self.dry_run else ''}processed "
+                f"{_count(self.processed, 'message')}: {self.hard} hard, {self.soft} soft, "
+                f"{_count(self.complaints, 'complaint')}, "
+                f"{_count(self.unsubscribes, 'unsubscribe')}, "
+                f"{_count(self.auto_replies, 'auto-reply', 'auto-replies')}, "
+                f"{self.unknown} unknown.")
+        r = self.results
+        if self.dry_run:
+            changes = (f"Nothing was changed; {r['dry-run']} would be applied, "
+                       f"{r['unattributed']} unattributed.")
+        else:
+            changes = (f"{r['suppressed']} suppressed, {r['recorded']} soft bounces recorded, "
+                       f"{r['unsubscribed']} unsubscribed, {r['already-suppressed']} already "
+                       f"suppressed, {r['already-inactive']} already inactive, "
+                       f"{r['duplicate']} seen before, {r['unattributed']} unattributed "
+                       "(changed nothing).")
+        lines = [head, changes]
+        lines += [f"  {n:5d}  {reason}" for reason, n in
+                  sorted(self.reasons.items(), key=lambda item: (-item[1], item[0]))]
+        return lines
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+class _Target(NamedTuple):
+    subscriber_id: int
+    list_name: str
+    delivery_id: int | None
+
+
+def _attribute(settings: Settings, store: Store, event: BounceEvent) -> _Target | None:
+    """The subscriber an event is about, from our ledger or a valid signed token only."""
+    if event.message_id:
+        ref = store.find_delivery_by_message_id(event.message_id)
+        if ref is not None:
+            return _Target(ref.subscriber_id, ref.list_name, ref.delivery_id)
+    if event.token:
+        try:
+            # Tokens carry real signing times, so they are checked against the real clock.
+            sid, list_name = read_unsubscribe_token(settings.web.secret_keys, event.token,
+                                                    max_age=settings.web.token_max_age)
+            store.get_membership_by_id(sid, list_name)
+        except (InvalidTokenError, SubscriberNotFoundError):
+            return None
+        return _Target(sid, list_name, None)
+    return None
+
+
+def process_bounces(settings: Settings, store: Store, messages: Iterable[RawMessage], *,
+                    dry_run: bool, now: datetime | None = None,
+                    soft_limit: int = SOFT_BOUNCE_LIMIT,
+                    soft_window: timedelta = SOFT_BOUNCE_WINDOW) -> BounceReport:
+    """Classify each message, apply what it calls for, and ``ack()`` it.
+
+    A message is acknowledged only after its change is committed, and the store records
+    each report's hash, so a run interrupted at any point can simply be repeated.
+
+    :param dry_run: classify and attribute (reading the store) but change nothing and
+        acknowledge nothing.
+    :param soft_limit: soft bounces of different deliveries within ``soft_window`` that
+        suppress an address as bounced.
+    :raises StoreError: when the store fails (the message at hand stays unprocessed).
+    :raises BounceSourceError: when the source cannot be read or updated.
+    """
+    report = BounceReport(dry_run=dry_run)
+    for message in messages:
+        moment = now or datetime.now(UTC)
+        outcome = _handle(settings, store, message, dry_run=dry_run, now=moment,
+                          soft_limit=soft_limit, soft_window=soft_window)
+        if not dry_run and message.ack is not None:
+            message.ack()
+        report.add(outcome)
+    return report
+
+
+def _handle(settings: Settings, store: Store, message: RawMessage, *, dry_run: bool,
+            now: datetime, soft_limit: int, soft_window: timedelta) -> MessageOutcome:
+    event = classify(message.data, domain=settings.site.domain)
+    action = decide(event)
+
+    def outcome(result: str, reason: str, target: _Target | None = None) -> MessageOutcome:
+        return MessageOutcome(key=message.key, kind=event.kind, action=action.kind,
+                              result=result, reason=reason, status=event.status,
+                              subscriber_id=target.subscriber_id if target else None)
+
+    if action.kind == "ignore":
+        unattributed = action.reason.startswith("unattributed")
+        return outcome("unattributed" if unattributed else "ignored", action.reason)
+    target = _attribute(settings, store, event)
+    if target is None:
+        return outcome("unattributed", f"unattributed: {event.kind} names no delivery or "
+                       "valid token of ours")
+    if dry_run:
+        return outcome("dry-run", action.reason, target)
+    if action.kind == "unsubscribe":
+        try:
+            done = store.unsubscribe(target.subscriber_id, target.list_name, now=now)
+        except SubscriberNotFoundError:
+            return outcome("unattributed", "unattributed: unsubscribe for a member who is gone")
+        return outcome("unsubscribed" if done else "already-inactive", action.reason, target)
+    event_key = hashlib.sha256(message.data).hexdigest()
+    result = store.record_bounce(
+        event_key, kind=_KIND_OF_RECORD[action.kind], subscriber_id=target.subscriber_id,
+        delivery_id=target.delivery_id, status=event.status, reason=action.reason,
+        soft_limit=soft_limit, soft_window=soft_window, now=now)
+    return outcome(result, action.reason, target)
