@@ -519,7 +519,11 @@ def scheduler_lock(settings: Settings) -> Iterator[None]:
         return
     from digest.errors import DigestError
 
-    with open_store_for(settings) as store, store.engine.connect() as conn:
+    from digest.store import open_store
+
+    # The lock needs a connection, not the schema: no migration here.
+    with open_store(settings.database_url, migrate=False) as store, \
+            store.engine.connect() as conn:
         got = conn.exec_driver_sql("SELECT pg_try_advisory_lock(%s)" % SCHEDULER_LOCK_KEY)
         if not got.scalar():
             raise DigestError("Another scheduler holds the database's scheduler lock; "

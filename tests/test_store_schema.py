@@ -112,3 +112,17 @@ def test_bad_urls_are_store_errors_without_passwords() -> None:
         open_store("postgresql+psycopg://digest:s3cr3t-pw@127.0.0.1:1/digest")
     assert "s3cr3t-pw" not in str(caught.value)
     assert "could not complete" in str(caught.value)
+
+
+def test_a_database_from_a_newer_digest_is_one_clear_error(tmp_path) -> None:
+    import sqlalchemy as sa
+
+    from digest.errors import StoreError
+    from digest.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    open_store(url).close()
+    with sa.create_engine(url).begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0999'")
+    with pytest.raises(StoreError, match="revision '0999'.*newer"):
+        open_store(url)
