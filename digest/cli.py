@@ -278,9 +278,11 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
 
 
 def _register_subcommands() -> None:
+    from digest.bounces_cli import bounces
     from digest.subscribers_cli import subscribers
 
     main.add_command(subscribers)
+    main.add_command(bounces)
 
 
 _register_subcommands()

@@ -19,6 +19,7 @@ and exits 2 for :class:`ConfigError`, 1 for every other :class:`DigestError`.
     │   ├── SubscriberNotFoundError  (also LookupError)
     │   ├── InvalidSubscriberError   (also ValueError) an address, name or section is refused
     │   └── InvalidTokenError        a signed link is forged, expired or for another list
+    ├── BounceSourceError            a Maildir or IMAP folder of bounces cannot be read
     └── DeliveryError                .recipient
         ├── AuthenticationError      the relay refused our credentials: the run stops
         └── RelayUnavailableError    no relay could be reached
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "BounceSourceError",
     "ConfigError",
     "DeliveryError",
     "DigestError",
@@ -95,6 +97,10 @@ class InvalidSubscriberError(StoreError, ValueError):
 
 class InvalidTokenError(StoreError):
     """Raised when a signed link is forged, expired, or scoped to another list."""
+
+
+class BounceSourceError(DigestError):
+    """Raised when a Maildir or IMAP mailbox of bounces cannot be read or updated."""
 
 
 class DeliveryError(DigestError):

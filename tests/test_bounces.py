@@ -611,3 +611,15 @@ def test_cli_imap_deadline_and_unreachable_server_exit_1(cli) -> None:
     refused = cli("--imap", f"imap://u@127.0.0.1:{closed_port}/INBOX", password="p")
     assert refused.exit_code == 1
     assert "could not be reached" in _one_sentence_error(refused)
+
+
+@pytest.mark.parametrize(("status", "kind"), [
+    ("5.1.1", "hard"), ("5.1.10", "hard"), ("5.2.1", "hard"), ("5.4.4", "hard"),
+    ("5.0.0", "hard"), ("5.2.2", "soft"), ("5.2.3", "soft"), ("5.3.4", "soft"),
+    ("5.6.0", "soft"), ("5.7.1", "soft"), ("5.7.26", "soft"), ("4.7.1", "soft"),
+])
+def test_only_permanent_failures_about_the_address_are_hard(status: str, kind: str) -> None:
+    """A 5.7.x policy block (say, our server listed as spam) must not suppress a provider's
+    every reader; a full mailbox or a too-big message says nothing about the address."""
+    raw = fixture("postfix-dsn-5.1.1.eml").replace(b"5.1.1", status.encode())
+    assert classify(raw, domain=DOMAIN).kind == kind

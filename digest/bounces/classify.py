@@ -309,13 +309,19 @@ def _recipient_event(block: Message) -> BounceEvent:
                        reason=status_reason(status))
 
 
+#: Permanent failures that say nothing bad about the address: mailbox full or message too
+#: big for it (5.2.2, 5.2.3), the receiving system (5.3.x), the message's content (5.6.x)
+#: and policy (5.7.x: often our server or content blocked as spam, for every user there).
+_NOT_THE_ADDRESS = ("5.2.2", "5.2.3", "5.3.", "5.6.", "5.7.")
+
+
 def _severity(status: str | None) -> str:
-    """Hard only for a permanent (5.x.x) failure that is not "mailbox full" (5.2.2)."""
-    if status is None:
+    """Hard only for a permanent (5.x.x) failure about the address itself."""
+    if status is None or not status.startswith("5."):
         return "soft"
-    if status.startswith("5.") and status != "5.2.2":
-        return "hard"
-    return "soft"
+    if status.startswith(_NOT_THE_ADDRESS):
+        return "soft"
+    return "hard"
 
 
 def _human_text(parts: list[Message]) -> str:

@@ -1,11 +1,7 @@
-"""The bounce sources' error: a Maildir or IMAP folder that cannot be read (exit code 1)."""
+"""The bounce sources' error lives in the project's error tree; re-exported here."""
 
 from __future__ import annotations
 
-from digest.errors import DigestError
+from digest.errors import BounceSourceError
 
 __all__ = ["BounceSourceError"]
-
-
-class BounceSourceError(DigestError):
-    """Raised when a Maildir or IMAP mailbox cannot be read or updated; one sentence."""
