@@ -318,11 +318,17 @@ async def test_subscribe_then_confirm_from_the_email(client, store, settings) ->
     html = msg.get_body(preferencelist=("html",)).get_content()
     assert link.replace("&", "&amp;") in html
 
-    confirmed = await client.get(link)
+    asked = await client.get(link)  # what a mail scanner does: it must not subscribe
+    assert asked.status_code == 200
+    assert "Confirm my subscription" in asked.text and 'method="post"' in asked.text
+    assert status_of(store, member.subscriber_id) == "pending"
+    confirmed = await client.post(link)
     assert confirmed.status_code == 200
     assert "You are subscribed to Morning Briefing" in confirmed.text
     assert status_of(store, member.subscriber_id) == "active"
-    assert (await client.get(link)).status_code == 200  # following it twice is harmless
+    again = await client.get(link)  # following it again is harmless
+    assert again.status_code == 200 and "You are subscribed" in again.text
+    assert (await client.post(link)).status_code == 200
 
 
 async def test_subscribe_answers_the_same_for_known_addresses(client, store, settings) -> None:
@@ -403,9 +409,10 @@ async def test_confirm_after_unsubscribing_does_not_resubscribe(client, store) -
     member = store.request_subscription("daily", "left@example.org")
     token = tokens.make_confirm_token((KEY,), member.subscriber_id, "daily")
     store.unsubscribe(member.subscriber_id, "daily")
-    response = await client.get(f"/digest/confirm/{token}")
-    assert response.status_code == 400 and "no longer applies" in response.text
-    assert status_of(store, member.subscriber_id) == "unsubscribed"
+    for method in (client.get, client.post):
+        response = await method(f"/digest/confirm/{token}")
+        assert response.status_code == 400 and "no longer applies" in response.text
+        assert status_of(store, member.subscriber_id) == "unsubscribed"
 
 
 async def test_resubscribe_from_preferences_sends_a_new_confirmation(client, store,
@@ -417,7 +424,7 @@ async def test_resubscribe_from_preferences_sends_a_new_confirmation(client, sto
     assert status_of(store, sid) == "pending"
     [msg] = maildir_messages(settings)
     link = _confirm_link(msg)
-    assert (await client.get(link)).status_code == 200
+    assert (await client.post(link)).status_code == 200
     assert status_of(store, sid) == "active"
 
 
@@ -442,7 +449,7 @@ async def test_confirmation_goes_through_the_configured_relay(tmp_path) -> None:
                 assert received.rcpt_tos == ("relay@example.org",)
                 assert received.mail_from == "weekend@news.example.org"
                 msg = email.message_from_bytes(received.data, policy=email.policy.default)
-                confirmed = await c.get(_confirm_link(msg))
+                confirmed = await c.post(_confirm_link(msg))
                 assert confirmed.status_code == 200
             assert store.get_membership("weekend", "relay@example.org").status == "active"
     assert not settings.maildir.exists()
@@ -572,7 +579,8 @@ async def _streamed(total: int):
     ("POST", "/digest/subscribe/daily", {"data": {"email": "x" * 100_000}}, 413),
     ("POST", "/digest/subscribe/daily", {"data": {"email": ["a@example.org"] * 500}}, 400),
     ("DELETE", "/digest/unsubscribe/abc", {}, 405),
-    ("POST", "/digest/confirm/abc", {}, 405),
+    ("POST", "/digest/confirm/abc", {}, 400),
+    ("PUT", "/digest/confirm/abc", {}, 405),
 ])
 async def test_odd_requests_get_pages_not_tracebacks(client, method, path, kwargs,
                                                      status) -> None:

@@ -79,7 +79,7 @@ def _routes() -> list[Route]:
         # tokens.manage_url spells the same page /preferences/.
         Route("/preferences/{token}", manage, methods=both),
         Route("/subscribe/{list}", subscribe, methods=both),
-        Route("/confirm/{token}", confirm, methods=["GET"]),
+        Route("/confirm/{token}", confirm, methods=["GET", "POST"]),
         Route("/archive/{list}", archive_index, methods=["GET"]),
         Route("/archive/{list}/{day}", archive_edition, methods=["GET"]),
         Route("/links/{list}", personal_links, methods=["GET"]),

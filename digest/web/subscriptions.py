@@ -278,7 +278,8 @@ async def subscribe(request: Request) -> Response:
 
 
 async def confirm(request: Request) -> Response:
-    """Make a pending membership active (the double opt-in link)."""
+    """The double opt-in link: GET shows a button, POST makes the pending membership active
+    (mail scanners open every link, so a GET alone must not subscribe anyone)."""
     web = state_of(request)
     keys = web.settings.web.secret_keys
     token = request.path_params["token"]
@@ -296,8 +297,15 @@ async def confirm(request: Request) -> Response:
                                  "This confirmation link has expired; subscribe again to get "
                                  "a new one.", status=400, links=links)
     try:
-        member = await run_in_threadpool(web.get_store().confirm_subscription, subscriber_id,
-                                         list_name)
+        if request.method != "POST":
+            member = await run_in_threadpool(web.get_store().get_membership_by_id,
+                                             subscriber_id, list_name)
+            if member.status == "pending":
+                return web.pages.render("confirm.html", list_title=web.list_title(list_name),
+                                        masked=mask_address(member.email))
+        else:
+            member = await run_in_threadpool(web.get_store().confirm_subscription,
+                                             subscriber_id, list_name)
     except SubscriberNotFoundError:
         raise InvalidTokenError("This confirmation link does not match any subscription; "
                                 "subscribe again.") from None
