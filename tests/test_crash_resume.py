@@ -1,4 +1,6 @@
-"""kill -9 in the middle of a send, then `send` again: nobody skipped, repeats ≤ in flight."""
+"""kill -9 in the middle of a send, then `send` again: nobody skipped, and repeats no more
+than the rows left "sending", nor two per connection (one on the wire, one whose "sent" was
+waiting for its group commit)."""
 
 from __future__ import annotations
 
@@ -41,7 +43,8 @@ async def test_sigkill_mid_send_then_resume(tmp_path: Path, resume_as: str) -> N
                               now=datetime.now(UTC))
 
     # The server stores each message, then holds its 250 for a while: at any instant up to
-    # POOL messages are on the server without their result in the ledger.
+    # POOL messages are on the server without their result in the ledger, plus up to POOL
+    # accepted ones whose "sent" is being group-committed.
     async with smtp_server(FaultHandler(hold=0.05)) as srv:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent)]))
         proc = await asyncio.create_subprocess_exec(
@@ -72,7 +75,7 @@ async def test_sigkill_mid_send_then_resume(tmp_path: Path, resume_as: str) -> N
     copies = srv.handler.by_rcpt()
     assert set(copies) == set(emails), "a subscriber was skipped"
     repeats = sum(n - 1 for n in copies.values())
-    assert repeats <= POOL, (repeats, received_at_kill, at_kill)
+    assert repeats <= 2 * POOL, (repeats, received_at_kill, at_kill)
     assert repeats <= at_kill.get("sending", 0)
     assert report.sent == SUBSCRIBERS - at_kill.get("sent", 0)
     # A repeated message is the same message: same Message-ID in both copies.

@@ -10,6 +10,7 @@ import asyncio
 import email
 import email.policy
 import socket
+import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -342,3 +343,46 @@ async def test_stores_without_group_commit_are_marked_row_by_row(store: Store) -
                                        pool_size=3)
     assert report.sent == 7 and wrapped.sent_calls == 7
     assert store.delivery_summary(edition) == {"sent": 7}
+
+
+@pytest.mark.parametrize("pool", [1, 3])
+async def test_sending_overlaps_commits_but_never_runs_ahead_of_them(store: Store,
+                                                                      pool: int) -> None:
+    class SlowCommits:
+        """The real store, with "sent" commits that take a while."""
+
+        def __init__(self, inner: Store) -> None:
+            self.inner = inner
+            self.committed = 0
+            self.batches: list[int] = []
+
+        def mark_sent_many(self, results: list[tuple[int, str]], *, now: datetime) -> int:
+            time.sleep(0.03)
+            ended = self.inner.mark_sent_many(results, now=now)
+            self.batches.append(len(results))
+            self.committed += len(results)
+            return ended
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    edition = publish(store, [f"r{i:02d}@example.org" for i in range(30)])
+    wrapped = SlowCommits(store)
+    ahead: list[int] = []
+
+    def on_build(claim: Any) -> None:
+        # Messages the relay has whose "sent" is not committed: what a crash now could
+        # repeat. At most one per connection on the wire and one waiting for its commit.
+        ahead.append(len(srv.handler.received) - wrapped.committed)
+
+    async with smtp_server() as srv:
+        report = await deliver_edition(edition, store=wrapped, build=Builder(on_build),
+                                       relay=None, smtp_addr=srv.addr, delivery=FAST,
+                                       worker_id="w1", pool_size=pool)
+    assert report.sent == 30 and store.delivery_summary(edition) == {"sent": 30}
+    assert sum(srv.handler.by_rcpt().values()) == 30 and sum(wrapped.batches) == 30
+    assert max(ahead) <= 2 * pool
+    # The next message is built (and sent) before the previous "sent" is committed.
+    assert max(ahead) >= 1
+    if pool > 1:
+        assert max(wrapped.batches) > 1  # group commit

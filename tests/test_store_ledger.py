@@ -6,11 +6,14 @@ import re
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from digest.errors import StoreError
 from digest.models import Edition, EditionSection, Story
 from digest.store import Claim, Store, open_store
+from digest.store.ledger import LOST_CHECK
 
 NOW = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -215,8 +218,6 @@ def test_release_claims_returns_rows_to_queue(store: Store) -> None:
 
 
 def test_publish_of_unknown_edition_is_a_store_error(store: Store) -> None:
-    from digest.errors import StoreError
-
     with pytest.raises(StoreError, match="no edition 999"):
         store.publish_edition(999, message_id_domain="d.test", now=NOW)
 
@@ -272,3 +273,60 @@ def test_mark_sent_many_ends_only_sending_rows(store: Store) -> None:
     assert store.delivery_summary(edition_id) == {"sent": 2, "failed": 1, "queued": 1}
     assert store.get_delivery(b.delivery_id)["response"] == "250 b"
     assert store.get_delivery(b.delivery_id)["finished_at"] == NOW
+
+
+def test_lost_rows_come_first_when_checked_for_and_when_the_queue_runs_short(
+        store: Store) -> None:
+    edition_id = _publish(store, 5)
+    short = timedelta(seconds=30)
+    [a] = store.claim_deliveries(edition_id, worker_id="dead", limit=1, now=NOW, lease=short)
+    # The lease ran out and LOST_CHECK has passed since the last look: lost rows first.
+    later = NOW + short + LOST_CHECK
+    [again] = store.claim_deliveries(edition_id, worker_id="w2", limit=1, now=later,
+                                     lease=LEASE)
+    assert again.delivery_id == a.delivery_id and again.attempts == 1
+    [b] = store.claim_deliveries(edition_id, worker_id="dead", limit=1, now=later,
+                                 lease=timedelta(milliseconds=100))
+    # b's lease has run out, but the store looked for lost rows less than LOST_CHECK ago:
+    # queued rows come first while they fill the claim, then lost ones.
+    soon = later + LOST_CHECK / 2
+    [c] = store.claim_deliveries(edition_id, worker_id="w2", limit=1, now=soon, lease=LEASE)
+    assert c.delivery_id != b.delivery_id and c.attempts == 0
+    rest = store.claim_deliveries(edition_id, worker_id="w2", limit=10, now=soon, lease=LEASE)
+    assert len(rest) == 3 and b.delivery_id in {r.delivery_id for r in rest}
+    assert store.delivery_summary(edition_id) == {"sending": 5}
+    assert store.release_claims("dead") == 0
+
+
+def test_claims_and_marks_larger_than_one_statement(store: Store) -> None:
+    edition_id = _publish(store, 310)
+    claims = store.claim_deliveries(edition_id, worker_id="w", limit=310, now=NOW,
+                                    lease=LEASE)
+    ids = [c.delivery_id for c in claims]
+    assert len(set(ids)) == 310 and ids == sorted(ids)  # oldest first
+    assert claims[0].sections is None and claims[0].attributes == {}
+    assert claims[0].first_attempt_at == NOW and claims[0].name == "Reader 0"
+    assert store.delivery_summary(edition_id) == {"sending": 310}
+    ended = store.mark_sent_many([(c.delivery_id, f"250 queued as Q{c.delivery_id}")
+                                  for c in claims], now=NOW)
+    assert ended == 310
+    assert store.delivery_summary(edition_id) == {"sent": 310}
+    last = store.get_delivery(ids[-1])
+    assert last["response"] == f"250 queued as Q{ids[-1]}" and last["attempts"] == 1
+    assert last["claimed_by"] is None and last["lease_until"] is None
+
+
+def test_sqlite_fast_path_errors_are_store_errors_and_roll_back(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'ro.db'}") as store:
+        edition_id = _publish(store, 2)
+        [claim] = store.claim_deliveries(edition_id, worker_id="w", limit=1, now=NOW,
+                                         lease=LEASE)
+        with store.engine.connect() as conn:  # the pool hands this connection out next
+            conn.exec_driver_sql("PRAGMA query_only=ON")
+        with pytest.raises(StoreError, match="readonly"):
+            store.mark_sent_many([(claim.delivery_id, "250 ok")], now=NOW)
+        with pytest.raises(StoreError, match="readonly"):
+            store.claim_deliveries(edition_id, worker_id="w", limit=1, now=NOW, lease=LEASE)
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA query_only=OFF")
+        assert store.delivery_summary(edition_id) == {"queued": 1, "sending": 1}

@@ -5,6 +5,12 @@ outcome (sent, retried with backoff, failed, suppressed, expired) until every ro
 or the rest wait for a backoff beyond ``max_wait``. :func:`send_test` sends messages with no
 ledger (``send --test-to``). :func:`embedded_smtp_server` is the local Maildir server used
 when no relay is configured.
+
+Repeats: a row stays "sending" until its outcome is committed. "Sent" outcomes are
+group-committed while the connections go on sending, so a connection may start its next
+message before its previous "sent" is committed, but no more than one row per connection
+ever waits for that commit. After a crash (kill -9) the next run sends again only rows that
+were still "sending", and at most two per connection of the crashed run (2 x pool size).
 """
 
 from __future__ import annotations
@@ -79,6 +85,9 @@ async def deliver_edition(edition_id: int, *, store: LedgerStore,
         from it fails that row only ("could not build the message").
     :param relay: one relay, several (each with its own pool and limits, sharing the
         work), or None to use ``smtp_addr`` (the embedded server, plain SMTP).
+    A crash of this run repeats at most the rows it left "sending", and no more than two
+    messages per connection (see the module docstring).
+
     :param worker_id: unique among workers running at the same time. With
         ``recover_own_claims`` rows an earlier, crashed run of the same id left in
         "sending" are put back at once instead of after their lease.

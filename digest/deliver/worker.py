@@ -1,11 +1,15 @@
 """The claim → build → send → mark loop over one edition's ledger rows.
 
 One task per pooled connection. A task connects first and only then takes a claim, so a
-relay that cannot be reached charges no row. Claims are taken in small batches (at most
-one per task) just before they are sent, which keeps them far inside their lease. Every
-outcome is written to the ledger as soon as it is known: after a crash, only the messages
-in flight can be sent again.
-"""
+relay that cannot be reached charges no row. Claims are taken in small batches (at most two
+rows per task, refilled in the background before the buffer runs dry) just before they are
+sent, which keeps them far inside their lease. Every outcome is written to the ledger as
+soon as it is known. "Sent" results are group-committed in the background while the tasks
+go on sending, but never more than one row per connection waits for its commit: a task
+holding a 250 waits while that many are queued. A row stays "sending" until its result is
+committed, so after a crash (kill -9) only rows still "sending" can be sent again, and at
+most two per connection: those whose "sent" was waiting for its commit, and the messages
+on the wire."""
 
 from __future__ import annotations
 
@@ -72,6 +76,10 @@ def _utc(moment: datetime) -> datetime:
 class Worker:
     """Sends one edition's due rows through ``pools`` until none is left (or it must stop)."""
 
+    #: A group commit of "sent" rows waits this long for more rows unless it must go now
+    #: (seconds): fewer, larger commits leave more of the GIL to the SMTP conversations.
+    commit_window = 0.002
+
     def __init__(self, edition_id: int, *, store: LedgerStore,
                  build: Callable[[Any], tuple[str, str, bytes]], pools: Sequence[SMTPPool],
                  delivery: DeliverySettings, worker_id: str, report: DeliveryReport,
@@ -99,23 +107,36 @@ class Worker:
         if rates:
             batch = min(batch, max(self.tasks, int(sum(rates) * lease_s / 4)))
         self.batch = max(1, batch)
+        # Refill the buffer in the background once it is down to this many rows, so tasks
+        # rarely wait for a claim; the buffer never holds more than ``batch`` rows.
+        self.refill_at = self.batch // 2
+        self._refill: asyncio.Task[None] | None = None
         self.lease_s = lease_s
         self.buffer: deque[Any] = deque()
         self.claim_lock = asyncio.Lock()
         self.changed = asyncio.Event()  # an in-flight message finished
-        self.in_flight = 0
+        self.in_flight = 0  # rows taken from the buffer whose outcome is not recorded yet
         self.stop_error: BaseException | None = None
         self.finished = False
         self.config_failures = 0
         self.relay_down_since: float | None = None
         self.last_relay_error = ""
         self.progress: ProgressView | None = None
-        # Group commit of "sent" results when the store offers mark_sent_many: each task
-        # still waits for its own row to be committed before it takes another claim, so a
-        # crash can only repeat the messages in flight.
-        self._sent: list[tuple[int, str, asyncio.Future[None]]] = []
+        # Group commit of "sent" results when the store offers mark_sent_many: rows queued
+        # while a commit runs go in the next one. At most ``tasks`` rows are queued or
+        # being committed (the repeat bound after a crash counts on it).
+        self._sent: list[tuple[int, str]] = []
+        self._uncommitted = 0
+        self._room = asyncio.Event()  # fewer than ``tasks`` rows wait for a commit
+        self._room.set()
+        self._flush_now = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="digest-ledger")
+
+    @property
+    def busy(self) -> bool:
+        """Some row taken from the buffer has no committed outcome yet."""
+        return bool(self.in_flight or self._uncommitted)
 
     async def db(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a (blocking) store call on the ledger thread, so a busy database never
@@ -137,14 +158,22 @@ class Worker:
         tasks = [asyncio.create_task(self._task(pool, conn))
                  for pool in self.pools for conn in pool.connections]
         try:
-            await asyncio.gather(*tasks)
+            # Not gather: a task that misses its cancellation (asyncio.wait_for in 3.11 can
+            # swallow one) would keep the run going; here a cancel reaches run() at once.
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                if not t.cancelled() and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
         finally:
             self.finished = True  # every loop ends even if a cancellation got lost
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if self._flusher is not None:
-                await asyncio.gather(self._flusher, return_exceptions=True)
+            # Results already known are committed, not dropped: release_claims would
+            # otherwise put rows the relay accepted back in the queue.
+            self._flush_now.set()
+            others = [t for t in (self._refill, self._flusher) if t is not None]
+            await asyncio.gather(*others, return_exceptions=True)
             self._db.shutdown(wait=True)
         if self.stop_error is not None:
             raise self.stop_error
@@ -159,11 +188,14 @@ class Worker:
             wait = pool.limiter.delay()
             too_long = self.max_wait is not None and wait > self.max_wait
             if wait > self.lease_s / 4 or too_long:
-                # Do not sit on claims past their lease: hand them back first.
-                if self.buffer and not self.in_flight:
-                    self.buffer.clear()
-                    await self.db(self.store.release_claims, self.worker_id)
-                if too_long and not self.in_flight:
+                # Do not sit on claims past their lease: hand them back first (under the
+                # claim lock, so no refill is adding rows meanwhile).
+                if self.buffer and not self.busy:
+                    async with self.claim_lock:
+                        if not self.busy:
+                            self.buffer.clear()
+                            await self.db(self.store.release_claims, self.worker_id)
+                if too_long and not self.busy:
                     self.report.stopped = self.report.stopped or (
                         f"the relay's rate limit allows the next message in {wait:.0f} s")
                     self.finished = True
@@ -172,7 +204,11 @@ class Worker:
                 await asyncio.sleep(min(wait, 1.0))
                 continue
             if self.buffer:
-                return self.buffer.popleft()
+                claim = self.buffer.popleft()
+                if len(self.buffer) <= self.refill_at and (
+                        self._refill is None or self._refill.done()):
+                    self._refill = asyncio.create_task(self._refill_buffer())
+                return claim
             async with self.claim_lock:
                 if self.buffer or self.finished or self.stop_error is not None:
                     continue
@@ -184,16 +220,32 @@ class Worker:
                     continue
                 await self._wait_for_work()
 
+    async def _refill_buffer(self) -> None:
+        """Top the buffer up to ``batch`` rows while the tasks still have rows to send."""
+        async with self.claim_lock:
+            want = self.batch - len(self.buffer)
+            if (len(self.buffer) > self.refill_at or self.finished
+                    or self.stop_error is not None):
+                return
+            try:
+                claims = await self.db(self.store.claim_deliveries, self.edition_id,
+                                       worker_id=self.worker_id, limit=want,
+                                       now=self.clock(), lease=self.lease)
+            except Exception:  # a task's own claim retries and reports it
+                log.debug("background claim failed", exc_info=True)
+                return
+            self.buffer.extend(claims)
+
     async def _wait_for_work(self) -> None:
         """Nothing is due: wait for the next due row, an in-flight result, or finish."""
         wake = await self.db(self.store.next_wakeup, self.edition_id)
-        if wake is None and not self.in_flight:
+        if wake is None and not self.busy:
             self.finished = True
             return
         delay = 1.0
         if wake is not None:
             delay = max(0.0, (_utc(wake) - self.clock()).total_seconds())
-            if self.max_wait is not None and delay > self.max_wait and not self.in_flight:
+            if self.max_wait is not None and delay > self.max_wait and not self.busy:
                 self.finished = True
                 return
         self.changed.clear()
@@ -285,6 +337,9 @@ class Worker:
             self.report.ambiguous += 1
         if outcome.kind is Kind.SENT:
             self.config_failures = 0
+            if hasattr(self.store, "mark_sent_many"):
+                await self._queue_sent(claim.delivery_id, outcome.reason)
+                return
             await self._finish(claim, "sent", outcome)
         elif outcome.kind is Kind.RETRY:
             await self._retry(claim, outcome)
@@ -316,8 +371,9 @@ class Worker:
 
     async def _finish(self, claim: Any, status: str, outcome: Outcome) -> None:
         now = self.clock()
-        if status == "sent":
-            await self._mark_sent(claim.delivery_id, outcome.reason, now)
+        if status == "sent":  # a store without group commit
+            await self.db(self.store.mark_sent, claim.delivery_id, response=outcome.reason,
+                          now=now)
         elif status == "failed":
             suppress = outcome.kind is Kind.SUPPRESS
             await self.db(self.store.mark_failed, claim.delivery_id, code=outcome.code,
@@ -331,29 +387,44 @@ class Worker:
         if self.progress is not None:
             self.progress.advance(self.report)
 
-    async def _mark_sent(self, delivery_id: int, response: str, now: datetime) -> None:
-        if not hasattr(self.store, "mark_sent_many"):
-            await self.db(self.store.mark_sent, delivery_id, response=response, now=now)
-            return
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sent.append((delivery_id, response, done))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_sent())
-        await asyncio.shield(done)
+    # -- group commit of "sent" rows -------------------------------------------------------
+
+    async def _queue_sent(self, delivery_id: int, response: str) -> None:
+        """Queue a "sent" result for the group commit, once fewer than ``tasks`` rows are
+        waiting for one (the row stays "sending" in the ledger until it is committed)."""
+        try:
+            while self._uncommitted >= self.tasks:
+                self._flush_now.set()
+                self._room.clear()
+                await self._room.wait()
+        finally:
+            # Queued even when cancelled meanwhile (the task sends nothing more): the
+            # relay has the message, so the row must not go back to the queue.
+            self._uncommitted += 1
+            self._sent.append((delivery_id, response))
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush_sent())
 
     async def _flush_sent(self) -> None:
         while self._sent:
+            if self.commit_window > 0 and not self._flush_now.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.commit_window):
+                        await self._flush_now.wait()
+            self._flush_now.clear()
             batch, self._sent = self._sent, []
             try:
                 await self.db(self.store.mark_sent_many,  # type: ignore[attr-defined]
-                              [(d, r) for d, r, _ in batch], now=self.clock())
-            except BaseException as exc:
-                for _, _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
+                              batch, now=self.clock())
+            except Exception as exc:  # noqa: BLE001 - run() raises it; rows stay "sending"
+                if self.stop_error is None:
+                    self.stop_error = exc
                 continue
-            for _, _, fut in batch:
-                if not fut.done():
-                    fut.set_result(None)
+            finally:
+                self._uncommitted -= len(batch)
+                self._room.set()
+                self.changed.set()
+            for _, response in batch:
+                self.report.count("sent", response)
+            if self.progress is not None:
+                self.progress.advance(self.report)

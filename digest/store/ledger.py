@@ -6,8 +6,12 @@ address unsubscribed, bounced, complained or was suppressed after the edition wa
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,12 +21,15 @@ from sqlalchemy.engine import Connection
 
 from digest.errors import StoreError
 
-from .engine import Database, guarded
+from .engine import Database, guarded, translate_error
 from .schema import ACTIVE, deliveries, editions, memberships, subscribers, suppressions
 
 __all__ = ["Claim", "LedgerMixin", "suppress_address"]
 
 _MAX_TEXT = 1000
+#: How often a claim looks for rows whose lease ran out while queued rows remain (a crashed
+#: worker's rows come back at most this long after their lease, sooner when the queue ends).
+LOST_CHECK = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +71,176 @@ def suppress_address(conn: Connection, email_key: str, reason: str, detail: str 
             created_at=now))
 
 
-# Built once: constructing the statement per call costs more than running it on SQLite.
+# The hot statements are built once: constructing one per call costs more than running it
+# on SQLite. PostgreSQL runs them through SQLAlchemy (``_SENT`` with executemany); SQLite
+# runs the same statements, compiled once, on the DBAPI cursor (``_SQLiteLedger``).
+_STAMP = deliveries.c.finished_at.type
 _SENT = deliveries.update().where(
     deliveries.c.id == sa.bindparam("b_id"), deliveries.c.status == "sending",
 ).values(status="sent", reason=None, response=sa.bindparam("b_response"),
-         finished_at=sa.bindparam("b_now", type_=deliveries.c.finished_at.type),
+         finished_at=sa.bindparam("b_now", type_=_STAMP),
          attempts=deliveries.c.attempts + 1, claimed_by=None, lease_until=None)
+_TAKEN: dict[str, Any] = {
+    "status": "sending", "claimed_by": sa.bindparam("b_worker"),
+    "lease_until": sa.bindparam("b_lease", type_=_STAMP),
+    "last_attempt_at": sa.bindparam("b_now", type_=_STAMP),
+    "first_attempt_at": sa.func.coalesce(deliveries.c.first_attempt_at,
+                                         sa.bindparam("b_now", type_=_STAMP)),
+}
+_VALUES: dict[str, dict[str, Any]] = {
+    "skip": {"status": "skipped", "reason": sa.bindparam("b_reason"),
+             "finished_at": sa.bindparam("b_now", type_=_STAMP), "claimed_by": None,
+             "lease_until": None},
+    "fresh": _TAKEN,
+    "lost": {**_TAKEN, "attempts": deliveries.c.attempts + 1,
+             "last_error": "the lease ran out before a result was recorded"},
+}
+
+
+def _in_ids(n: int) -> list[sa.BindParameter[int]]:
+    return [sa.bindparam(f"i{k}") for k in range(n)]
+
+
+@functools.cache
+def _claim_update(kind: str, n: int | None = None) -> sa.Update:
+    """The update ``_take`` runs for ``kind`` ("skip", "fresh", "lost"): for the id list
+    ``b_ids``, or with ``n`` for the ids ``i0`` … ``i{n-1}`` (no expanding parameter)."""
+    ids = _in_ids(n) if n is not None else sa.bindparam("b_ids", expanding=True)
+    return deliveries.update().where(deliveries.c.id.in_(ids)).values(_VALUES[kind])
+
+
+@functools.cache
+def _due_query(lost: bool, sqlite: bool) -> sa.Select[Any]:
+    """Up to ``b_limit`` claimable rows of edition ``b_edition`` at ``b_now``, with what a
+    claim needs (columns in the order ``_take`` reads them); ``lost``: "sending" rows whose
+    lease ran out, else due "queued" rows."""
+    d = deliveries
+    now = sa.bindparam("b_now", type_=_STAMP)
+    if lost:
+        due = sa.and_(d.c.status == "sending", d.c.lease_until <= now)
+        order: tuple[Any, ...] = (d.c.id,)
+    else:
+        # Walks ix_deliveries_edition_id_status_next_attempt_at_id in order: no sort,
+        # and rows already sent are never scanned again.
+        due = sa.and_(d.c.status == "queued", d.c.next_attempt_at <= now)
+        order = (d.c.next_attempt_at, d.c.id)
+    query = (
+        sa.select(d.c.id, d.c.subscriber_id, d.c.status, d.c.attempts,
+                  d.c.first_attempt_at, d.c.message_id, subscribers.c.email,
+                  subscribers.c.name, subscribers.c.attributes,
+                  memberships.c.status.label("member_status"), memberships.c.sections,
+                  suppressions.c.reason.label("suppressed"))
+        .select_from(d)
+        .join(editions, editions.c.id == d.c.edition_id)
+        .join(subscribers, subscribers.c.id == d.c.subscriber_id)
+        .outerjoin(memberships, sa.and_(memberships.c.list_id == editions.c.list_id,
+                                        memberships.c.subscriber_id == d.c.subscriber_id))
+        .outerjoin(suppressions, suppressions.c.email_key == subscribers.c.email_key)
+        .where(d.c.edition_id == sa.bindparam("b_edition"), due)
+        .order_by(*order).limit(sa.bindparam("b_limit", type_=sa.Integer)))
+    if not sqlite:
+        query = query.with_for_update(of=d, skip_locked=True)
+    return query
+
+
+class _Prepared:
+    """A Core statement compiled once for SQLite and run on the DBAPI cursor.
+
+    SQLAlchemy's per-execution work (checkout, events, parameter and result processing)
+    costs several times what SQLite spends on these short statements, and it holds the GIL
+    the delivery event loop needs. Values passed in must already be in their SQLite form.
+    """
+
+    __slots__ = ("fixed", "names", "sql")
+
+    def __init__(self, statement: sa.Executable, dialect: sa.Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.names = tuple(compiled.positiontup or ())  # type: ignore[attr-defined]
+        self.fixed = dict(compiled.params)
+
+    def args(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        merged = self.fixed | values
+        return tuple(merged[name] for name in self.names)
+
+
+def _sent_rows(n: int) -> sa.Update:
+    """``_SENT`` for n rows in one statement: ids ``i0..``, responses ``r0..``."""
+    ids = _in_ids(n)
+    response = sa.case({ids[k]: sa.bindparam(f"r{k}") for k in range(n)},
+                       value=deliveries.c.id)
+    return deliveries.update().where(
+        deliveries.c.id.in_(ids), deliveries.c.status == "sending",
+    ).values(status="sent", reason=None, response=response,
+             finished_at=sa.bindparam("b_now", type_=_STAMP),
+             attempts=deliveries.c.attempts + 1, claimed_by=None, lease_until=None)
+
+
+def _packed(query: sa.Select[Any]) -> sa.Select[Any]:
+    """``query``'s rows as one JSON array of arrays (JSON columns nested, not quoted)."""
+    sub = query.subquery()
+    cols = [sa.func.json(c) if isinstance(c.type, sa.JSON) else c for c in sub.c]
+    return sa.select(sa.func.json_group_array(sa.func.json_array(*cols)))
+
+
+class _SQLiteLedger:
+    """The claim and mark statements of one SQLite engine, compiled once each.
+
+    Every statement is a single step where it can be (the claim query comes back as one
+    JSON value, updates take id lists) because pysqlite releases and retakes the GIL around
+    each step, and every retake can wait for the busy delivery event loop.
+    """
+
+    #: Most rows one statement handles: the "sent" update binds three parameters a row,
+    #: and SQLite before 3.32 allows 999 in a statement.
+    CHUNK = 300
+
+    def __init__(self, dialect: sa.Dialect) -> None:
+        self.dialect = dialect
+        self.due = {lost: _Prepared(_packed(_due_query(lost, True)), dialect)
+                    for lost in (True, False)}
+        self.stamp: Any = _STAMP.dialect_impl(dialect).bind_processor(dialect)
+        self.first: Any = _STAMP.dialect_impl(dialect).result_processor(dialect, None)
+        self._cache: dict[tuple[str, int], _Prepared] = {}
+
+    def _get(self, kind: str, n: int) -> _Prepared:
+        stmt = self._cache.get((kind, n))
+        if stmt is None:
+            core = _sent_rows(n) if kind == "sent" else _claim_update(kind, n)
+            stmt = self._cache[(kind, n)] = _Prepared(core, self.dialect)
+        return stmt
+
+    def claim_rows(self, cur: Any, lost: bool, edition_id: int, now: str,
+                   limit: int) -> list[tuple[Any, ...]]:
+        """Due rows as ``_due_query`` selects them, timestamps decoded."""
+        query = self.due[lost]
+        (packed,) = cur.execute(query.sql, query.args(
+            {"b_edition": edition_id, "b_now": now, "b_limit": limit})).fetchone()
+        return [(*r[:4], self.first(r[4]), *r[5:]) for r in json.loads(packed)]
+
+    def update(self, cur: Any, kind: str, ids: list[int], values: dict[str, Any]) -> None:
+        """Run ``_claim_update(kind)`` for ``ids`` (``values`` as Python objects)."""
+        values = {k: self.stamp(v) if isinstance(v, datetime) else v
+                  for k, v in values.items()}
+        for start in range(0, len(ids), self.CHUNK):
+            chunk = ids[start:start + self.CHUNK]
+            stmt = self._get(kind, len(chunk))
+            cur.execute(stmt.sql, stmt.args(
+                {**values, **{f"i{k}": i for k, i in enumerate(chunk)}}))
+
+    def mark_sent(self, cur: Any, results: Sequence[tuple[int, str]], now: datetime) -> int:
+        """End the "sending" rows of ``results`` as sent; how many it ended."""
+        ended = 0
+        stamp = self.stamp(now)
+        for start in range(0, len(results), self.CHUNK):
+            chunk = results[start:start + self.CHUNK]
+            stmt = self._get("sent", len(chunk))
+            values: dict[str, Any] = {"b_now": stamp}
+            for k, (delivery_id, response) in enumerate(chunk):
+                values[f"i{k}"] = delivery_id
+                values[f"r{k}"] = _clip(response)
+            ended += cur.execute(stmt.sql, stmt.args(values)).rowcount
+        return ended
 
 
 class LedgerMixin(Database):
@@ -123,84 +294,86 @@ class LedgerMixin(Database):
         """Move up to ``limit`` due rows to "sending" for ``worker_id`` and return them;
         rows whose address is no longer eligible become "skipped" instead."""
         now = _utc(now)
+        if self.is_sqlite:
+            return self._claim_sqlite(edition_id, worker_id, limit, now, lease)
         claims: list[Claim] = []
+        params: dict[str, Any] = {"b_edition": edition_id, "b_now": now}
         with self.write() as conn:
-            for lost in (True, False):
+
+            def update(kind: str, ids: list[int], values: dict[str, Any]) -> None:
+                conn.execute(_claim_update(kind), {"b_ids": ids, **values})
+
+            for lost in self._claim_order(edition_id, now):
+                query = _due_query(lost, False)
                 while len(claims) < limit:
                     want = limit - len(claims)
-                    rows = conn.execute(self._due_query(edition_id, now, want, lost)).all()
-                    claims.extend(self._take(conn, edition_id, rows, worker_id, now, lease))
+                    rows = conn.execute(query, {**params, "b_limit": want}).all()
+                    claims.extend(_take(update, edition_id, rows, worker_id, now, lease))
                     if len(rows) < want:
                         break
         return claims
 
-    def _due_query(self, edition_id: int, now: datetime, limit: int,
-                   lost: bool) -> sa.Select[Any]:
-        d = deliveries
-        if lost:
-            due = sa.and_(d.c.status == "sending", d.c.lease_until <= now)
-            order: tuple[Any, ...] = (d.c.id,)
-        else:
-            # Walks ix_deliveries_edition_id_status_next_attempt_at_id in order: no sort,
-            # and rows already sent are never scanned again.
-            due = sa.and_(d.c.status == "queued", d.c.next_attempt_at <= now)
-            order = (d.c.next_attempt_at, d.c.id)
-        query = (
-            sa.select(d.c.id, d.c.subscriber_id, d.c.status, d.c.attempts,
-                      d.c.first_attempt_at, d.c.message_id, subscribers.c.email,
-                      subscribers.c.name, subscribers.c.attributes,
-                      memberships.c.status.label("member_status"), memberships.c.sections,
-                      suppressions.c.reason.label("suppressed"))
-            .select_from(d)
-            .join(editions, editions.c.id == d.c.edition_id)
-            .join(subscribers, subscribers.c.id == d.c.subscriber_id)
-            .outerjoin(memberships, sa.and_(memberships.c.list_id == editions.c.list_id,
-                                            memberships.c.subscriber_id == d.c.subscriber_id))
-            .outerjoin(suppressions, suppressions.c.email_key == subscribers.c.email_key)
-            .where(d.c.edition_id == edition_id, due)
-            .order_by(*order).limit(limit))
-        if not self.is_sqlite:
-            query = query.with_for_update(of=d, skip_locked=True)
-        return query
-
-    def _take(self, conn: Connection, edition_id: int, rows: list[Any], worker_id: str,
-              now: datetime, lease: timedelta) -> list[Claim]:
-        skipped: dict[str, list[int]] = defaultdict(list)
-        fresh: list[int] = []
-        lost: list[int] = []
+    def _claim_sqlite(self, edition_id: int, worker_id: str, limit: int, now: datetime,
+                      lease: timedelta) -> list[Claim]:
+        fast = self._sqlite_ledger()
         claims: list[Claim] = []
-        for row in rows:
-            if row.member_status != ACTIVE:
-                skipped[row.member_status or "unsubscribed"].append(row.id)
-                continue
-            if row.suppressed is not None:
-                skipped["suppressed"].append(row.id)
-                continue
-            reclaimed = row.status == "sending"
-            (lost if reclaimed else fresh).append(row.id)
-            claims.append(Claim(
-                delivery_id=row.id, edition_id=edition_id, subscriber_id=row.subscriber_id,
-                email=row.email, name=row.name,
-                sections=frozenset(row.sections) if row.sections is not None else None,
-                attributes=dict(row.attributes or {}),
-                attempts=row.attempts + (1 if reclaimed else 0),
-                first_attempt_at=row.first_attempt_at or now, message_id=row.message_id))
-        for reason, ids in skipped.items():
-            conn.execute(deliveries.update().where(deliveries.c.id.in_(ids)).values(
-                status="skipped", reason=reason, finished_at=now, claimed_by=None,
-                lease_until=None))
-        taken = {
-            "status": "sending", "claimed_by": worker_id, "lease_until": now + lease,
-            "last_attempt_at": now,
-            "first_attempt_at": sa.func.coalesce(deliveries.c.first_attempt_at, now),
-        }
-        if fresh:
-            conn.execute(deliveries.update().where(deliveries.c.id.in_(fresh)).values(taken))
-        if lost:
-            conn.execute(deliveries.update().where(deliveries.c.id.in_(lost)).values(
-                {**taken, "attempts": deliveries.c.attempts + 1,
-                 "last_error": "the lease ran out before a result was recorded"}))
+        now_s = fast.stamp(now)
+        with self._raw_write() as cur:
+
+            def update(kind: str, ids: list[int], values: dict[str, Any]) -> None:
+                fast.update(cur, kind, ids, values)
+
+            for lost in self._claim_order(edition_id, now):
+                while len(claims) < limit:
+                    want = limit - len(claims)
+                    rows = fast.claim_rows(cur, lost, edition_id, now_s, want)
+                    claims.extend(_take(update, edition_id, rows, worker_id, now, lease))
+                    if len(rows) < want:
+                        break
         return claims
+
+    def _claim_order(self, edition_id: int, now: datetime) -> tuple[bool, bool]:
+        """Which due query a claim runs first: rows whose lease ran out (True) when
+        ``LOST_CHECK`` has passed since this store last looked for them in the edition,
+        else queued rows, then lost ones only if the queue cannot fill the claim."""
+        checked: dict[int, datetime] = self.__dict__.setdefault("_lost_checked", {})
+        last = checked.get(edition_id)
+        if last is None or now < last or now - last >= LOST_CHECK:
+            checked[edition_id] = now
+            return (True, False)
+        return (False, True)
+
+    def _sqlite_ledger(self) -> _SQLiteLedger:
+        fast: _SQLiteLedger | None = self.__dict__.get("_sqlite_fast")
+        if fast is None:
+            fast = self.__dict__["_sqlite_fast"] = _SQLiteLedger(self.engine.dialect)
+        return fast
+
+    @contextmanager
+    def _raw_write(self, *, single: bool = False) -> Iterator[Any]:
+        """A BEGIN IMMEDIATE transaction on a pooled SQLite DBAPI connection, committed on
+        success; driver errors leave as :class:`StoreError`. With ``single`` the caller
+        runs one statement, which SQLite makes a transaction of its own (one step less)."""
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            if single:
+                yield cur
+                return
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(dbapi_error):
+                    cur.execute("ROLLBACK")
+                raise
+        except dbapi_error as error:
+            wrapped = sa.exc.DBAPIError.instance(None, None, error, dbapi_error)
+            raise translate_error(wrapped, self.engine.url) from None
+        finally:
+            raw.close()
 
     def _mark(self, delivery_id: int, now: datetime, **values: Any) -> bool:
         now = _utc(now)
@@ -222,6 +395,10 @@ class LedgerMixin(Database):
         if not results:
             return 0
         when = _utc(now)
+        if self.is_sqlite:
+            fast = self._sqlite_ledger()
+            with self._raw_write(single=len(results) <= fast.CHUNK) as cur:
+                return fast.mark_sent(cur, results, when)
         params = [{"b_id": d, "b_response": _clip(r), "b_now": when} for d, r in results]
         with self.write() as conn:
             return int(conn.execute(_SENT, params,
@@ -316,3 +493,39 @@ class LedgerMixin(Database):
         if row is None:
             raise StoreError(f"The store has no delivery {delivery_id}; check the id.")
         return dict(row)
+
+
+def _take(update: Callable[[str, list[int], dict[str, Any]], None], edition_id: int,
+          rows: Sequence[Sequence[Any]], worker_id: str, now: datetime,
+          lease: timedelta) -> list[Claim]:
+    """Claims for the due ``rows`` (columns as ``_due_query`` selects them): rows of
+    addresses no longer eligible become "skipped", the others "sending" for ``worker_id``;
+    ``update(kind, ids, values)`` runs ``_claim_update(kind)`` for them."""
+    skipped: dict[str, list[int]] = defaultdict(list)
+    fresh: list[int] = []
+    lost: list[int] = []
+    claims: list[Claim] = []
+    for (id_, subscriber_id, status, attempts, first, message_id, email, name, attributes,
+         member_status, sections, suppressed) in rows:
+        if member_status != ACTIVE:
+            skipped[member_status or "unsubscribed"].append(id_)
+            continue
+        if suppressed is not None:
+            skipped["suppressed"].append(id_)
+            continue
+        reclaimed = status == "sending"
+        (lost if reclaimed else fresh).append(id_)
+        claims.append(Claim(
+            delivery_id=id_, edition_id=edition_id, subscriber_id=subscriber_id,
+            email=email, name=name,
+            sections=frozenset(sections) if sections is not None else None,
+            attributes=dict(attributes or {}), attempts=attempts + (1 if reclaimed else 0),
+            first_attempt_at=first or now, message_id=message_id))
+    for reason, ids in skipped.items():
+        update("skip", ids, {"b_reason": reason, "b_now": now})
+    taken = {"b_worker": worker_id, "b_lease": now + lease, "b_now": now}
+    if fresh:
+        update("fresh", fresh, taken)
+    if lost:
+        update("lost", lost, taken)
+    return claims
