@@ -7,8 +7,6 @@ address unsubscribed, bounced, complained or was suppressed after the edition wa
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,11 +20,11 @@ from sqlalchemy.engine import Connection
 from digest.errors import StoreError
 
 from .engine import Database, guarded, translate_error
+from .ledger_sql import SENT_ROW, SQLiteLedger, claim_update, clip, due_query
 from .schema import ACTIVE, deliveries, editions, memberships, subscribers, suppressions
 
 __all__ = ["Claim", "LedgerMixin", "suppress_address"]
 
-_MAX_TEXT = 1000
 #: How often a claim looks for rows whose lease ran out while queued rows remain (a crashed
 #: worker's rows come back at most this long after their lease, sooner when the queue ends).
 LOST_CHECK = timedelta(seconds=1)
@@ -56,10 +54,6 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _clip(text: str | None) -> str | None:
-    return None if text is None else text[:_MAX_TEXT]
-
-
 def suppress_address(conn: Connection, email_key: str, reason: str, detail: str | None,
                      now: datetime) -> None:
     """Add ``email_key`` to the suppression list unless it is there already."""
@@ -72,177 +66,8 @@ def suppress_address(conn: Connection, email_key: str, reason: str, detail: str 
 
 
 # The hot statements are built once: constructing one per call costs more than running it
-# on SQLite. PostgreSQL runs them through SQLAlchemy (``_SENT`` with executemany); SQLite
-# runs the same statements, compiled once, on the DBAPI cursor (``_SQLiteLedger``).
-_STAMP = deliveries.c.finished_at.type
-_SENT = deliveries.update().where(
-    deliveries.c.id == sa.bindparam("b_id"), deliveries.c.status == "sending",
-).values(status="sent", reason=None, response=sa.bindparam("b_response"),
-         finished_at=sa.bindparam("b_now", type_=_STAMP),
-         attempts=deliveries.c.attempts + 1, claimed_by=None, lease_until=None)
-_TAKEN: dict[str, Any] = {
-    "status": "sending", "claimed_by": sa.bindparam("b_worker"),
-    "lease_until": sa.bindparam("b_lease", type_=_STAMP),
-    "last_attempt_at": sa.bindparam("b_now", type_=_STAMP),
-    "first_attempt_at": sa.func.coalesce(deliveries.c.first_attempt_at,
-                                         sa.bindparam("b_now", type_=_STAMP)),
-}
-_VALUES: dict[str, dict[str, Any]] = {
-    "skip": {"status": "skipped", "reason": sa.bindparam("b_reason"),
-             "finished_at": sa.bindparam("b_now", type_=_STAMP), "claimed_by": None,
-             "lease_until": None},
-    "fresh": _TAKEN,
-    "lost": {**_TAKEN, "attempts": deliveries.c.attempts + 1,
-             "last_error": "the lease ran out before a result was recorded"},
-}
-
-
-def _in_ids(n: int) -> list[sa.BindParameter[int]]:
-    return [sa.bindparam(f"i{k}") for k in range(n)]
-
-
-@functools.cache
-def _claim_update(kind: str, n: int | None = None) -> sa.Update:
-    """The update ``_take`` runs for ``kind`` ("skip", "fresh", "lost"): for the id list
-    ``b_ids``, or with ``n`` for the ids ``i0`` … ``i{n-1}`` (no expanding parameter)."""
-    ids = _in_ids(n) if n is not None else sa.bindparam("b_ids", expanding=True)
-    return deliveries.update().where(deliveries.c.id.in_(ids)).values(_VALUES[kind])
-
-
-@functools.cache
-def _due_query(lost: bool, sqlite: bool) -> sa.Select[Any]:
-    """Up to ``b_limit`` claimable rows of edition ``b_edition`` at ``b_now``, with what a
-    claim needs (columns in the order ``_take`` reads them); ``lost``: "sending" rows whose
-    lease ran out, else due "queued" rows."""
-    d = deliveries
-    now = sa.bindparam("b_now", type_=_STAMP)
-    if lost:
-        due = sa.and_(d.c.status == "sending", d.c.lease_until <= now)
-        order: tuple[Any, ...] = (d.c.id,)
-    else:
-        # Walks ix_deliveries_edition_id_status_next_attempt_at_id in order: no sort,
-        # and rows already sent are never scanned again.
-        due = sa.and_(d.c.status == "queued", d.c.next_attempt_at <= now)
-        order = (d.c.next_attempt_at, d.c.id)
-    query = (
-        sa.select(d.c.id, d.c.subscriber_id, d.c.status, d.c.attempts,
-                  d.c.first_attempt_at, d.c.message_id, subscribers.c.email,
-                  subscribers.c.name, subscribers.c.attributes,
-                  memberships.c.status.label("member_status"), memberships.c.sections,
-                  suppressions.c.reason.label("suppressed"))
-        .select_from(d)
-        .join(editions, editions.c.id == d.c.edition_id)
-        .join(subscribers, subscribers.c.id == d.c.subscriber_id)
-        .outerjoin(memberships, sa.and_(memberships.c.list_id == editions.c.list_id,
-                                        memberships.c.subscriber_id == d.c.subscriber_id))
-        .outerjoin(suppressions, suppressions.c.email_key == subscribers.c.email_key)
-        .where(d.c.edition_id == sa.bindparam("b_edition"), due)
-        .order_by(*order).limit(sa.bindparam("b_limit", type_=sa.Integer)))
-    if not sqlite:
-        query = query.with_for_update(of=d, skip_locked=True)
-    return query
-
-
-class _Prepared:
-    """A Core statement compiled once for SQLite and run on the DBAPI cursor.
-
-    SQLAlchemy's per-execution work (checkout, events, parameter and result processing)
-    costs several times what SQLite spends on these short statements, and it holds the GIL
-    the delivery event loop needs. Values passed in must already be in their SQLite form.
-    """
-
-    __slots__ = ("fixed", "names", "sql")
-
-    def __init__(self, statement: sa.Executable, dialect: sa.Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
-        self.sql = compiled.string
-        self.names = tuple(compiled.positiontup or ())  # type: ignore[attr-defined]
-        self.fixed = dict(compiled.params)
-
-    def args(self, values: dict[str, Any]) -> tuple[Any, ...]:
-        merged = self.fixed | values
-        return tuple(merged[name] for name in self.names)
-
-
-def _sent_rows(n: int) -> sa.Update:
-    """``_SENT`` for n rows in one statement: ids ``i0..``, responses ``r0..``."""
-    ids = _in_ids(n)
-    response = sa.case({ids[k]: sa.bindparam(f"r{k}") for k in range(n)},
-                       value=deliveries.c.id)
-    return deliveries.update().where(
-        deliveries.c.id.in_(ids), deliveries.c.status == "sending",
-    ).values(status="sent", reason=None, response=response,
-             finished_at=sa.bindparam("b_now", type_=_STAMP),
-             attempts=deliveries.c.attempts + 1, claimed_by=None, lease_until=None)
-
-
-def _packed(query: sa.Select[Any]) -> sa.Select[Any]:
-    """``query``'s rows as one JSON array of arrays (JSON columns nested, not quoted)."""
-    sub = query.subquery()
-    cols = [sa.func.json(c) if isinstance(c.type, sa.JSON) else c for c in sub.c]
-    return sa.select(sa.func.json_group_array(sa.func.json_array(*cols)))
-
-
-class _SQLiteLedger:
-    """The claim and mark statements of one SQLite engine, compiled once each.
-
-    Every statement is a single step where it can be (the claim query comes back as one
-    JSON value, updates take id lists) because pysqlite releases and retakes the GIL around
-    each step, and every retake can wait for the busy delivery event loop.
-    """
-
-    #: Most rows one statement handles: the "sent" update binds three parameters a row,
-    #: and SQLite before 3.32 allows 999 in a statement.
-    CHUNK = 300
-
-    def __init__(self, dialect: sa.Dialect) -> None:
-        self.dialect = dialect
-        self.due = {lost: _Prepared(_packed(_due_query(lost, True)), dialect)
-                    for lost in (True, False)}
-        self.stamp: Any = _STAMP.dialect_impl(dialect).bind_processor(dialect)
-        self.first: Any = _STAMP.dialect_impl(dialect).result_processor(dialect, None)
-        self._cache: dict[tuple[str, int], _Prepared] = {}
-
-    def _get(self, kind: str, n: int) -> _Prepared:
-        stmt = self._cache.get((kind, n))
-        if stmt is None:
-            core = _sent_rows(n) if kind == "sent" else _claim_update(kind, n)
-            stmt = self._cache[(kind, n)] = _Prepared(core, self.dialect)
-        return stmt
-
-    def claim_rows(self, cur: Any, lost: bool, edition_id: int, now: str,
-                   limit: int) -> list[tuple[Any, ...]]:
-        """Due rows as ``_due_query`` selects them, timestamps decoded."""
-        query = self.due[lost]
-        (packed,) = cur.execute(query.sql, query.args(
-            {"b_edition": edition_id, "b_now": now, "b_limit": limit})).fetchone()
-        return [(*r[:4], self.first(r[4]), *r[5:]) for r in json.loads(packed)]
-
-    def update(self, cur: Any, kind: str, ids: list[int], values: dict[str, Any]) -> None:
-        """Run ``_claim_update(kind)`` for ``ids`` (``values`` as Python objects)."""
-        values = {k: self.stamp(v) if isinstance(v, datetime) else v
-                  for k, v in values.items()}
-        for start in range(0, len(ids), self.CHUNK):
-            chunk = ids[start:start + self.CHUNK]
-            stmt = self._get(kind, len(chunk))
-            cur.execute(stmt.sql, stmt.args(
-                {**values, **{f"i{k}": i for k, i in enumerate(chunk)}}))
-
-    def mark_sent(self, cur: Any, results: Sequence[tuple[int, str]], now: datetime) -> int:
-        """End the "sending" rows of ``results`` as sent; how many it ended."""
-        ended = 0
-        stamp = self.stamp(now)
-        for start in range(0, len(results), self.CHUNK):
-            chunk = results[start:start + self.CHUNK]
-            stmt = self._get("sent", len(chunk))
-            values: dict[str, Any] = {"b_now": stamp}
-            for k, (delivery_id, response) in enumerate(chunk):
-                values[f"i{k}"] = delivery_id
-                values[f"r{k}"] = _clip(response)
-            ended += cur.execute(stmt.sql, stmt.args(values)).rowcount
-        return ended
-
-
+# on SQLite. PostgreSQL runs them through SQLAlchemy (``SENT_ROW`` with executemany); SQLite
+# runs the same statements, compiled once, on the DBAPI cursor (``SQLiteLedger``).
 class LedgerMixin(Database):
     """Store methods for publishing an edition and moving its ledger rows."""
 
@@ -301,10 +126,10 @@ class LedgerMixin(Database):
         with self.write() as conn:
 
             def update(kind: str, ids: list[int], values: dict[str, Any]) -> None:
-                conn.execute(_claim_update(kind), {"b_ids": ids, **values})
+                conn.execute(claim_update(kind), {"b_ids": ids, **values})
 
             for lost in self._claim_order(edition_id, now):
-                query = _due_query(lost, False)
+                query = due_query(lost, False)
                 while len(claims) < limit:
                     want = limit - len(claims)
                     rows = conn.execute(query, {**params, "b_limit": want}).all()
@@ -343,10 +168,10 @@ class LedgerMixin(Database):
             return (True, False)
         return (False, True)
 
-    def _sqlite_ledger(self) -> _SQLiteLedger:
-        fast: _SQLiteLedger | None = self.__dict__.get("_sqlite_fast")
+    def _sqlite_ledger(self) -> SQLiteLedger:
+        fast: SQLiteLedger | None = self.__dict__.get("_sqlite_fast")
         if fast is None:
-            fast = self.__dict__["_sqlite_fast"] = _SQLiteLedger(self.engine.dialect)
+            fast = self.__dict__["_sqlite_fast"] = SQLiteLedger(self.engine.dialect)
         return fast
 
     @contextmanager
@@ -399,9 +224,9 @@ class LedgerMixin(Database):
             fast = self._sqlite_ledger()
             with self._raw_write(single=len(results) <= fast.CHUNK) as cur:
                 return fast.mark_sent(cur, results, when)
-        params = [{"b_id": d, "b_response": _clip(r), "b_now": when} for d, r in results]
+        params = [{"b_id": d, "b_response": clip(r), "b_now": when} for d, r in results]
         with self.write() as conn:
-            return int(conn.execute(_SENT, params,
+            return int(conn.execute(SENT_ROW, params,
                                     execution_options={"preserve_rowcount": True}).rowcount)
 
     @guarded
@@ -409,7 +234,7 @@ class LedgerMixin(Database):
                       now: datetime) -> None:
         """Put a "sending" row back to "queued" until ``retry_at``, counting the attempt."""
         self._mark(delivery_id, now, status="queued", next_attempt_at=_utc(retry_at),
-                   last_error=_clip(error), attempts=deliveries.c.attempts + 1)
+                   last_error=clip(error), attempts=deliveries.c.attempts + 1)
 
     @guarded
     def mark_failed(self, delivery_id: int, *, code: int | None, error: str, suppress: bool,
@@ -421,7 +246,7 @@ class LedgerMixin(Database):
             result = conn.execute(deliveries.update().where(
                 deliveries.c.id == delivery_id, deliveries.c.status == "sending",
             ).values(status="failed", reason=f"smtp {code}" if code else "refused",
-                     last_code=code, last_error=_clip(error), finished_at=now,
+                     last_code=code, last_error=clip(error), finished_at=now,
                      claimed_by=None, lease_until=None, attempts=deliveries.c.attempts + 1))
             if not result.rowcount or not suppress:
                 return
@@ -440,7 +265,7 @@ class LedgerMixin(Database):
     def mark_expired(self, delivery_id: int, *, error: str, now: datetime) -> None:
         """End a "sending" row as "expired": its retry window ran out."""
         self._mark(delivery_id, now, status="expired", reason="retries exhausted",
-                   last_error=_clip(error), finished_at=_utc(now))
+                   last_error=clip(error), finished_at=_utc(now))
 
     @guarded
     def release_claims(self, worker_id: str) -> int:
@@ -498,9 +323,9 @@ class LedgerMixin(Database):
 def _take(update: Callable[[str, list[int], dict[str, Any]], None], edition_id: int,
           rows: Sequence[Sequence[Any]], worker_id: str, now: datetime,
           lease: timedelta) -> list[Claim]:
-    """Claims for the due ``rows`` (columns as ``_due_query`` selects them): rows of
+    """Claims for the due ``rows`` (columns as ``due_query`` selects them): rows of
     addresses no longer eligible become "skipped", the others "sending" for ``worker_id``;
-    ``update(kind, ids, values)`` runs ``_claim_update(kind)`` for them."""
+    ``update(kind, ids, values)`` runs ``claim_update(kind)`` for them."""
     skipped: dict[str, list[int]] = defaultdict(list)
     fresh: list[int] = []
     lost: list[int] = []
