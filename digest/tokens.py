@@ -89,11 +89,18 @@ class _FastWriter:
         signer = TimestampSigner(key, salt=salt)
         self._mac = hmac.new(signer.derive_key(), digestmod=hashlib.sha1)
         self._sep = want_bytes(signer.sep)
+        self._names: dict[str, str] = {}
+        self._stamp: tuple[int, bytes] = (-1, b"")
 
-    def dumps(self, obj: object, timestamp: int) -> str:
-        payload = base64_encode(json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-                                .encode("utf-8"))
-        value = payload + self._sep + base64_encode(int_to_bytes(timestamp))
+    def dumps(self, subscriber_id: int, list_name: str, timestamp: int) -> str:
+        # The compact JSON of [id, "list"], as itsdangerous writes it, built by hand.
+        quoted = self._names.get(list_name)
+        if quoted is None:
+            quoted = self._names[list_name] = json.dumps(list_name, ensure_ascii=False)
+        payload = base64_encode(f"[{subscriber_id},{quoted}]".encode())
+        if timestamp != self._stamp[0]:
+            self._stamp = (timestamp, self._sep + base64_encode(int_to_bytes(timestamp)))
+        value = payload + self._stamp[1]
         mac = self._mac.copy()
         mac.update(value)
         return (value + self._sep + base64_encode(mac.digest())).decode("ascii")
@@ -108,7 +115,7 @@ def make_token(keys: Sequence[str], salt: str, subscriber_id: int, list_name: st
                now: datetime | None = None) -> str:
     """Sign ``(subscriber_id, list_name)`` with the first key under ``salt``."""
     if now is None and keys and all(keys):
-        return _writer(keys[0], salt).dumps([int(subscriber_id), list_name], int(time.time()))
+        return _writer(keys[0], salt).dumps(int(subscriber_id), list_name, int(time.time()))
     return str(_serializer(keys, salt, now).dumps([int(subscriber_id), list_name]))
 
 

@@ -47,6 +47,8 @@ def clean_text(value: str, *, limit: int = 300) -> str:
     Used for free text that comes from content or subscribers (subject, display names), which
     must never be able to end a header line.
     """
+    if value.isascii() and value.isprintable():  # the usual name: nothing to remove
+        return " ".join(value.split())[:limit].rstrip()
     text = _CONTROLS.sub(" ", unicodedata.normalize("NFC", value))
     text = _SPACES.sub(" ", text).strip()
     return text[:limit].rstrip()
