@@ -22,7 +22,6 @@ import difflib
 import os
 import re
 import secrets
-import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -495,18 +494,22 @@ def _stored_key(key_file: Path) -> str:
                           "digest.work_dir to a folder.")
     try:
         key_file.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # made earlier, or by a run starting at the same moment: read it
-        else:
+        if not key_file.exists():
+            # Written whole under a temporary name, then linked into place: a run starting at
+            # the same moment sees either no key or the complete one, and both keep the first.
+            tmp = key_file.with_name(f".{key_file.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="ascii") as fh:
                 fh.write(secrets.token_urlsafe(32) + "\n")
-        for _ in range(50):  # a concurrent first run may not have written it yet
-            key = key_file.read_text(encoding="ascii").strip()
-            if key:
-                return key
-            time.sleep(0.01)
+            try:
+                os.link(tmp, key_file)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        key = key_file.read_text(encoding="ascii").strip()
+        if key:
+            return key
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not ASCII"
         raise ConfigError(f"The signing key file {key_file} cannot be used ({reason}); make "

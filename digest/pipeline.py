@@ -573,10 +573,12 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
     me = worker_id()
     while True:
         worked = False
+        open_ids: set[int] = set()
         for lst in settings.lists.values():
             for record in store.list_editions(lst.name, limit=10):
                 if record.status != "publishing":
                     continue
+                open_ids.add(record.id)
                 factory = factories.get(record.id)
                 if factory is None:
                     factory = factories[record.id] = MessageFactory(settings, lst,
@@ -588,6 +590,8 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
                         smtp_addr=addr, delivery=settings.delivery, worker_id=me,
                         progress=progress, max_wait=poll)
                 worked = worked or bool(report.sent or report.failed)  # type: ignore[attr-defined]
+        for done in set(factories) - open_ids:  # finished editions: free their variants
+            del factories[done]
         if once:
             return
         if not worked:

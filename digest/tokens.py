@@ -48,8 +48,10 @@ _KINDS = {UNSUBSCRIBE: "unsubscribe", MANAGE: "manage-preferences", CONFIRM: "co
 
 
 class _Serializer(URLSafeTimedSerializer):
-    """URL-safe timed tokens without the zlib attempt: a ``[id, list]`` payload never
-    shrinks, and trying costs half of a token's time. Reading still accepts both forms."""
+    """URL-safe timed tokens without the zlib attempt: a ``[id, list]`` payload with a short
+    list name never shrinks (stock itsdangerous writes the same bytes then; for a long,
+    repetitive name it would compress), and trying costs half of a token's time. Reading
+    accepts both forms."""
 
     def dump_payload(self, obj: Any) -> bytes:
         return base64_encode(Serializer.dump_payload(self, obj))
@@ -98,9 +100,10 @@ class _FastWriter:
         if quoted is None:
             quoted = self._names[list_name] = json.dumps(list_name, ensure_ascii=False)
         payload = base64_encode(f"[{subscriber_id},{quoted}]".encode())
-        if timestamp != self._stamp[0]:
-            self._stamp = (timestamp, self._sep + base64_encode(int_to_bytes(timestamp)))
-        value = payload + self._stamp[1]
+        stamp = self._stamp  # one read: another thread may replace it meanwhile
+        if timestamp != stamp[0]:
+            stamp = self._stamp = (timestamp, self._sep + base64_encode(int_to_bytes(timestamp)))
+        value = payload + stamp[1]
         mac = self._mac.copy()
         mac.update(value)
         return (value + self._sep + base64_encode(mac.digest())).decode("ascii")

@@ -386,3 +386,43 @@ async def test_sending_overlaps_commits_but_never_runs_ahead_of_them(store: Stor
     assert max(ahead) >= 1
     if pool > 1:
         assert max(wrapped.batches) > 1  # group commit
+
+
+async def test_a_failed_group_commit_is_saved_before_claims_are_released(store: Store) -> None:
+    """The database refuses the "sent" marks for a moment: the run stops with the store's
+    error, but the rows the relay accepted end "sent" (saved once more before the claims are
+    handed back), so the next send does not repeat them."""
+    from digest.errors import StoreError
+
+    class Flaky:
+        def __init__(self, inner: Store, failures: int) -> None:
+            self.inner = inner
+            self.failures = failures
+
+        def mark_sent_many(self, results: Any, *, now: datetime) -> int:
+            if self.failures > 0:
+                self.failures -= 1
+                raise StoreError("the database is locked")
+            return self.inner.mark_sent_many(results, now=now)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    edition = publish(store, [f"r{i}@example.org" for i in range(10)])
+    flaky = Flaky(store, failures=3)  # the worker's own retries of one batch all fail
+    async with smtp_server() as srv:
+        with pytest.raises(StoreError):
+            await deliver_edition(edition, store=flaky, build=Builder(), relay=None,
+                                  smtp_addr=srv.addr, delivery=FAST, worker_id="w1",
+                                  pool_size=3)
+        accepted = len(srv.handler.received)
+        summary = store.delivery_summary(edition)
+        assert accepted >= 1
+        assert summary.get("sent", 0) == accepted
+        assert "sending" not in summary
+        report = await deliver_edition(edition, store=store, build=Builder(), relay=None,
+                                       smtp_addr=srv.addr, delivery=FAST, worker_id="w1",
+                                       pool_size=3)
+    assert report.sent == 10 - accepted
+    assert len(srv.handler.received) == 10  # nobody twice
+    assert store.delivery_summary(edition) == {"sent": 10}

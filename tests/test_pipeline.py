@@ -6,7 +6,7 @@ import email
 import email.policy
 import itertools
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from test_cli import AS_OF, make_project
@@ -59,3 +59,32 @@ def test_unknown_sections_share_the_variant_of_the_known_ones(
     b = factory.variant(frozenset({"sports", "Astrology"}))
     assert a is b
     assert factory.variants_built == 1
+
+
+def test_the_schedulers_pass_finishes_published_editions(tmp_path: Path, repo: Path) -> None:
+    """What `schedule` runs every few minutes: rows left queued (a retry that was still
+    waiting when `send` returned) go out, to the embedded server when no relay is set."""
+    import mailbox
+
+    from digest.store import open_store
+
+    settings = load_settings(make_project(tmp_path, repo))
+    lst = settings.get_list("daily")
+    with open_store(settings.database_url) as store:
+        for i in range(5):
+            store.add_subscriber("daily", f"reader{i}@example.org")
+        record = store.record_edition(seed_edition(settings, lst))
+        store.publish_edition(record.id, message_id_domain=settings.site.domain,
+                              now=datetime.now(UTC))
+        assert store.delivery_summary(record.id) == {"queued": 5}
+
+    pipeline.run_open_deliveries(settings)
+
+    with open_store(settings.database_url) as store:
+        assert store.delivery_summary(record.id) == {"sent": 5}
+        assert store.get_edition(record.id).status == "published"
+    box = mailbox.Maildir(settings.maildir, create=False)
+    assert sorted(email.message_from_bytes(box.get_bytes(k))["To"] for k in box.keys()) == [
+        f"reader{i}@example.org" for i in range(5)]
+    pipeline.run_open_deliveries(settings)  # nothing left: nothing sent again
+    assert len(box.keys()) == 5

@@ -330,3 +330,23 @@ def test_sqlite_fast_path_errors_are_store_errors_and_roll_back(tmp_path: Path) 
         with store.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA query_only=OFF")
         assert store.delivery_summary(edition_id) == {"queued": 1, "sending": 1}
+
+
+def test_a_late_sent_mark_ends_a_row_another_worker_put_back(store: Store) -> None:
+    """Worker A's 250 waits in its commit queue past the lease; B reclaims the row and
+    defers it. A 250 is final: A's late mark ends the row as sent instead of leaving it to be
+    sent a third time."""
+    edition_id = _publish(store, 1)
+    [first] = store.claim_deliveries(edition_id, worker_id="A", limit=1, now=NOW, lease=LEASE)
+    later = NOW + LEASE + LOST_CHECK + timedelta(seconds=1)
+    [again] = store.claim_deliveries(edition_id, worker_id="B", limit=1, now=later, lease=LEASE)
+    assert again.delivery_id == first.delivery_id
+    store.mark_deferred(again.delivery_id, error="451 try later",
+                        retry_at=later + timedelta(minutes=5), now=later)
+    assert store.delivery_summary(edition_id) == {"queued": 1}
+
+    assert store.mark_sent_many([(first.delivery_id, "250 ok")], now=later) == 1
+    assert store.delivery_summary(edition_id) == {"sent": 1}
+    # A row that already ended stays as it ended.
+    assert store.mark_sent_many([(first.delivery_id, "250 again")], now=later) == 0
+    assert store.get_delivery(first.delivery_id)["response"] == "250 ok"

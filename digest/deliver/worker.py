@@ -131,6 +131,7 @@ class Worker:
         self._room.set()
         self._flush_now = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self._unsaved: list[tuple[int, str]] = []  # sent, but their commit failed
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="digest-ledger")
 
     @property
@@ -174,6 +175,15 @@ class Worker:
             self._flush_now.set()
             others = [t for t in (self._refill, self._flusher) if t is not None]
             await asyncio.gather(*others, return_exceptions=True)
+            if self._unsaved:
+                # The relay accepted these; a database that failed a moment ago may be back.
+                # If not, release_claims re-queues them: repeats stay within the bound.
+                with contextlib.suppress(Exception):
+                    await self.db(self.store.mark_sent_many,  # type: ignore[attr-defined]
+                                  self._unsaved, now=self.clock())
+                    for _, response in self._unsaved:
+                        self.report.count("sent", response)
+                    self._unsaved = []
             self._db.shutdown(wait=True)
         if self.stop_error is not None:
             raise self.stop_error
@@ -419,6 +429,7 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - run() raises it; rows stay "sending"
                 if self.stop_error is None:
                     self.stop_error = exc
+                self._unsaved.extend(batch)  # run() tries once more before claims are released
                 continue
             finally:
                 self._uncommitted -= len(batch)

@@ -23,8 +23,11 @@ def clip(text: str | None) -> str | None:
 
 
 _STAMP = deliveries.c.finished_at.type
+#: A 250 is final: "sent" also ends a row that went back to "queued" meanwhile (its lease ran
+#: out while the mark waited, and another worker deferred it), so it is not sent again.
+_SENDABLE = sa.or_(deliveries.c.status == "sending", deliveries.c.status == "queued")
 SENT_ROW = deliveries.update().where(
-    deliveries.c.id == sa.bindparam("b_id"), deliveries.c.status == "sending",
+    deliveries.c.id == sa.bindparam("b_id"), _SENDABLE,
 ).values(status="sent", reason=None, response=sa.bindparam("b_response"),
          finished_at=sa.bindparam("b_now", type_=_STAMP),
          attempts=deliveries.c.attempts + 1, claimed_by=None, lease_until=None)
@@ -118,7 +121,7 @@ def _sent_rows(n: int) -> sa.Update:
     response = sa.case({ids[k]: sa.bindparam(f"r{k}") for k in range(n)},
                        value=deliveries.c.id)
     return deliveries.update().where(
-        deliveries.c.id.in_(ids), deliveries.c.status == "sending",
+        deliveries.c.id.in_(ids), _SENDABLE,
     ).values(status="sent", reason=None, response=response,
              finished_at=sa.bindparam("b_now", type_=_STAMP),
              attempts=deliveries.c.attempts + 1, claimed_by=None, lease_until=None)
