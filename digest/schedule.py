@@ -53,7 +53,8 @@ def missed_today(lst: ListSettings, now: datetime) -> bool:
     if local.strftime("%a").lower() not in lst.send_days:
         return False
     due = datetime.combine(local.date(), lst.send_time, tzinfo=lst.timezone)
-    return timedelta(0) <= local - due <= timedelta(seconds=MISFIRE_GRACE)
+    late = now.astimezone(UTC) - due.astimezone(UTC)  # real time, right across DST changes
+    return timedelta(0) <= late <= timedelta(seconds=MISFIRE_GRACE)
 
 
 def make_scheduler(lists: Iterable[ListSettings], run: Callable[[str], object], *,
