@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from digest import sources
 from digest.config import ListSettings, Settings
-from digest.edition import assemble_edition, story_keys
+from digest.edition import assemble_edition
 from digest.errors import ConfigError, SourceError
 from digest.models import Edition, SourceResult
 
@@ -113,14 +113,6 @@ async def build_edition(settings: Settings, lst: ListSettings, *, store: object 
 def worker_id() -> str:
     """This process's name in the ledger: host and pid."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def edition_story_keys(edition: Edition) -> set[str]:
-    """Every key of every story the edition carries (what later editions must skip)."""
-    keys: set[str] = set()
-    for story in edition.stories:
-        keys |= story_keys(story)
-    return keys
 
 
 @contextmanager
