@@ -1,0 +1,179 @@
+"""Sending an edition: publish, deliver (or resume), dry runs, test sends, single messages."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from digest.config import ListSettings, Settings
+from digest.errors import ConfigError
+from digest.models import Edition
+from digest.pipeline.build import build_edition
+from digest.pipeline.messages import MessageFactory, new_message_id
+
+if TYPE_CHECKING:
+    from digest.store import Store
+
+
+@dataclass(slots=True)
+class SendOutcome:
+    """What one ``send`` did: ``status`` is sent / already-sent / skipped / dry-run / test."""
+
+    status: str
+    message: str
+    edition: Edition | None = None
+    edition_id: int | None = None
+    report: object | None = None  # a digest.deliver.DeliveryReport
+    published: int = 0
+    imports: list[tuple[str, object]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def sync_subscriber_files(settings: Settings, lst: ListSettings,
+                          store: Store) -> list[tuple[str, object]]:
+    """Import the list's ``subscribers_files`` (idempotent; never re-activates anyone)."""
+    reports = []
+    for path in lst.subscribers_files:
+        if not Path(path).is_file():
+            raise ConfigError(f"Setting lists.{lst.name}.subscribers_files in {settings.path} "
+                              f"names {path}, which does not exist; fix the path.")
+        reports.append((path, store.import_csv(
+            lst.name, path, known_sections=lst.sections or None,
+            allow_smtputf8=settings.allow_smtputf8)))
+    return reports
+
+
+async def _todays_edition(settings: Settings, lst: ListSettings, store: Store, *,
+                          source_override: list[str] | None, as_of: datetime | None,
+                          force: bool) -> tuple[Edition, list[str]]:
+    """Today's stored edition if there is one (and not ``force``), else a fresh build."""
+    day = (as_of or datetime.now(UTC)).astimezone(lst.timezone).date()
+    existing = None if force or source_override else store.find_edition(lst.name, day)
+    if existing is not None:
+        return existing.edition(), []
+    outcome = await build_edition(settings, lst, store=store, source_override=source_override,
+                                  as_of=as_of, force=force)
+    return outcome.edition, outcome.errors
+
+
+async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
+                       source_override: list[str] | None = None, as_of: datetime | None = None,
+                       force: bool = False, dry_run: bool = False,
+                       test_to: tuple[str, ...] = (), progress: bool = False,
+                       max_wait: float | None = None) -> SendOutcome:
+    """Publish today's edition of ``lst`` and deliver it, or resume one that is under way.
+
+    A second call for the same day sends nothing (``force`` sends another edition).
+    ``dry_run`` builds every message and sends none; ``test_to`` sends a "[TEST]" copy to
+    each address without touching the ledger.
+
+    :raises EmptyEditionError: caught here and reported as ``status == "skipped"``.
+    """
+    from digest.deliver import deliver_edition, send_test
+    from digest.errors import EmptyEditionError
+
+    relay = settings.relay_for(lst)
+    imports: list[tuple[str, object]] = []
+    if dry_run:  # the same recipients as a real send: the list's files are synced first
+        imports = sync_subscriber_files(settings, lst, store)
+    if test_to or dry_run:
+        try:
+            edition, errors = await _todays_edition(settings, lst, store,
+                                                    source_override=source_override,
+                                                    as_of=as_of, force=force)
+        except EmptyEditionError as exc:
+            return SendOutcome("skipped", str(exc), imports=imports)
+        if test_to:
+            factory = MessageFactory(settings, lst, edition, subject_prefix="[TEST] ",
+                                     as_of=as_of)
+            messages = [(lst.from_email, addr, factory.message(
+                email=addr, name=None, sections=None, subscriber_id=None,
+                message_id=new_message_id(settings, "test"))) for addr in test_to]
+            async with smtp_target(settings, relay) as addr:
+                report = await send_test(messages, relay=relay, smtp_addr=addr,
+                                         delivery=settings.delivery)
+            return SendOutcome("test", f"Sent a test of the {lst.name} edition to "
+                               f"{len(test_to)} address(es).", edition, report=report,
+                               errors=errors)
+        factory = MessageFactory(settings, lst, edition, as_of=as_of)
+        count = size = 0
+        for member in store.iter_eligible(lst.name):
+            size += len(factory.message(email=member.email, name=member.name,
+                                        sections=member.sections,
+                                        subscriber_id=member.subscriber_id,
+                                        message_id=new_message_id(settings, "dry-run")))
+            count += 1
+        return SendOutcome("dry-run", f"Dry run: built {count} messages "
+                           f"({size / 1024:.0f} KiB in all) and sent none.", edition,
+                           imports=imports, errors=errors)
+
+    imports = sync_subscriber_files(settings, lst, store)
+    day = (as_of or datetime.now(UTC)).astimezone(lst.timezone).date()
+    record = None if force else store.find_edition(lst.name, day)
+    errors: list[str] = []
+    if record is None:
+        try:
+            outcome = await build_edition(settings, lst, store=store,
+                                          source_override=source_override, as_of=as_of,
+                                          force=force)
+        except EmptyEditionError as exc:
+            return SendOutcome("skipped", str(exc), imports=imports)
+        errors = outcome.errors
+        record = store.record_edition(outcome.edition, forced=force)
+    edition = record.edition()
+    published = store.publish_edition(record.id, message_id_domain=settings.site.domain,
+                                      now=datetime.now(UTC))
+    factory = MessageFactory(settings, lst, edition, as_of=as_of)
+    async with smtp_target(settings, relay) as addr:
+        report = await deliver_edition(
+            record.id, store=store, build=factory.for_claim, relay=relay, smtp_addr=addr,
+            delivery=settings.delivery, worker_id=f"{socket.gethostname()}:send:{lst.name}",
+            progress=progress, **({"max_wait": max_wait} if max_wait is not None else {}))
+    summary = store.delivery_summary(record.id)
+    if not published and not report.sent and not (report.failed or report.expired):  # type: ignore[attr-defined]
+        status, message = "already-sent", (
+            f"The {lst.name} edition of {edition.date} already went out "
+            f"({summary.get('sent', 0)} sent); use --force to send another.")
+    else:
+        status, message = "sent", f"The {lst.name} edition of {edition.date} was delivered."
+    return SendOutcome(status, message, edition, record.id, report, published, imports, errors)
+
+
+@asynccontextmanager
+async def smtp_target(settings: Settings, relay: object | None) -> AsyncIterator[
+        tuple[str, int] | None]:
+    """No relay configured: the embedded server storing into the Maildir; else nothing."""
+    from digest.deliver import embedded_smtp_server
+
+    if relay is not None:
+        yield None
+        return
+    async with embedded_smtp_server(settings.maildir) as addr:
+        yield addr
+
+
+async def send_single_message(settings: Settings, lst: ListSettings,
+                              message: tuple[str, str, bytes]) -> bool:
+    """Send one ``(sender, recipient, bytes)`` message outside any edition (the web app's
+    confirmation emails) through the list's relay or the embedded server.
+
+    :returns: True when the relay accepted it, False when it refused the recipient.
+    :raises DeliveryError: when the relay cannot be used (down, refused our credentials).
+    """
+    from digest.deliver import send_test
+    from digest.errors import DeliveryError
+
+    relay = settings.relay_for(lst)
+    try:
+        async with smtp_target(settings, relay) as addr:
+            report = await send_test([message], relay=relay, smtp_addr=addr,
+                                     delivery=settings.delivery)
+    except OSError as exc:
+        raise DeliveryError(f"The mail server could not be reached ({type(exc).__name__}); "
+                            "check the relay settings.") from exc
+    return report.sent > 0  # type: ignore[attr-defined, no-any-return]
