@@ -110,6 +110,17 @@ class SubscribersMixin(Database):
                                           f"{list_name!r}.")
         return found
 
+    def _member_row(self, conn: Any, list_name: str, address: str, key: str,
+                    name: str | None, attributes: dict[str, str] | None,
+                    now: datetime) -> tuple[int, int, Any]:
+        """(list id, subscriber id, the membership's id and status or None), creating the
+        list and the subscriber as needed."""
+        lid = list_id(conn, list_name, create=True)
+        sid = self._upsert_subscriber(conn, address, key, name, attributes, now)
+        current = conn.execute(sa.select(memberships.c.id, memberships.c.status).where(
+            memberships.c.list_id == lid, memberships.c.subscriber_id == sid)).first()
+        return lid, sid, current
+
     @guarded
     def add_subscriber(self, list_name: str, email: str, *, name: str | None = None,
                        sections: Iterable[str] | None = None, status: str = ACTIVE,
@@ -125,10 +136,8 @@ class SubscribersMixin(Database):
         chosen, _ = clean_sections(sections)
         now = _utc(now)
         with self.write() as conn:
-            lid = list_id(conn, list_name, create=True)
-            sid = self._upsert_subscriber(conn, address, key, name, attributes, now)
-            current = conn.execute(sa.select(memberships.c.id, memberships.c.status).where(
-                memberships.c.list_id == lid, memberships.c.subscriber_id == sid)).first()
+            lid, sid, current = self._member_row(conn, list_name, address, key, name,
+                                                 attributes, now)
             if current is None:
                 status = suppressed_status(conn, key) or status
                 conn.execute(memberships.insert().values(
@@ -264,10 +273,7 @@ class SubscribersMixin(Database):
         chosen, _ = clean_sections(sections)
         now = _utc(now)
         with self.write() as conn:
-            lid = list_id(conn, list_name, create=True)
-            sid = self._upsert_subscriber(conn, address, key, name, None, now)
-            current = conn.execute(sa.select(memberships.c.id, memberships.c.status).where(
-                memberships.c.list_id == lid, memberships.c.subscriber_id == sid)).first()
+            lid, sid, current = self._member_row(conn, list_name, address, key, name, None, now)
             if current is None:
                 conn.execute(memberships.insert().values(
                     list_id=lid, subscriber_id=sid, status="pending", sections=chosen,
