@@ -18,7 +18,6 @@ Paths in the file are relative to the file's own folder. Secrets never live in t
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import secrets
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from digest.config_table import Table, parse_duration
 from digest.errors import ConfigError
 
 __all__ = [
@@ -48,32 +48,12 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG = "digest.toml"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+"
                      r"[a-zA-Z][a-zA-Z0-9-]{0,62}$")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WEEKDAY_NAMES = {d: n for d, n in zip(_WEEKDAYS, ("monday", "tuesday", "wednesday", "thursday",
                                                   "friday", "saturday", "sunday"), strict=True)}
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-
-def parse_duration(value: object) -> timedelta:
-    """Turn ``90``, ``"90s"``, ``"15m"``, ``"24h"``, ``"7d"`` or ``"2w"`` into a timedelta.
-
-    :raises ValueError: for anything else.
-    """
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        raise ValueError(value)
-    if seconds < 0:
-        raise ValueError(value)
-    return timedelta(seconds=seconds)
 
 
 class _Secret(str):
@@ -227,98 +207,7 @@ class Settings:
         return next(r for r in self.relays if r.name == lst.relay)
 
 
-class _Table:
-    """Reads one TOML table, converting values and naming ``dotted.key`` and file in errors."""
-
-    def __init__(self, data: Any, prefix: str, path: Path) -> None:
-        self.path = path
-        self.prefix = prefix
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise self.error(prefix, "must be a table", "write it as [" + prefix + "]")
-        self.data: dict[str, Any] = data
-        self.used: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
-
-    def error(self, key: str, problem: str, fix: str) -> ConfigError:
-        return ConfigError(f"Setting {key} in {self.path} {problem}; {fix}.")
-
-    def raw(self, name: str, default: Any = None) -> Any:
-        self.used.add(name)
-        return self.data.get(name, default)
-
-    def str(self, name: str, default: str | None = None, *, required: bool = False) -> Any:
-        value = self.raw(name, default)
-        if value is None:
-            if required:
-                raise self.error(self.key(name), "is missing", f"add {name} = \"...\"")
-            return None
-        if not isinstance(value, str) or (required and not value.strip()):
-            raise self.error(self.key(name), f"must be a non-empty string, not {value!r}",
-                             f"write it as {name} = \"...\"")
-        return value
-
-    def int(self, name: str, default: int | None, lo: int, hi: int) -> Any:
-        value = self.raw(name, default)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise self.error(self.key(name), f"must be a whole number from {lo} to {hi}, "
-                             f"not {value!r}", f"write e.g. {name} = {default or lo}")
-        return value
-
-    def float(self, name: str, default: float | None, lo: float) -> Any:
-        value = self.raw(name, default)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < lo:
-            raise self.error(self.key(name), f"must be a number of at least {lo}, not {value!r}",
-                             f"write e.g. {name} = {default or lo}")
-        return float(value)
-
-    def bool(self, name: str, default: bool) -> bool:
-        value = self.raw(name, default)
-        if not isinstance(value, bool):
-            raise self.error(self.key(name), f"must be true or false, not {value!r}",
-                             f"write {name} = true or {name} = false")
-        return value
-
-    def duration(self, name: str, default: timedelta | None) -> Any:
-        value = self.raw(name)
-        if value is None:
-            return default
-        try:
-            return parse_duration(value)
-        except ValueError:
-            raise self.error(self.key(name), f"must be a duration such as \"90s\", \"15m\", "
-                             f"\"24h\" or \"7d\", not {value!r}", "fix the value") from None
-
-    def strings(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise self.error(self.key(name), f"must be a list of strings, not {value!r}",
-                             f"write it as {name} = [\"...\", \"...\"]")
-        return tuple(value)
-
-    def table(self, name: str) -> _Table:
-        self.used.add(name)
-        return _Table(self.data.get(name), self.key(name), self.path)
-
-    def finish(self) -> None:
-        unknown = [k for k in self.data if k not in self.used]
-        if unknown:
-            name = unknown[0]
-            close = difflib.get_close_matches(name, sorted(self.used), n=1)
-            fix = f"did you mean {close[0]}?" if close else "remove it or check the spelling"
-            raise self.error(self.key(name), "is not a known setting", fix.rstrip("?"))
-
-
-def _address(table: _Table, name: str, default: str | None) -> tuple[str, str] | None:
+def _address(table: Table, name: str, default: str | None) -> tuple[str, str] | None:
     value = table.str(name, default)
     if value is None:
         return None
@@ -329,7 +218,7 @@ def _address(table: _Table, name: str, default: str | None) -> tuple[str, str] |
     return display, addr
 
 
-def _read_site(t: _Table, fallback_domain: str) -> SiteSettings:
+def _read_site(t: Table, fallback_domain: str) -> SiteSettings:
     site = SiteSettings(
         name=t.str("name", required=True),
         url=t.str("url", required=True),
@@ -346,7 +235,7 @@ def _read_site(t: _Table, fallback_domain: str) -> SiteSettings:
     return site
 
 
-def _read_list(name: str, t: _Table, base_dir: Path, relays: tuple[str, ...]) -> ListSettings:
+def _read_list(name: str, t: Table, base_dir: Path, relays: tuple[str, ...]) -> ListSettings:
     if not _SLUG.match(name):
         raise t.error(t.prefix, "has a name that is not a short slug (a-z, 0-9, - and _)",
                       "rename the table, e.g. [lists.daily]")
@@ -443,7 +332,7 @@ class _PatternCheck(dict[str, Any]):
         return date(2000, 1, 1) if key == "date" else ("" if key != "story_count" else 0)
 
 
-def _read_relay(t: _Table, env: Mapping[str, str], index: int) -> RelaySettings:
+def _read_relay(t: Table, env: Mapping[str, str], index: int) -> RelaySettings:
     name = t.str("name", f"relay{index + 1}")
     security = t.str("security", "starttls")
     if security not in ("tls", "starttls", "none"):
@@ -543,7 +432,7 @@ def load_settings(path: str | os.PathLike[str] | None = None,
                           "fix the syntax there.") from None
     cfg_path = cfg_path.resolve()
     base_dir = cfg_path.parent
-    root = _Table(data, "", cfg_path)
+    root = Table(data, "", cfg_path)
 
     main = root.table("digest")
     work_dir_setting = main.str("work_dir", "var")
@@ -570,7 +459,7 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     relay_data = root.raw("relays", [])
     if not isinstance(relay_data, list):
         raise root.error("relays", "must be an array of tables", "write each as [[relays]]")
-    relays = tuple(_read_relay(_Table(r, f"relays[{i}]", cfg_path), env, i)
+    relays = tuple(_read_relay(Table(r, f"relays[{i}]", cfg_path), env, i)
                    for i, r in enumerate(relay_data))
     names = [r.name for r in relays]
     if len(set(names)) != len(names):
