@@ -61,6 +61,9 @@ def _needs_encoding(text: str) -> bool:
 def encode_words(text: str) -> list[str]:
     """RFC 2047 ``B`` encoded-words for ``text``, each ≤ 75 characters, never splitting a
     character's UTF-8 bytes between words."""
+    whole = text.encode("utf-8")
+    if len(whole) <= _MAX_WORD_BYTES:  # a short name or subject: one word
+        return [_b_word(whole)]
     words: list[str] = []
     chunk = bytearray()
     for ch in text:
@@ -81,6 +84,9 @@ def _b_word(raw: bytes) -> str:
 def header_line(name: str, tokens: list[str]) -> bytes:
     """``Name: tok tok ...`` folded with CRLF + space between tokens so lines stay ≤ 78
     where the tokens allow it; tokens themselves are never split. Ends with CRLF."""
+    line = name + ": " + " ".join(tokens)
+    if len(line) <= 78:  # the usual To: fits on one line, nothing to fold
+        return (line + "\r\n").encode("ascii")
     lines: list[str] = []
     current = name + ":"
     for tok in tokens:
