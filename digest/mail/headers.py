@@ -183,6 +183,8 @@ def list_unsubscribe(https_url: str, mailto: str) -> bytes:
     no client ever sees an encoded-word or a break inside a URI (RFC 2369, RFC 8058)."""
     first = "<" + validate_uri(https_url, scheme="https") + ">,"
     second = "<" + validate_uri(mailto, scheme="mailto") + ">"
+    if len(first) + len(second) > 60:  # the usual case: one URI per line, no search needed
+        return f"List-Unsubscribe: {first}\r\n {second}\r\n".encode("ascii")
     return header_line("List-Unsubscribe", [first, second])
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -43,6 +43,9 @@ class Recipient:
     unsubscribe_mailto: str
     slot_values_html: Mapping[str, str]
     slot_values_text: Mapping[str, str]
+
+
+_ENCODED_MAX = 2048
 
 
 def qp_encode(text: str) -> bytes:
@@ -77,6 +80,8 @@ class MessageTemplate:
     pieces: tuple[bytes, ...]  # static QP pieces; len(pieces) == len(slot_keys) + 1
     slot_keys: tuple[tuple[int, str], ...]  # (0 = text, 1 = html, slot name)
     dkim: DkimSettings | None = None
+    # Recently encoded slot values (shared ones stay: they come back with every message).
+    _encoded: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(cls, *, html_segments: Sequence[str], html_slots: Sequence[str],
@@ -157,8 +162,9 @@ class MessageTemplate:
         ]
         pieces = self.pieces
         values = (r.slot_values_text, r.slot_values_html)
-        # Keyed by value: a URL is usually the same in both parts and in several places.
-        cache: dict[str, bytes] = {}
+        # Keyed by value: a URL is usually the same in both parts and in several places, and
+        # some values (the view-in-browser URL, "Hello,") are the same for many subscribers.
+        cache = self._encoded
         for i, key in enumerate(self.slot_keys):
             out.append(pieces[i])
             try:
@@ -170,6 +176,8 @@ class MessageTemplate:
                                   recipient=r.email) from None
             enc = cache.get(value)
             if enc is None:
+                if len(cache) >= _ENCODED_MAX:  # per-subscriber URLs never repeat: start over
+                    cache.clear()
                 enc = cache[value] = qp_encode(value)
             out.append(enc)
         out.append(pieces[-1])

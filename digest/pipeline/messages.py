@@ -7,9 +7,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from digest import tokens
 from digest.config import ListSettings, Settings
 from digest.errors import ConfigError
+from digest.mail import MessageTemplate, Recipient
 from digest.models import Edition
+from digest.render import Personalisation, Renderer
 
 if TYPE_CHECKING:
     from digest.store import Store
@@ -28,8 +31,6 @@ class Links:
 def links_for(settings: Settings, lst: ListSettings, edition: Edition,
               subscriber_id: int | None) -> Links:
     """Signed, opaque links for one subscriber (or a preview when ``subscriber_id`` is None)."""
-    from digest import tokens
-
     base = settings.web.base_url
     if subscriber_id is None:
         token = manage = "preview"
@@ -56,8 +57,6 @@ class MessageFactory:
 
     def __init__(self, settings: Settings, lst: ListSettings, edition: Edition, *,
                  subject_prefix: str = "", as_of: datetime | None = None) -> None:
-        from digest.render import Renderer
-
         self.settings = settings
         self.lst = lst
         self.edition = edition
@@ -76,8 +75,6 @@ class MessageFactory:
         chosen = self.renderer.effective_sections(self.edition, sections)
         found = self._variants.get(chosen)
         if found is None:
-            from digest.mail import MessageTemplate
-
             variant = self.renderer.variant(self.edition, chosen)
             template = MessageTemplate.build(
                 html_segments=variant.html_segments, html_slots=variant.html_slots,
@@ -103,16 +100,12 @@ class MessageFactory:
         return len({id(v) for v, _ in self._variants.values()})
 
     def personalisation(self, email: str, name: str | None, links: Links):  # type: ignore[no-untyped-def]
-        from digest.render import Personalisation
-
         return Personalisation(email=email, name=name, unsubscribe_url=links.unsubscribe_url,
                                manage_url=links.manage_url, browser_url=links.browser_url)
 
     def message(self, *, email: str, name: str | None, sections: frozenset[str] | None,
                 subscriber_id: int | None, message_id: str) -> bytes:
         """The complete message bytes for one recipient."""
-        from digest.mail import Recipient
-
         links = links_for(self.settings, self.lst, self.edition, subscriber_id)
         variant, template = self._entry(sections)
         html_values, text_values = variant.slot_values(  # type: ignore[attr-defined]
