@@ -367,6 +367,12 @@ def _read_relay(t: Table, env: Mapping[str, str], index: int) -> RelaySettings:
     return relay
 
 
+# Every link an email carries starts with web.base_url, so it must go into a header and an
+# href as it is: https, an ASCII host, a path of RFC 3986 characters, nothing after it.
+_BASE_URL = re.compile(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?"
+                       r"(?:/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*)?")
+
+
 def _secret_keys(env: Mapping[str, str], work_dir: Path) -> tuple[str, ...]:
     """The signing keys: DIGEST_SECRET_KEY, else one generated once under the working folder."""
     current = env.get("DIGEST_SECRET_KEY")
@@ -485,9 +491,11 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         confirm_max_age=web_t.duration("confirm_max_age", timedelta(days=7)),
     )
     web_t.finish()
-    if not re.match(r"^https://[^\s/?#]+", web.base_url):
-        raise web_t.error("web.base_url", f"must be the public https URL of `digest serve`, "
-                          f"not {web.base_url!r} (one-click unsubscribe needs https)",
+    if not _BASE_URL.fullmatch(web.base_url):
+        raise web_t.error("web.base_url", f"must be the public https URL of `digest serve` "
+                          "(one-click unsubscribe needs https; plain ASCII, no query or "
+                          f"fragment, an international host in punycode), not "
+                          f"{web.base_url!r}",
                           "write e.g. base_url = \"https://news.example.org/digest\"")
 
     fetch_t = root.table("fetch")

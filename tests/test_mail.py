@@ -244,6 +244,11 @@ def test_display_names_are_quoted_or_encoded_never_injected(name: str) -> None:
     ("unsubscribe_url", "http://news.example.org/u/x"),
     ("unsubscribe_url", "https://news.example.org/u/x>, <https://evil.example"),
     ("unsubscribe_mailto", "mailto:u@news.example.org\nX: y"),
+    # A trailing line feed: "$" in a pattern would let it through.
+    ("message_id", "<a@news.example.org>\n"),
+    ("unsubscribe_url", "https://news.example.org/u/x\n"),
+    ("unsubscribe_mailto", "mailto:u@news.example.org\n"),
+    ("email", "ana@example.com\n"),
 ])
 def test_unsafe_recipient_data_is_refused(field: str, value: str) -> None:
     with pytest.raises(HeaderError):
@@ -338,3 +343,24 @@ def test_decode_header_helpers_agree_with_policy_parser() -> None:
     raw = template(subject="Zürich über alles").render(recipient())
     line = raw.split(b"Subject:")[1].split(b"\r\nDate")[0].decode()
     assert str(make_header(decode_header(line))) == "Zürich über alles"
+
+
+# The per-subscriber shortcuts must write exactly what the general code writes.
+
+@given(st.text(alphabet=st.sampled_from("ab.~ =\t\r\nZé%"), max_size=260)
+       | st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=260))
+@settings(max_examples=400)
+def test_qp_shortcut_equals_the_general_encoder(text: str) -> None:
+    from digest.mail.template import _qp_encode_general
+
+    assert qp_encode(text) == _qp_encode_general(text)
+
+
+@given(st.one_of(st.none(), st.text(max_size=90),
+                 st.text(alphabet=st.sampled_from("Ab .'\"=?()"), max_size=90)),
+       st.sampled_from(["ana@example.com", "a.b+c@news.example.org", "x@bücher.example"]))
+@settings(max_examples=300)
+def test_to_header_equals_the_general_address_header(name: str | None, address: str) -> None:
+    from digest.mail.headers import format_address, header_line, to_header
+
+    assert to_header(name, address) == header_line("To", format_address(name, address))

@@ -88,3 +88,36 @@ def test_the_schedulers_pass_finishes_published_editions(tmp_path: Path, repo: P
         f"reader{i}@example.org" for i in range(5)]
     pipeline.run_open_deliveries(settings)  # nothing left: nothing sent again
     assert len(box.keys()) == 5
+
+
+def test_for_claim_writes_the_same_bytes_as_message(tmp_path: Path, repo: Path) -> None:
+    """The send loop's shortcut (one token pass, no intermediate objects) against the
+    general path, over awkward names, every preference shape and ids of every size."""
+    import time
+
+    from digest.store import Claim
+
+    settings = load_settings(make_project(tmp_path, repo))
+    lst = settings.get_list("daily")
+    edition = seed_edition(settings, lst)
+    factory = pipeline.MessageFactory(settings, lst, edition)
+    names = [None, "", "Ana", "  Ana   Lima ", "Zoë Ångström", 'Dr. "Quote" O\'Neil',
+             "Ana & <Bob>", "=?utf-8?q?x?=", "x" * 120, "Line\r\nBcc: evil@example.net",
+             "Tab\tName", "Mr. Smith, Jr.", "李小龙"]
+    sections = [None, frozenset(), frozenset({"Sports"}), frozenset({"world", "Business"}),
+                frozenset({"Nope"})]
+    addresses = ["reader@example.org", "a.b+tag@news.example.org", "x@bücher.example"]
+    for i, (name, chosen, address) in enumerate(itertools.product(names, sections, addresses)):
+        claim = Claim(delivery_id=i, edition_id=1, subscriber_id=i * 7919 + 1, email=address,
+                      name=name, sections=chosen, attributes={}, attempts=0,
+                      first_attempt_at=None, message_id=f"<e1.s{i}.ab12@news.example.org>")
+        while True:  # tokens carry the second they were signed in: compare within one
+            before = int(time.time())
+            sender, rcpt, fast = factory.for_claim(claim)
+            general = factory.message(email=address, name=name, sections=chosen,
+                                      subscriber_id=claim.subscriber_id,
+                                      message_id=claim.message_id)
+            if int(time.time()) == before:
+                break
+        assert (sender, rcpt) == (lst.from_email, address)
+        assert fast == general, (name, chosen, address)

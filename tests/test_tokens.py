@@ -138,3 +138,26 @@ def test_fast_writer_matches_itsdangerous_byte_for_byte(keys, list_name, make) -
         if int(_time.time()) == before:  # the same second: the same token
             assert fast == reference
         assert fast.split(".")[0] == reference.split(".")[0]
+
+
+@pytest.mark.parametrize("list_name", ["daily", "dailyé", 'we"ird'])
+def test_link_tokens_equal_the_single_tokens_and_read_back(list_name: str) -> None:
+    import time as _time
+
+    keys = ("current-key", "old-key")
+    links = tokens.LinkTokens(keys, list_name)
+    for subscriber_id in (1, 42, 10**9):
+        while True:
+            before = int(_time.time())
+            unsubscribe, manage = links.pair(subscriber_id)
+            single = (make_unsubscribe_token(keys, subscriber_id, list_name),
+                      make_manage_token(keys, subscriber_id, list_name))
+            if int(_time.time()) == before:  # all four signed in the same second
+                break
+        assert (unsubscribe, manage) == single
+        assert read_unsubscribe_token(keys, unsubscribe) == (subscriber_id, list_name)
+        assert read_manage_token(keys, manage) == (subscriber_id, list_name)
+        with pytest.raises(InvalidTokenError):
+            read_manage_token(keys, unsubscribe)
+    with pytest.raises(InvalidTokenError, match="DIGEST_SECRET_KEY"):
+        tokens.LinkTokens((), "daily")

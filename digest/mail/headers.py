@@ -17,6 +17,7 @@ __all__ = [
     "header_line",
     "list_unsubscribe",
     "parse_mailbox",
+    "to_header",
     "validate_addr_spec",
     "validate_message_id",
     "validate_uri",
@@ -26,13 +27,17 @@ __all__ = [
 # reach a header, because some of them end a header line in one parser or another.
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _SPACES = re.compile(r"\s+")
-_ATOM_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+$")
-_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-                     r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$|^\[[0-9A-Fa-f:.]+\]$")
-_MSGID = re.compile(r"^<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>$")
-_URI = re.compile(r"^[\x21-\x3b\x3d\x3f-\x7e]+$")  # printable ASCII without <, > and space
-_LIST_ID = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
+# Every pattern is used with fullmatch: "$" would also match before a trailing newline.
+_ATOM_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LOCAL = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_LABELS = rf"(?:{_LABEL}\.)*{_LABEL}"
+_DOMAIN = re.compile(rf"(?=.{{1,253}}$){_LABELS}|\[[0-9A-Fa-f:.]+\]")
+_ASCII_MAILBOX = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_LABELS}")  # the usual address
+_MSGID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>")
+_URI = re.compile(r"[\x21-\x3b\x3d\x3f-\x7e]+")  # printable ASCII without <, > and space
+_LIST_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
 _MAX_WORD_BYTES = 45  # 45 raw bytes -> 60 base64 chars -> 72-char encoded word (limit 75)
 MAX_URI = 900  # keeps every header line under the 998-octet limit
 
@@ -112,7 +117,7 @@ def unstructured_tokens(text: str) -> list[str]:
 def _phrase_tokens(name: str) -> list[str]:
     if _needs_encoding(name):
         return encode_words(name)
-    if _ATOM_PHRASE.match(name):
+    if _ATOM_PHRASE.fullmatch(name):
         return name.split(" ")
     return ['"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"']
 
@@ -123,6 +128,8 @@ def validate_addr_spec(address: str) -> str:
     :raises HeaderError: for control characters, spaces, a missing ``@`` or a non-ASCII
         local part (which would need SMTPUTF8).
     """
+    if len(address) <= 254 and _ASCII_MAILBOX.fullmatch(address):  # nothing to convert
+        return address
     if _CONTROLS.search(address) or " " in address or address.count("@") != 1:
         raise HeaderError(f"The address {address!r} is not a valid mailbox; fix or remove it.",
                           recipient=address)
@@ -134,7 +141,7 @@ def validate_addr_spec(address: str) -> str:
             raise HeaderError(f"The domain of {address!r} is not a valid international "
                               "domain name; fix or remove the address.",
                               recipient=address) from None
-    if not _LOCAL.match(local) or not _DOMAIN.match(domain):
+    if not _LOCAL.fullmatch(local) or not _DOMAIN.fullmatch(domain):
         raise HeaderError(f"The address {address!r} is not a valid ASCII mailbox (a non-ASCII "
                           "local part needs SMTPUTF8); fix or remove it.", recipient=address)
     return f"{local}@{domain}"
@@ -147,6 +154,20 @@ def format_address(name: str | None, address: str) -> list[str]:
     if not display:
         return [addr]
     return [*_phrase_tokens(display), f"<{addr}>"]
+
+
+def to_header(name: str | None, address: str) -> bytes:
+    """The ``To:`` line for one recipient; :func:`format_address` + :func:`header_line`, with
+    the usual short ASCII name written straight out."""
+    addr = validate_addr_spec(address)
+    if not name:
+        return header_line("To", [addr])
+    if name.isascii() and name.isprintable() and "=?" not in name:
+        display = " ".join(name.split())[:200].rstrip()
+        line = f"To: {display} <{addr}>"
+        if len(line) <= 78 and display and _ATOM_PHRASE.fullmatch(display):
+            return (line + "\r\n").encode("ascii")
+    return header_line("To", format_address(name, addr))
 
 
 def parse_mailbox(header: str) -> tuple[str, str]:
@@ -165,14 +186,15 @@ def parse_mailbox(header: str) -> tuple[str, str]:
 
 def validate_message_id(message_id: str) -> str:
     """``<left@right>`` with printable ASCII only; refused otherwise."""
-    if not _MSGID.match(message_id) or len(message_id) > 250:
+    if len(message_id) > 250 or not _MSGID.fullmatch(message_id):
         raise HeaderError(f"The Message-ID {message_id!r} is not of the form <id@domain>.")
     return message_id
 
 
 def validate_uri(uri: str, *, scheme: str) -> str:
     """A URI fit for ``List-Unsubscribe``: the given scheme, printable ASCII, no brackets."""
-    if not uri.lower().startswith(scheme + ":") or not _URI.match(uri) or len(uri) > MAX_URI:
+    if (len(uri) > MAX_URI or uri[:len(scheme) + 1].lower() != scheme + ":"
+            or not _URI.fullmatch(uri)):
         raise HeaderError(f"The unsubscribe link {uri[:80]!r} is not a plain {scheme}: URI of "
                           f"at most {MAX_URI} ASCII characters.")
     return uri
@@ -181,11 +203,14 @@ def validate_uri(uri: str, *, scheme: str) -> str:
 def list_unsubscribe(https_url: str, mailto: str) -> bytes:
     """``List-Unsubscribe: <https://…>, <mailto:…>`` folded between the two URIs only, so
     no client ever sees an encoded-word or a break inside a URI (RFC 2369, RFC 8058)."""
-    first = "<" + validate_uri(https_url, scheme="https") + ">,"
-    second = "<" + validate_uri(mailto, scheme="mailto") + ">"
-    if len(first) + len(second) > 60:  # the usual case: one URI per line, no search needed
-        return f"List-Unsubscribe: {first}\r\n {second}\r\n".encode("ascii")
-    return header_line("List-Unsubscribe", [first, second])
+    if not (https_url.startswith("https:") and mailto.startswith("mailto:")
+            and len(https_url) <= MAX_URI and len(mailto) <= MAX_URI
+            and _URI.fullmatch(https_url) and _URI.fullmatch(mailto)):
+        validate_uri(https_url, scheme="https")  # raises, or passes an upper-case scheme
+        validate_uri(mailto, scheme="mailto")
+    if len(https_url) + len(mailto) > 56:  # the usual case: one URI per line, no search
+        return f"List-Unsubscribe: <{https_url}>,\r\n <{mailto}>\r\n".encode("ascii")
+    return header_line("List-Unsubscribe", [f"<{https_url}>,", f"<{mailto}>"])
 
 
 def format_list_id(list_id: str) -> bytes:
@@ -193,7 +218,7 @@ def format_list_id(list_id: str) -> bytes:
     ASCII instead of being encoded, as list headers must carry no encoded-words."""
     m = re.match(r"^(.*?)\s*<([^<>]+)>$", list_id.strip())
     desc, ident = (m.group(1), m.group(2)) if m else ("", list_id.strip())
-    if not _LIST_ID.match(ident) or "." not in ident:
+    if not _LIST_ID.fullmatch(ident) or "." not in ident:
         raise HeaderError(f"The List-Id {list_id!r} needs an id like <list.example.org>.")
     desc = clean_text(desc, limit=120)
     desc = unicodedata.normalize("NFKD", desc).encode("ascii", "ignore").decode("ascii").strip()

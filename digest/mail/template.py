@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -24,6 +25,7 @@ from digest.mail.headers import (
     header_line,
     list_unsubscribe,
     parse_mailbox,
+    to_header,
     unstructured_tokens,
     validate_message_id,
 )
@@ -45,12 +47,30 @@ class Recipient:
     slot_values_text: Mapping[str, str]
 
 
-_ENCODED_MAX = 2048
+# Encoded slot values kept per template: the first ones seen, never cleared. The values
+# shared by many messages (the view-in-browser URL, "Hello,") come with the first messages;
+# a per-subscriber URL never comes back, and dropping or clearing entries costs more.
+_ENCODED_MAX = 256
+# Bytes quoted-printable writes as they are: printable ASCII and the space, but not "=".
+_QP_LITERAL = bytes(range(0x20, 0x3D)) + bytes(range(0x3E, 0x7F))
 
 
 def qp_encode(text: str) -> bytes:
     """Quoted-printable for one piece of a part: CRLF line ends, lines ≤ 76, and a trailing
     soft line break unless the piece ends with a hard one, so pieces can be concatenated."""
+    if text.isascii():
+        raw = text.encode("ascii")
+        # Nothing to escape (URLs, most greetings): only soft breaks every 75 characters.
+        # A space at either end and a lone "." take the general path (b2a_qp encodes them).
+        if (len(raw) > 1 and raw[0] != 32 and raw[-1] != 32
+                and not raw.translate(None, _QP_LITERAL)):
+            if len(raw) <= 75:
+                return raw + b"=\r\n"
+            return b"".join([raw[i:i + 75] + b"=\r\n" for i in range(0, len(raw), 75)])
+    return _qp_encode_general(text)
+
+
+def _qp_encode_general(text: str) -> bytes:
     if not text:
         return b""
     if "\r" in text:
@@ -82,6 +102,12 @@ class MessageTemplate:
     dkim: DkimSettings | None = None
     # Recently encoded slot values (shared ones stay: they come back with every message).
     _encoded: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+    # Made from the fields above by __post_init__.
+    _format: bytes = field(init=False, repr=False, compare=False)
+    _text_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _html_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _pick: Callable[[Sequence[bytes]], tuple[bytes, ...]] = field(
+        init=False, repr=False, compare=False)
 
     @classmethod
     def build(cls, *, html_segments: Sequence[str], html_slots: Sequence[str],
@@ -146,6 +172,40 @@ class MessageTemplate:
         return cls(head=b"".join(head), tail_headers=tail, pieces=tuple(pieces),
                    slot_keys=tuple(keys), dkim=dkim)
 
+    def __post_init__(self) -> None:
+        # The whole message as one bytes format: To, Message-ID, List-Unsubscribe, then the
+        # slot values in order; one ``%`` builds a subscriber's message in C.
+        body = b"%b".join(piece.replace(b"%", b"%%") for piece in self.pieces)
+        head = self.head.replace(b"%", b"%%")
+        tail = self.tail_headers.replace(b"%", b"%%")
+        object.__setattr__(self, "_format",
+                           head + b"%bMessage-ID: %b\r\n%b" + tail + body)
+        text_names = tuple(dict.fromkeys(n for kind, n in self.slot_keys if kind == 0))
+        html_names = tuple(dict.fromkeys(n for kind, n in self.slot_keys if kind == 1))
+        positions = {(0, n): i for i, n in enumerate(text_names)}
+        positions.update({(1, n): len(text_names) + i for i, n in enumerate(html_names)})
+        object.__setattr__(self, "_text_names", text_names)
+        object.__setattr__(self, "_html_names", html_names)
+        picks = [positions[key] for key in self.slot_keys]
+        # itemgetter with one index returns the item, not a 1-tuple.
+        object.__setattr__(self, "_pick", operator.itemgetter(*picks) if len(picks) > 1
+                           else (lambda seq, i=tuple(picks): tuple(seq[j] for j in i)))
+
+    def _encode(self, value: str) -> bytes:
+        enc = qp_encode(value)
+        cache = self._encoded
+        if len(cache) < _ENCODED_MAX:
+            cache[value] = enc
+        return enc
+
+    def _missing_slot(self, email: str, html: Mapping[str, str],
+                      text: Mapping[str, str]) -> None:
+        for kind, slot in self.slot_keys:
+            if slot not in (text if kind == 0 else html):
+                part = "text" if kind == 0 else "HTML"
+                raise HeaderError(f"The {part} slot {slot!r} has no value for {email}; the "
+                                  "renderer must supply every slot.", recipient=email)
+
     def render(self, r: Recipient) -> bytes:
         """The whole message for one subscriber: CRLF line ends, lines ≤ 998 octets (body
         lines ≤ 76), DKIM-signed when configured; exactly the bytes to send.
@@ -153,35 +213,31 @@ class MessageTemplate:
         :raises HeaderError: when the recipient's address, Message-ID or unsubscribe links
             cannot be put in a header, or a slot value is missing.
         """
-        out = [
-            self.head,
-            header_line("To", format_address(r.name, r.email)),
-            b"Message-ID: " + validate_message_id(r.message_id).encode("ascii") + b"\r\n",
-            list_unsubscribe(r.unsubscribe_url, r.unsubscribe_mailto),
-            self.tail_headers,
-        ]
-        pieces = self.pieces
-        values = (r.slot_values_text, r.slot_values_html)
-        # Keyed by value: a URL is usually the same in both parts and in several places, and
-        # some values (the view-in-browser URL, "Hello,") are the same for many subscribers.
-        cache = self._encoded
-        for i, key in enumerate(self.slot_keys):
-            out.append(pieces[i])
-            try:
-                value = values[key[0]][key[1]]
-            except KeyError:
-                part = "text" if key[0] == 0 else "HTML"
-                raise HeaderError(f"The {part} slot {key[1]!r} has no value for "
-                                  f"{r.email}; the renderer must supply every slot.",
-                                  recipient=r.email) from None
-            enc = cache.get(value)
-            if enc is None:
-                if len(cache) >= _ENCODED_MAX:  # per-subscriber URLs never repeat: start over
-                    cache.clear()
-                enc = cache[value] = qp_encode(value)
-            out.append(enc)
-        out.append(pieces[-1])
-        message = b"".join(out)
+        return self.render_for(r.email, r.name, r.message_id, r.unsubscribe_url,
+                               r.unsubscribe_mailto, r.slot_values_html, r.slot_values_text)
+
+    def render_for(self, email: str, name: str | None, message_id: str,
+                   unsubscribe_url: str, unsubscribe_mailto: str,
+                   slot_values_html: Mapping[str, str],
+                   slot_values_text: Mapping[str, str]) -> bytes:
+        """:meth:`render` with the :class:`Recipient` fields as arguments (the send loop's
+        form: no object per subscriber)."""
+        try:
+            raw = ([slot_values_text[n] for n in self._text_names]
+                   + [slot_values_html[n] for n in self._html_names])
+        except KeyError:
+            self._missing_slot(email, slot_values_html, slot_values_text)
+            raise
+        # A URL is usually the same in both parts: encoded once per message.
+        get = self._encoded.get
+        seen: dict[str, bytes] = {}
+        encoded = [get(value) or seen.get(value) or seen.setdefault(value, self._encode(value))
+                   for value in raw]
+        message = self._format % (
+            to_header(name, email),
+            validate_message_id(message_id).encode("ascii"),
+            list_unsubscribe(unsubscribe_url, unsubscribe_mailto),
+            *self._pick(encoded))
         if self.dkim is not None:
             message = dkim_sign(message, self.dkim)
         return message

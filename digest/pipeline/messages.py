@@ -67,6 +67,13 @@ class MessageFactory:
         # Every variant this edition needs, kept for the whole send: claims arrive in
         # subscriber order, not grouped by sections, so a small LRU would render again.
         self._variants: dict[frozenset[str] | None, tuple[object, object]] = {}
+        # What every subscriber's links share, worked out once (links_for's values).
+        base = settings.web.base_url
+        self._tokens = tokens.LinkTokens(settings.web.secret_keys, lst.name)
+        self._unsubscribe_base = tokens.unsubscribe_url(base, "")
+        self._manage_base = tokens.manage_url(base, "")
+        self._mailto_base = f"mailto:unsubscribe@{settings.site.domain}?subject=unsubscribe%20"
+        self._browser_url = f"{base}/archive/{lst.name}/{edition.date.isoformat()}"
 
     def _entry(self, sections: frozenset[str] | None) -> tuple[object, object]:
         found = self._variants.get(sections)
@@ -116,9 +123,19 @@ class MessageFactory:
             slot_values_html=html_values, slot_values_text=text_values))
 
     def for_claim(self, claim) -> tuple[str, str, bytes]:  # type: ignore[no-untyped-def]
-        """``deliver_edition``'s builder: (envelope sender, recipient, bytes)."""
-        data = self.message(email=claim.email, name=claim.name, sections=claim.sections,
-                            subscriber_id=claim.subscriber_id, message_id=claim.message_id)
+        """``deliver_edition``'s builder: (envelope sender, recipient, bytes).
+
+        The same bytes as :meth:`message` (tests compare them), made without the
+        intermediate objects: this runs once per subscriber.
+        """
+        unsubscribe, manage = self._tokens.pair(claim.subscriber_id)
+        unsubscribe_url = self._unsubscribe_base + unsubscribe
+        variant, template = self._variants.get(claim.sections) or self._entry(claim.sections)
+        html_values, text_values = variant.values_for(  # type: ignore[attr-defined]
+            claim.name, unsubscribe_url, self._manage_base + manage, self._browser_url)
+        data = template.render_for(  # type: ignore[attr-defined]
+            claim.email, claim.name, claim.message_id, unsubscribe_url,
+            self._mailto_base + unsubscribe, html_values, text_values)
         return self.lst.from_email, claim.email, data
 
 

@@ -64,7 +64,8 @@ def clean_name(name: str | None) -> str | None:
     if not name:
         return None
     if name.isprintable():  # no control, separator or surrogate characters: the usual case
-        return _SPACES.sub(" ", name).strip() or None
+        # The only whitespace a printable string holds is the ASCII space.
+        return " ".join(name.split()) or None
     name = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch
                    for ch in name)
     name = name.encode("utf-8", "replace").decode("utf-8")
@@ -121,13 +122,27 @@ class RenderedVariant:
 
     def slot_values(self, p: Personalisation) -> tuple[dict[str, str], dict[str, str]]:
         """The escaped values for the HTML slots and the raw values for the text slots."""
-        greeting = greeting_for(p.name)
-        html = {"greeting": _html_text(greeting)}
-        text = {"greeting": wrap_greeting(greeting)}
-        for slot in URL_SLOTS:
-            url = normalise_url(getattr(p, slot), slot=slot)
-            html[slot] = url.replace("&", "&amp;")
-            text[slot] = url
+        return self.values_for(p.name, p.unsubscribe_url, p.manage_url, p.browser_url)
+
+    def values_for(self, name: str | None, unsubscribe_url: str, manage_url: str,
+                   browser_url: str) -> tuple[dict[str, str], dict[str, str]]:
+        """:meth:`slot_values` from the values themselves (the send loop's form)."""
+        greeting = greeting_for(name)
+        plain = _PLAIN_URL.fullmatch
+        if plain(unsubscribe_url) and plain(manage_url) and plain(browser_url):
+            unsubscribe, manage, browser = unsubscribe_url, manage_url, browser_url
+        else:  # what normalise_url returns for a plain URL is the URL itself
+            unsubscribe = normalise_url(unsubscribe_url, slot="unsubscribe_url")
+            manage = normalise_url(manage_url, slot="manage_url")
+            browser = normalise_url(browser_url, slot="browser_url")
+        text = {"greeting": wrap_greeting(greeting), "unsubscribe_url": unsubscribe,
+                "manage_url": manage, "browser_url": browser}
+        if "&" in unsubscribe or "&" in manage or "&" in browser:
+            unsubscribe, manage, browser = (unsubscribe.replace("&", "&amp;"),
+                                            manage.replace("&", "&amp;"),
+                                            browser.replace("&", "&amp;"))
+        html = {"greeting": _html_text(greeting), "unsubscribe_url": unsubscribe,
+                "manage_url": manage, "browser_url": browser}
         return html, text
 
     def fill(self, p: Personalisation) -> tuple[str, str]:
