@@ -100,7 +100,7 @@ class MessageTemplate:
     pieces: tuple[bytes, ...]  # static QP pieces; len(pieces) == len(slot_keys) + 1
     slot_keys: tuple[tuple[int, str], ...]  # (0 = text, 1 = html, slot name)
     dkim: DkimSettings | None = None
-    # Recently encoded slot values (shared ones stay: they come back with every message).
+    # The first slot values encoded (at most _ENCODED_MAX): the shared ones among them.
     _encoded: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
     # Made from the fields above by __post_init__.
     _format: bytes = field(init=False, repr=False, compare=False)
@@ -199,12 +199,13 @@ class MessageTemplate:
         return enc
 
     def _missing_slot(self, email: str, html: Mapping[str, str],
-                      text: Mapping[str, str]) -> None:
-        for kind, slot in self.slot_keys:
-            if slot not in (text if kind == 0 else html):
-                part = "text" if kind == 0 else "HTML"
-                raise HeaderError(f"The {part} slot {slot!r} has no value for {email}; the "
-                                  "renderer must supply every slot.", recipient=email)
+                      text: Mapping[str, str]) -> HeaderError:
+        """The error naming the first slot without a value."""
+        kind, slot = next((kind, slot) for kind, slot in self.slot_keys
+                          if slot not in (text if kind == 0 else html))
+        return HeaderError(f"The {'text' if kind == 0 else 'HTML'} slot {slot!r} has no value "
+                           f"for {email}; the renderer must supply every slot.",
+                           recipient=email)
 
     def render(self, r: Recipient) -> bytes:
         """The whole message for one subscriber: CRLF line ends, lines ≤ 998 octets (body
@@ -226,8 +227,7 @@ class MessageTemplate:
             raw = ([slot_values_text[n] for n in self._text_names]
                    + [slot_values_html[n] for n in self._html_names])
         except KeyError:
-            self._missing_slot(email, slot_values_html, slot_values_text)
-            raise
+            raise self._missing_slot(email, slot_values_html, slot_values_text) from None
         # A URL is usually the same in both parts: encoded once per message.
         get = self._encoded.get
         seen: dict[str, bytes] = {}
