@@ -369,7 +369,7 @@ def _read_relay(t: Table, env: Mapping[str, str], index: int) -> RelaySettings:
 
 # Every link an email carries starts with web.base_url, so it must go into a header and an
 # href as it is: https, an ASCII host, a path of RFC 3986 characters, nothing after it.
-_BASE_URL = re.compile(r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?"
+_BASE_URL = re.compile(r"https://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
                        r"(?:/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*)?")
 
 

@@ -125,6 +125,14 @@ def test_wrong_settings_name_the_setting_and_file(tmp_path: Path, edit, expected
     assert "\n" not in message
 
 
+@pytest.mark.parametrize("base", ["https://gazette.example:8443/news/digest",
+                                  "https://[2001:db8::1]/digest", "https://xn--bcher-kva.example",
+                                  "https://gazette.example/d%C3%ADgest/"])
+def test_base_urls_that_can_go_into_every_link(tmp_path: Path, base: str) -> None:
+    path = write(tmp_path, MINIMAL.replace("https://gazette.example/digest", base))
+    assert load_settings(path, env={}).web.base_url == base.rstrip("/")
+
+
 def test_missing_and_broken_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml", env={})
