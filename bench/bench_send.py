@@ -303,7 +303,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=2000)
     parser.add_argument("--pool", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--block", type=int, default=200,
                         help="messages per interleaved raw/full block (default 200)")
     parser.add_argument("--no-ledger", action="store_true", help="skip the ledger mode")
