@@ -493,8 +493,9 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     web_t.finish()
     if not _BASE_URL.fullmatch(web.base_url):
         raise web_t.error("web.base_url", f"must be the public https URL of `digest serve` "
-                          "(one-click unsubscribe needs https; plain ASCII, no query or "
-                          f"fragment, an international host in punycode), not "
+                          "(one-click unsubscribe needs https; ASCII only, other characters "
+                          "percent-encoded and an international host in punycode; no query "
+                          "or fragment), not "
                           f"{web.base_url!r}",
                           "write e.g. base_url = \"https://news.example.org/digest\"")
 
