@@ -364,3 +364,39 @@ def test_to_header_equals_the_general_address_header(name: str | None, address: 
     from digest.mail.headers import format_address, header_line, to_header
 
     assert to_header(name, address) == header_line("To", format_address(name, address))
+
+
+@pytest.mark.parametrize("bits", [1024, 2048])
+def test_dkim_through_openssl_signs_the_same_bytes_as_dkimpy(
+        bits: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RSASSA-PKCS1-v1_5 is deterministic: handing dkimpy's RSA step to OpenSSL must not
+    change one byte of the DKIM-Signature header."""
+    import time
+
+    from digest.mail import signing
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    for fmt in (serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL):
+        pem = key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+        settings_ = DkimSettings(domain="news.example.org", selector="s1", private_key=pem)
+        message = template().render(recipient())
+        assert dkim.RSASSA_PKCS1_v1_5_sign is not signing._DKIMPY_RSA_SIGN  # installed
+        while True:  # the signature carries the second it was made in (t=)
+            before = int(time.time())
+            fast = signing.dkim_sign(message, settings_)
+            with monkeypatch.context() as m:
+                m.setattr(dkim, "RSASSA_PKCS1_v1_5_sign", signing._DKIMPY_RSA_SIGN)
+                pure = signing.dkim_sign(message, settings_)
+            if int(time.time()) == before:
+                break
+        assert fast == pure
+
+
+@pytest.mark.parametrize("pem", [b"not a key", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END"])
+def test_a_key_that_cannot_sign_is_one_config_error(pem: bytes) -> None:
+    from digest.errors import ConfigError
+    from digest.mail import signing
+
+    settings_ = DkimSettings(domain="news.example.org", selector="s1", private_key=pem)
+    with pytest.raises(ConfigError, match="cannot sign"):
+        signing.dkim_sign(template().render(recipient()), settings_)
