@@ -69,7 +69,7 @@ else:
         except ValueError:  # inconsistent or unsupported numbers: dkimpy decides
             return None
 
-    def _rsa_sign(hash: Any, private_key: dict[str, int]) -> bytes:  # noqa: A002 - dkimpy's name
+    def _rsa_sign(hash: Any, private_key: dict[str, int]) -> bytes:
         """dkimpy's ``RSASSA_PKCS1_v1_5_sign`` with OpenSSL doing the arithmetic."""
         algorithm = _HASHES.get(hash.name.lower())
         key = _openssl_key(*(private_key[f] for f in _KEY_FIELDS)) if algorithm else None
