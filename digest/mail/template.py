@@ -3,7 +3,7 @@
 Each static piece of the text and HTML parts is quoted-printable encoded once and ends with a
 soft line break (``=\\r\\n``), so independently encoded pieces concatenate into valid QP:
 per subscriber only the short slot values are encoded, the header block is written, and the
-pieces are joined. No Jinja2 render and no ``EmailMessage`` round trip per subscriber.
+pieces are put together by one bytes ``%``. No Jinja2 render and no ``EmailMessage`` round trip per subscriber.
 """
 
 from __future__ import annotations
@@ -95,15 +95,15 @@ def _check_slots(kind: str, segments: Sequence[str], slots: Sequence[str]) -> No
 class MessageTemplate:
     """One (edition, variant) as MIME bytes with holes; :meth:`render` fills them."""
 
-    head: bytes  # header lines common to every subscriber
-    tail_headers: bytes  # the rest of the header block, the blank line and the MIME preamble
-    pieces: tuple[bytes, ...]  # static QP pieces; len(pieces) == len(slot_keys) + 1
-    slot_keys: tuple[tuple[int, str], ...]  # (0 = text, 1 = html, slot name)
+    # The whole message as a bytes ``%`` format: the To line, the Message-ID, the
+    # List-Unsubscribe lines, then one ``%b`` per slot value in order; one ``%`` builds a
+    # subscriber's message in C.
+    format: bytes
+    slot_keys: tuple[tuple[int, str], ...]  # (0 = text, 1 = html, slot name), in order
     dkim: DkimSettings | None = None
     # The first slot values encoded (at most _ENCODED_MAX): the shared ones among them.
     _encoded: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
-    # Made from the fields above by __post_init__.
-    _format: bytes = field(init=False, repr=False, compare=False)
+    # Made from slot_keys by __post_init__.
     _text_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _html_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _pick: Callable[[Sequence[bytes]], tuple[bytes, ...]] = field(
@@ -169,17 +169,12 @@ class MessageTemplate:
                 current = qp_encode(seg)
             current += after
         pieces.append(current)
-        return cls(head=b"".join(head), tail_headers=tail, pieces=tuple(pieces),
+        body = b"%b".join(piece.replace(b"%", b"%%") for piece in pieces)
+        return cls(format=(b"".join(head).replace(b"%", b"%%") + b"%bMessage-ID: %b\r\n%b"
+                           + tail.replace(b"%", b"%%") + body),
                    slot_keys=tuple(keys), dkim=dkim)
 
     def __post_init__(self) -> None:
-        # The whole message as one bytes format: To, Message-ID, List-Unsubscribe, then the
-        # slot values in order; one ``%`` builds a subscriber's message in C.
-        body = b"%b".join(piece.replace(b"%", b"%%") for piece in self.pieces)
-        head = self.head.replace(b"%", b"%%")
-        tail = self.tail_headers.replace(b"%", b"%%")
-        object.__setattr__(self, "_format",
-                           head + b"%bMessage-ID: %b\r\n%b" + tail + body)
         text_names = tuple(dict.fromkeys(n for kind, n in self.slot_keys if kind == 0))
         html_names = tuple(dict.fromkeys(n for kind, n in self.slot_keys if kind == 1))
         positions = {(0, n): i for i, n in enumerate(text_names)}
@@ -233,7 +228,7 @@ class MessageTemplate:
         seen: dict[str, bytes] = {}
         encoded = [get(value) or seen.get(value) or seen.setdefault(value, self._encode(value))
                    for value in raw]
-        message = self._format % (
+        message = self.format % (
             to_header(name, email),
             validate_message_id(message_id).encode("ascii"),
             list_unsubscribe(unsubscribe_url, unsubscribe_mailto),
