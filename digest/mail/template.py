@@ -3,7 +3,8 @@
 Each static piece of the text and HTML parts is quoted-printable encoded once and ends with a
 soft line break (``=\\r\\n``), so independently encoded pieces concatenate into valid QP:
 per subscriber only the short slot values are encoded, the header block is written, and the
-pieces are put together by one bytes ``%``. No Jinja2 render and no ``EmailMessage`` round trip per subscriber.
+pieces are put together by one bytes ``%``. No Jinja2 render and no ``EmailMessage`` round
+trip per subscriber.
 """
 
 from __future__ import annotations
