@@ -29,7 +29,7 @@ from digest.bounces import (
     parse_imap_url,
     process_bounces,
 )
-from digest.bounces_cli import bounces
+from digest.cli.bounces import bounces
 from digest.config import Settings, load_settings
 from digest.errors import ConfigError, StoreError
 from digest.models import Edition, EditionSection, Story

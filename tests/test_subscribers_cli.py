@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from digest.cli.subscribers import subscribers
 from digest.store import open_store
-from digest.subscribers_cli import subscribers
 from digest.tokens import read_confirm_token
 
 pytest_plugins = ["store_backends"]

@@ -1,61 +1,29 @@
-"""The command line (``python run_digest.py …`` and the ``digest`` console script).
-
-Each command parses its options, calls one pipeline function, and prints; a
-:class:`~digest.errors.DigestError` becomes one sentence on stderr with exit code 1
-(2 for bad usage or configuration).
-"""
+"""The edition commands: ``build``, ``preview`` and ``send``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import sys
 
 import click
-
-from digest import __version__, pipeline
 from rich.markup import escape
 
-from digest.cli_support import config_option, console, handle_errors, open_settings, warn
+from digest import pipeline
 from digest.config import ListSettings, Settings
 
-__all__ = ["main"]
+from .subscribers import format_report
+from .support import (
+    config_option,
+    console,
+    fail,
+    handle_errors,
+    list_option,
+    open_settings,
+    source_options,
+    warn,
+)
 
-
-def _list_option(func):  # type: ignore[no-untyped-def]
-    return click.option("--list", "list_name", metavar="L",
-                        help="Which list (default: the first in the configuration).")(func)
-
-
-def _source_options(func):  # type: ignore[no-untyped-def]
-    func = click.option("--source", "sources", multiple=True, metavar="PATH_OR_URL",
-                        help="Read this source instead of the list's (repeatable).")(func)
-    func = click.option("--as-of", "as_of", metavar="ISO",
-                        help="'Now' for relative ages and the edition's date.")(func)
-    return click.option("--force", is_flag=True,
-                        help="Build even when the edition has nothing new.")(func)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="digest")
-@click.option("--log-level", default="WARNING", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-              help="How much to log on stderr (one line per event).")
-def main(log_level: str) -> None:
-    """digest: turn a newsroom's lead story and teasers into a daily email and deliver it.
-
-    \b
-    Example:
-      python run_digest.py build --json
-      python run_digest.py preview --out preview/
-      python run_digest.py send
-    """
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+__all__ = ["build", "preview", "send"]
 
 
 def _context(config_path: str | None, list_name: str | None) -> tuple[Settings, ListSettings]:
@@ -68,10 +36,10 @@ def _report_source_errors(errors: list[str]) -> None:
         warn(message)
 
 
-@main.command()
+@click.command()
 @config_option
-@_list_option
-@_source_options
+@list_option
+@source_options
 @click.option("--json", "as_json", is_flag=True, help="Print the edition as one JSON object.")
 @handle_errors
 def build(config_path: str | None, list_name: str | None, sources: tuple[str, ...],
@@ -121,10 +89,10 @@ def _print_edition(edition) -> None:  # type: ignore[no-untyped-def]
                       markup=False)
 
 
-@main.command()
+@click.command()
 @config_option
-@_list_option
-@_source_options
+@list_option
+@source_options
 @click.option("--subscriber", metavar="EMAIL",
               help="Preview as this subscriber sees it (name, sections, links).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
@@ -156,10 +124,10 @@ def preview(config_path: str | None, list_name: str | None, sources: tuple[str, 
                       markup=False)
 
 
-@main.command()
+@click.command()
 @config_option
-@_list_option
-@_source_options
+@list_option
+@source_options
 @click.option("--dry-run", is_flag=True, help="Build every message, send none.")
 @click.option("--test-to", "test_to", multiple=True, metavar="EMAIL",
               help="Send a '[TEST]' copy to this address (repeatable); no ledger.")
@@ -187,8 +155,6 @@ def send(config_path: str | None, list_name: str | None, sources: tuple[str, ...
 
 
 def _print_send(outcome: pipeline.SendOutcome, settings: Settings) -> None:
-    from digest.subscribers_cli import format_report
-
     for path, report in outcome.imports:
         for line in format_report(report, outcome.edition.list_name if outcome.edition
                                   else "", path)[:1]:
@@ -201,88 +167,4 @@ def _print_send(outcome: pipeline.SendOutcome, settings: Settings) -> None:
                       markup=False)
     report = outcome.report
     if report is not None and getattr(report, "stopped", None):
-        from digest.cli_support import fail
-
         fail(f"The send stopped early: {report.stopped}.")  # type: ignore[attr-defined]
-
-
-@main.command()
-@config_option
-@click.option("--list-jobs", is_flag=True, help="Print each list's job and next run, then exit.")
-@handle_errors
-def schedule(config_path: str | None, list_jobs: bool) -> None:
-    """Run each list's daily edition at its send time, in its timezone (Ctrl-C stops).
-
-    \b
-    Example:
-      python run_digest.py schedule --list-jobs
-    """
-    from datetime import UTC, datetime
-
-    from digest.schedule import make_scheduler, planned_jobs
-
-    settings = open_settings(config_path)
-    if list_jobs:
-        for job in planned_jobs(settings.lists.values(), datetime.now(UTC)):
-            nxt = job.next_run.isoformat() if job.next_run else "never"
-            console.print(f"{job.list_name}: {job.trigger}; next {nxt}", highlight=False,
-                          markup=False)
-        return
-    with pipeline.scheduler_lock(settings):
-        scheduler = make_scheduler(settings.lists.values(),
-                                   lambda name: pipeline.run_scheduled(settings, name),
-                                   deliver_open=lambda: pipeline.run_open_deliveries(settings))
-        console.print(f"Scheduling {len(settings.lists)} list(s); Ctrl-C stops.")
-        try:
-            scheduler.start()
-        except (KeyboardInterrupt, SystemExit):
-            scheduler.shutdown(wait=False)
-
-
-@main.command()
-@config_option
-@click.option("--poll", default=5.0, show_default=True, help="Seconds between looks for work.")
-@click.option("--once", is_flag=True, help="Work through what is due now, then exit.")
-@handle_errors
-def worker(config_path: str | None, poll: float, once: bool) -> None:
-    """Deliver ledger rows of every published edition (run one or more per host).
-
-    \b
-    Example:
-      DIGEST_DATABASE_URL=postgresql+psycopg://db/digest python run_digest.py worker
-    """
-    settings = open_settings(config_path)
-    with pipeline.open_store_for(settings) as store:
-        asyncio.run(pipeline.run_worker(settings, store, poll=poll, once=once,
-                                        progress=console.is_terminal))
-
-
-@main.command()
-@config_option
-@click.option("--host", default=None, help="Address to listen on (default: [web] host).")
-@click.option("--port", default=None, type=click.IntRange(1, 65535),
-              help="Port (default: [web] port).")
-@handle_errors
-def serve(config_path: str | None, host: str | None, port: int | None) -> None:
-    """Serve the archive, one-click unsubscribe, preferences and sign-up pages.
-
-    Put it behind the https address configured as [web] base_url.
-
-    \b
-    Example:
-      python run_digest.py serve --port 8080
-    """
-    from digest.web import serve as run_server
-
-    run_server(open_settings(config_path), host=host, port=port)
-
-
-def _register_subcommands() -> None:
-    from digest.bounces_cli import bounces
-    from digest.subscribers_cli import subscribers
-
-    main.add_command(subscribers)
-    main.add_command(bounces)
-
-
-_register_subcommands()

@@ -9,9 +9,10 @@ import click
 from rich.markup import escape
 
 from digest.bounces import ImapSource, MaildirSource, process_bounces
-from digest.cli_support import config_option, console, handle_errors, open_settings
 from digest.errors import ConfigError
 from digest.store import open_store
+
+from .support import config_option, console, handle_errors, open_settings
 
 __all__ = ["bounces"]
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from digest.cli_support import config_option, console, fail, handle_errors, open_settings
 from digest.config import ListSettings, Settings
 from digest.store import ImportReport, Store, open_store
 from digest.store.importer import SECTION_SEPARATOR
@@ -18,12 +17,9 @@ from digest.store.schema import INACTIVE, MEMBERSHIP_STATUSES
 from digest.store.subscribers import clean_sections
 from digest.tokens import confirm_url, make_confirm_token
 
+from .support import config_option, console, fail, handle_errors, list_option, open_settings
+
 __all__ = ["format_report", "subscribers"]
-
-
-def _list_option(func):  # type: ignore[no-untyped-def]
-    return click.option("--list", "list_name", metavar="L",
-                        help="Which list (default: the first in the configuration).")(func)
 
 
 def _status_option(func):  # type: ignore[no-untyped-def]
@@ -72,7 +68,7 @@ def subscribers() -> None:
 
 @subscribers.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@_list_option
+@list_option
 @click.option("--confirmed/--pending", default=True, show_default=True,
               help="Rows without a status become active (--confirmed) or wait for a "
                    "confirmation (--pending).")
@@ -94,7 +90,7 @@ def import_command(file: str, list_name: str | None, confirmed: bool,
 
 
 @subscribers.command("export")
-@_list_option
+@list_option
 @_status_option
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Write to this file instead of stdout.")
@@ -127,7 +123,7 @@ def _sections(value: str | None, lst: ListSettings) -> list[str] | None:
 
 @subscribers.command("add")
 @click.argument("email")
-@_list_option
+@list_option
 @click.option("--name", default=None, help="Display name.")
 @click.option("--sections", default=None, metavar="A,B",
               help="Only these sections (comma-separated; default every section).")
@@ -169,7 +165,7 @@ def add_command(email: str, list_name: str | None, name: str | None, sections: s
 
 @subscribers.command("remove")
 @click.argument("email")
-@_list_option
+@list_option
 @config_option
 @handle_errors
 def remove_command(email: str, list_name: str | None, config_path: str | None) -> None:
@@ -187,7 +183,7 @@ def remove_command(email: str, list_name: str | None, config_path: str | None) -
 
 
 @subscribers.command("list")
-@_list_option
+@list_option
 @_status_option
 @config_option
 @handle_errors

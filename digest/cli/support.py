@@ -17,8 +17,8 @@ from rich.markup import escape
 from digest.config import Settings, load_settings
 from digest.errors import ConfigError, DigestError
 
-__all__ = ["config_option", "console", "fail", "handle_errors", "open_settings", "stderr",
-           "warn"]
+__all__ = ["config_option", "console", "fail", "handle_errors", "list_option", "open_settings",
+           "source_options", "stderr", "warn"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +34,22 @@ def config_option(func: F) -> F:
         envvar="DIGEST_CONFIG", show_envvar=True,
         help="Configuration file (TOML). Default: ./digest.toml.",
     )(func)
+
+
+def list_option(func: F) -> F:
+    """Add ``--list L`` (default: the first list in the configuration)."""
+    return click.option("--list", "list_name", metavar="L",
+                        help="Which list (default: the first in the configuration).")(func)
+
+
+def source_options(func: F) -> F:
+    """Add ``--source PATH_OR_URL`` (repeatable), ``--as-of ISO`` and ``--force``."""
+    func = click.option("--source", "sources", multiple=True, metavar="PATH_OR_URL",
+                        help="Read this source instead of the list's (repeatable).")(func)
+    func = click.option("--as-of", "as_of", metavar="ISO",
+                        help="'Now' for relative ages and the edition's date.")(func)
+    return click.option("--force", is_flag=True,
+                        help="Build even when the edition has nothing new.")(func)
 
 
 def open_settings(config_path: str | None) -> Settings:

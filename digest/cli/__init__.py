@@ -1,0 +1,52 @@
+"""The command line (``python run_digest.py …`` and the ``digest`` console script).
+
+One module per command group; each command parses its options, calls the pipeline, and
+prints. A :class:`~digest.errors.DigestError` becomes one sentence on stderr with exit code 1
+(2 for bad usage or configuration), see :mod:`digest.cli.support`.
+
+- :mod:`digest.cli.edition` — ``build``, ``preview``, ``send``
+- :mod:`digest.cli.service` — ``schedule``, ``worker``, ``serve``
+- :mod:`digest.cli.subscribers` — ``subscribers …``
+- :mod:`digest.cli.bounces` — ``bounces …``
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from digest import __version__
+
+from . import bounces, edition, service, subscribers
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="digest")
+@click.option("--log-level", default="WARNING", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              help="How much to log on stderr (one line per event).")
+def main(log_level: str) -> None:
+    """digest: turn a newsroom's lead story and teasers into a daily email and deliver it.
+
+    \b
+    Example:
+      python run_digest.py build --json
+      python run_digest.py preview --out preview/
+      python run_digest.py send
+    """
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+
+
+for _command in (edition.build, edition.preview, edition.send, service.schedule, service.worker,
+                 service.serve, subscribers.subscribers, bounces.bounces):
+    main.add_command(_command)
