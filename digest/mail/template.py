@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
-from digest.config import DkimSettings
 from digest.mail.headers import (
     HeaderError,
     clean_text,
@@ -30,7 +29,7 @@ from digest.mail.headers import (
     unstructured_tokens,
     validate_message_id,
 )
-from digest.mail.signing import dkim_sign
+from digest.mail.signing import BodyHashTemplate, DkimSigner
 
 __all__ = ["MessageTemplate", "Recipient", "qp_encode"]
 
@@ -101,7 +100,10 @@ class MessageTemplate:
     # subscriber's message in C.
     format: bytes
     slot_keys: tuple[tuple[int, str], ...]  # (0 = text, 1 = html, slot name), in order
-    dkim: DkimSettings | None = None
+    dkim: DkimSigner | None = None
+    # The body's DKIM hash with the fixed parts done (the body is the format after the
+    # header block: its pieces with the slot values between them).
+    dkim_body: BodyHashTemplate | None = None
     # The first slot values encoded (at most _ENCODED_MAX): the shared ones among them.
     _encoded: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
     # Made from slot_keys by __post_init__.
@@ -114,7 +116,7 @@ class MessageTemplate:
     def build(cls, *, html_segments: Sequence[str], html_slots: Sequence[str],
               text_segments: Sequence[str], text_slots: Sequence[str], subject: str,
               from_header: str, list_id: str, reply_to: str | None = None,
-              dkim: DkimSettings | None = None, date: datetime | None = None,
+              dkim: DkimSigner | None = None, date: datetime | None = None,
               ) -> MessageTemplate:
         """Encode everything that is the same for every subscriber, once.
 
@@ -124,6 +126,8 @@ class MessageTemplate:
             RFC 2047-encoded.
         :param from_header: ``Name <address>`` of the list.
         :param list_id: ``Description <list.example.org>``.
+        :param dkim: signs every message (made once per run; the body's fixed parts are
+            hashed here, once).
         :param date: the ``Date`` of every message (default: now, UTC).
         :raises HeaderError: when the sender, reply-to or list id cannot be put in a header.
         """
@@ -173,7 +177,8 @@ class MessageTemplate:
         body = b"%b".join(piece.replace(b"%", b"%%") for piece in pieces)
         return cls(format=(b"".join(head).replace(b"%", b"%%") + b"%bMessage-ID: %b\r\n%b"
                            + tail.replace(b"%", b"%%") + body),
-                   slot_keys=tuple(keys), dkim=dkim)
+                   slot_keys=tuple(keys), dkim=dkim,
+                   dkim_body=dkim.body_template(pieces) if dkim is not None else None)
 
     def __post_init__(self) -> None:
         text_names = tuple(dict.fromkeys(n for kind, n in self.slot_keys if kind == 0))
@@ -229,11 +234,12 @@ class MessageTemplate:
         seen: dict[str, bytes] = {}
         encoded = [get(value) or seen.get(value) or seen.setdefault(value, self._encode(value))
                    for value in raw]
+        values = self._pick(encoded)
         message = self.format % (
             to_header(name, email),
             validate_message_id(message_id).encode("ascii"),
             list_unsubscribe(unsubscribe_url, unsubscribe_mailto),
-            *self._pick(encoded))
-        if self.dkim is not None:
-            message = dkim_sign(message, self.dkim)
+            *values)
+        if self.dkim is not None and self.dkim_body is not None:
+            message = self.dkim.sign_with_body_hash(message, self.dkim_body.digest(values))
         return message
