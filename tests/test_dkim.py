@@ -566,3 +566,33 @@ private_key_file = "ed.pem"
     assert confirm.startswith(b"DKIM-Signature:")
     assert verify_all(confirm, settings_.dkim) == [True, True]
     assert pipeline.dkim_sign_if_configured(replace(settings_, dkim=None), b"x") == b"x"
+
+
+@given(st.binary(max_size=12), st.lists(st.sampled_from(
+    [b" ", b"\t", b"\r", b"\n", b"\r\n", b"a", b":", b"\x0b", b"  \r\n\t", b"\xc3\xa9"]),
+    max_size=14).map(b"".join), st.sampled_from(["relaxed", "simple"]))
+def test_header_canonicalization_is_dkimpys(name: bytes, value: bytes, canon: str) -> None:
+    signer = DkimSigner(DkimSettings(DOMAIN, (), header_canonicalization=canon))
+    ((x, y),) = CanonicalizationPolicy.from_c_value(
+        f"{canon}/relaxed".encode()).canonicalize_headers([(name, value)])
+    assert signer._canonical_line(name, value) == x + b":" + y
+
+
+def test_the_sample_dkim_settings_in_digest_toml_load(
+        tmp_path: Path, repo: Path, rsa_key: rsa.RSAPrivateKey,
+        ed_key: ed25519.Ed25519PrivateKey) -> None:
+    """The commented [dkim] example in the sample configuration, uncommented, is valid."""
+    lines = (repo / "digest.toml").read_text(encoding="utf-8").splitlines()
+    start = lines.index("# [dkim]")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("# "):
+            break
+        block.append(line[2:])
+    assert "[dkim.ed25519-sha256]" in block
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "mail2026.rsa.pem").write_bytes(pem_of(rsa_key))
+    (tmp_path / "keys" / "mail2026.ed25519.pem").write_bytes(pem_of(ed_key))
+    loaded = load_settings(config(tmp_path, "\n".join(block) + "\n"), env={}).dkim
+    assert loaded is not None
+    assert [k.algorithm for k in loaded.keys] == ["rsa-sha256", "ed25519-sha256"]

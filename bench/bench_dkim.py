@@ -1,0 +1,244 @@
+"""DKIM benchmark: the whole `send` command with DKIM on and off, alternately, in one run.
+
+Each run is ``python run_digest.py send --config F --list daily --as-of 2025-08-25T07:00`` in
+a child process: start-up, configuration (the DKIM keys are parsed there), the import of an
+unchanged subscribers file, the edition build, publishing the ledger, delivery through a pool
+of ``--pool`` connections to Postfix's ``smtp-sink`` on 127.0.0.1 (started here), and the
+report. Every run starts from a copy of the same store (the readers already imported), so
+the two modes do the same work but for the signatures. Runs go in ABBA order (off, on, on,
+off, ...) after one unmeasured warm-up, so a drift in this VM's speed falls on both modes;
+each pair's ratio is on/off of the readers per second of the whole command, and the result
+is the median of the pairs (their spread is printed too).
+
+The configuration is the repository's ``digest.toml`` with a ``[[relays]]`` entry for the
+sink and, for "on", ``[dkim]`` with a fresh RSA-2048 key (and an Ed25519 key beside it with
+``--ed25519``). The readers use bench_send.py's mix of section preferences and names.
+
+Goal (issue 14, item 2): DKIM-on >= 0.6 x DKIM-off. Exit status 1 when it is missed.
+``--profile DIR`` also runs one "off" and one "on" send under cProfile (not timed) and prints
+where their time goes.
+
+    python bench/bench_dkim.py [--readers 10000] [--pairs 3] [--pool 10] [--ed25519]
+                               [--profile DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import pstats
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench_send import AS_OF, CONFIG, LIST, ROOT, start_sink, subscribers
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+GOAL = 0.6
+SECRET = "bench-secret-key-" + "0" * 32
+
+
+@dataclass
+class Run:
+    mode: str
+    wall: float  # seconds, the whole command
+    cpu: float  # seconds of the child's CPU (user + system)
+    sent: int
+    delivery_rate: float  # what the command's own report says for its delivery phase
+
+
+def write_readers(path: Path, n: int) -> None:
+    """The subscribers file: bench_send's readers (names, section preferences)."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["email", "name", "sections"])
+        for email, name, sections in subscribers(n):
+            out.writerow([email, name or "", ";".join(sorted(sections or ()))])
+
+
+def write_keys(folder: Path, ed: bool) -> str:
+    """Fresh keys in ``folder``; returns the ``[dkim]`` configuration text that uses them."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (folder / "dkim-rsa.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    listed = '"rsa-sha256", "ed25519-sha256"' if ed else '"rsa-sha256"'
+    text = ['\n[dkim]', f'algorithms = [{listed}]',
+            '[dkim.rsa-sha256]', 'selector = "bench"',
+            f'private_key_file = "{folder / "dkim-rsa.pem"}"']
+    if ed:
+        (folder / "dkim-ed25519.pem").write_bytes(ed25519.Ed25519PrivateKey.generate()
+                                                  .private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+        text += ['[dkim.ed25519-sha256]', 'selector = "bench-e"',
+                 f'private_key_file = "{folder / "dkim-ed25519.pem"}"']
+    return "\n".join(text) + "\n"
+
+
+def write_config(path: Path, work_dir: Path, readers: Path, port: int, pool: int,
+                 dkim: str) -> Path:
+    """The repository's digest.toml, pointed at ``work_dir``, the readers and the sink."""
+    text = CONFIG.read_text(encoding="utf-8")
+    text = text.replace('work_dir = "var"', f'work_dir = "{work_dir}"')
+    text = text.replace('templates_dir = "templates"', f'templates_dir = "{ROOT / "templates"}"')
+    for rel in ("content/front-page.txt", "content/newsroom.rss"):
+        text = text.replace(f'"{rel}"', f'"{ROOT / rel}"')
+    text = text.replace('"subscribers/sample.csv"', f'"{readers}"')
+    text += (f'\n[[relays]]\nname = "sink"\nhost = "127.0.0.1"\nport = {port}\n'
+             f'security = "none"\npool_size = {pool}\n' + dkim)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def command(config: Path, *args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "run_digest.py"), *args, "--config", str(config)]
+
+
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    env["DIGEST_SECRET_KEY"] = os.environ.get("DIGEST_SECRET_KEY", SECRET)
+    return env
+
+
+def run_send(mode: str, config: Path, n: int, *, profile: Path | None = None) -> Run:
+    args = ["send", "--list", LIST, "--as-of", AS_OF]
+    cmd = command(config, *args)
+    if profile is not None:
+        cmd = [sys.executable, "-m", "cProfile", "-o", str(profile), *cmd[1:]]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, env=child_env(), capture_output=True, text=True,
+                          check=False)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        sys.exit(f"send ({mode}) failed with exit code {done.returncode}: "
+                 f"{done.stderr.strip() or done.stdout.strip()}")
+    found = re.search(r"(\d+) sent in ([\d.]+) s \((\d+)/s\)", done.stdout)
+    sent = int(found.group(1)) if found else 0
+    if sent != n:
+        sys.exit(f"send ({mode}) sent {sent} of {n} messages:\n{done.stdout}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Run(mode, wall, cpu, sent, float(found.group(3)) if found else 0.0)
+
+
+def print_profile(path: Path, label: str) -> None:
+    stats = pstats.Stats(str(path))
+    total = max(stats.total_tt, 1e-9)  # type: ignore[attr-defined]
+    print(f"\nprofile of one `send` with DKIM {label} (cProfile, {total:.2f} s in all): "
+          "largest own times")
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])  # type: ignore[attr-defined]
+    for (file, line, name), (_, calls, own, cum, _) in rows[:14]:
+        where = f"{Path(file).name}:{line}" if line else file
+        print(f"  {own:6.2f} s {own / total:6.1%}  cum {cum:6.2f} s  {calls:>8}  "
+              f"{name} ({where})")
+    picks = ("sign_with_body_hash", "digest", "_fields", "render_for", "for_claim",
+             "deliver_edition", "sendmail", "publish_edition", "import_csv", "build_edition")
+    print("  cumulative:")
+    for (file, line, name), (_, calls, _own, cum, _) in sorted(
+            stats.stats.items(), key=lambda kv: -kv[1][3]):  # type: ignore[attr-defined]
+        if name in picks and ("digest" in file or "aiosmtplib" in file):
+            print(f"    {cum:6.2f} s {cum / total:6.1%}  {calls:>8}  {name} "
+                  f"({Path(file).name}:{line})")
+    for (_file, _line, name), (_, calls, own, _cum, _) in stats.stats.items():  # type: ignore[attr-defined]
+        if name.startswith("<method 'sign' of") and "openssl" in name:
+            print(f"    {own:6.2f} s {own / total:6.1%}  {calls:>8}  {name} (own time)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readers", type=int, default=10000)
+    parser.add_argument("--pairs", type=int, default=3, help="off/on pairs (at least 2)")
+    parser.add_argument("--pool", type=int, default=10, help="SMTP connections")
+    parser.add_argument("--ed25519", action="store_true",
+                        help="sign with Ed25519 beside RSA when DKIM is on")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="also profile one send of each mode; keep the .prof files here")
+    args = parser.parse_args()
+    if args.pairs < 2:
+        parser.error("--pairs must be at least 2")
+    n = args.readers
+
+    tmp = Path(tempfile.mkdtemp(prefix="digest-bench-dkim-"))
+    sink = None
+    runs: list[Run] = []
+    try:
+        sink, port, sink_kind = start_sink()
+        readers = tmp / "readers.csv"
+        write_readers(readers, n)
+        dkim_text = write_keys(tmp, args.ed25519)
+        # One store with the readers imported; every run starts from a copy of it.
+        base = tmp / "base"
+        base.mkdir()
+        base_config = write_config(tmp / "base.toml", base, readers, port, args.pool, "")
+        subprocess.run(command(base_config, "subscribers", "import", str(readers), "--list",
+                               LIST), cwd=ROOT, env=child_env(), check=True,
+                       capture_output=True)
+
+        def fresh(mode: str, number: int) -> Path:
+            work = tmp / f"{mode}{number}"
+            shutil.copytree(base, work)
+            return write_config(tmp / f"{mode}{number}.toml", work, readers, port, args.pool,
+                                dkim_text if mode == "on" else "")
+
+        run_send("off", fresh("off", 0), n)  # warm-up: caches, imports; not counted
+        for pair in range(args.pairs):
+            for mode in (("off", "on") if pair % 2 == 0 else ("on", "off")):
+                run = run_send(mode, fresh(mode, pair + 1), n)
+                runs.append(run)
+                print(f"  pair {pair + 1} {mode:>3}: {run.wall:6.2f} s = {n / run.wall:6.1f} "
+                      f"readers/s, CPU {run.cpu / n * 1e3:.3f} ms/reader, delivery phase "
+                      f"{run.delivery_rate:.0f}/s", flush=True)
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            profiles = {mode: args.profile / f"send-dkim-{mode}.prof" for mode in ("off", "on")}
+            for mode, path in profiles.items():
+                run_send(mode, fresh(mode, 99), n, profile=path)
+    finally:
+        if sink is not None:
+            sink.terminate()
+            sink.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    off = [r for r in runs if r.mode == "off"]
+    on = [r for r in runs if r.mode == "on"]
+    ratios = [f.wall / o.wall for f, o in zip(off, on, strict=True)]  # on/off rates
+    delivery = [o.delivery_rate / f.delivery_rate for f, o in zip(off, on, strict=True)]
+    ratio = statistics.median(ratios)
+    algorithms = "rsa-sha256 + ed25519-sha256" if args.ed25519 else "rsa-sha256 (2048 bits)"
+    print(f"sink: {sink_kind}; {n} readers, pool {args.pool}, {args.pairs} pairs in ABBA "
+          f"order; DKIM on = {algorithms}, relaxed/relaxed")
+    for label, group in (("DKIM off", off), ("DKIM on ", on)):
+        rates = [n / r.wall for r in group]
+        print(f"{label}: {statistics.median(rates):7.1f} readers/s (runs "
+              f"{', '.join(f'{x:.1f}' for x in rates)}), whole command; CPU "
+              f"{statistics.median([r.cpu / n for r in group]) * 1e3:.3f} ms/reader")
+    spread = f"{min(ratios):.3f}-{max(ratios):.3f}"
+    if len(ratios) > 1:
+        spread += f", stdev {statistics.stdev(ratios):.3f}"
+    print(f"DKIM on / off: {ratio:.3f} (median of {len(ratios)} pairs: "
+          f"{', '.join(f'{x:.3f}' for x in ratios)}; range {spread}); delivery phase alone "
+          f"{statistics.median(delivery):.3f}")
+    cpu_extra = (statistics.median([r.cpu for r in on])
+                 - statistics.median([r.cpu for r in off])) / n
+    print(f"DKIM's CPU per message (on - off, medians): {cpu_extra * 1e3:.3f} ms")
+    if args.profile is not None:
+        for mode in ("off", "on"):
+            print_profile(args.profile / f"send-dkim-{mode}.prof", mode)
+    ok = ratio >= GOAL
+    print(f"goal (DKIM on >= {GOAL} x off, whole `send`):", "MET" if ok else "MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
