@@ -54,6 +54,7 @@ OVERSIGNED_HEADERS: frozenset[bytes] = frozenset({
     b"list-unsubscribe-post",
 })
 _NAME = b"DKIM-Signature"
+_B_PLACEHOLDER = b"0" * 60  # dkimpy's b= while the field is folded and hashed
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 # dkimpy's strip_trailing_whitespace and compress_whitespace patterns, compiled once.
 _TRAILING_WSP = re.compile(b"[\t ]+\r\n")
@@ -199,8 +200,10 @@ class DkimSigner:
         self._relaxed_headers = settings.header_canonicalization == "relaxed"
         self._body = _BodyCanon(settings.body_canonicalization)
         self._domain = settings.domain.encode("ascii")
-        self._keys = tuple((k.algorithm.encode("ascii"), k.selector.encode("ascii"),
-                            _sign_function(k.private_key)) for k in settings.keys)
+        # Per key: the tags up to t= (v, a, c, d, i, q, s) and its signing function.
+        self._keys = tuple((b"v=1; a=%b; c=%b; d=%b; i=@%b; q=dns/txt; s=%b; t=" % (
+            k.algorithm.encode("ascii"), self._c, self._domain, self._domain,
+            k.selector.encode("ascii")), _sign_function(k.private_key)) for k in settings.keys)
         self._plans: dict[tuple[bytes, ...], tuple[tuple[bytes, ...], tuple[int, ...]]] = {}
         self._canonical: dict[tuple[bytes, bytes], bytes] = {}
 
@@ -261,20 +264,17 @@ class DkimSigner:
             lines.append(line)
         signed = b"".join(lines)
         stamp = str(int(time.time()) if timestamp is None else timestamp).encode("ascii")
-        bh = base64.b64encode(body_hash)
-        h_value = b" : ".join(include)
+        # The tags after t=, the same for every key; before them, each key's own.
+        rest = b"; h=" + b" : ".join(include) + b"; bh=" + base64.b64encode(body_hash) + b"; b="
         out = []
-        for algorithm, selector, sign in self._keys:
-            # DomainSigner.sign and gen_header in dkimpy 1.1, field for field.
-            fields = [(b"v", b"1"), (b"a", algorithm), (b"c", self._c), (b"d", self._domain),
-                      (b"i", b"@" + self._domain), (b"q", b"dns/txt"), (b"s", selector),
-                      (b"t", stamp), (b"h", h_value), (b"bh", bh), (b"b", b"0" * 60)]
-            value = _empty_b(fold(b"; ".join(b"=".join(f) for f in fields),
-                                  namelen=len(_NAME), linesep=b"\r\n"))
+        for head, sign in self._keys:
+            # DomainSigner.sign and gen_header in dkimpy 1.1: the same tags, order and folds.
+            value = _empty_b(fold(head + stamp + rest + _B_PLACEHOLDER, namelen=len(_NAME),
+                                  linesep=b"\r\n"))
             h = hashlib.sha256(signed)
             h.update(self._canonical_line(_NAME, b" " + value).rstrip())
-            fields[-1] = (b"b", base64.b64encode(sign(h.digest())))
-            out.append(_NAME + b": " + fold(b"; ".join(b"=".join(f) for f in fields) + b"\r\n",
+            b = base64.b64encode(sign(h.digest()))
+            out.append(_NAME + b": " + fold(head + stamp + rest + b + b"\r\n",
                                             namelen=len(_NAME), linesep=b"\r\n"))
         return b"".join(out)
 
