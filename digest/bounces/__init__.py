@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from .classify import Action, classify, decide
 from .errors import BounceSourceError
-from .events import BounceEvent
+from .events import EVENT_KINDS, BounceEvent
 from .process import BounceReport, MessageOutcome, process_bounces
 from .sources import ImapSource, MaildirSource, RawMessage, parse_imap_url
 
 __all__ = [
+    "EVENT_KINDS",
     "Action",
     "BounceEvent",
     "BounceReport",

@@ -50,10 +50,15 @@ def original_headers(parts: list[Message]) -> list[Message]:
             continue
         payload = part.get_payload()
         if isinstance(payload, list):
-            if payload and isinstance(payload[0], Message) and payload[0].keys():
-                found.append(payload[0])
-            continue
-        text = part_text(part)
+            inner = payload[0] if payload and isinstance(payload[0], Message) else None
+            if inner is not None and inner.keys():
+                found.append(inner)
+                continue
+            # A blank line before the original's headers leaves them in the body.
+            body = inner.get_payload() if inner is not None else None
+            text = body if isinstance(body, str) else ""
+        else:
+            text = part_text(part)
         if text.strip():
             headers = HeaderParser(policy=compat32).parsestr(text.lstrip(), headersonly=True)
             if headers.keys():
