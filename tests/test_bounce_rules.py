@@ -220,6 +220,8 @@ def test_a_multipart_report_without_report_type_gets_the_bounce_heuristics() -> 
     mdn = raw.replace(b"multipart/report;", b"multipart/report; "
                                             b"report-type=disposition-notification;")
     assert classify(mdn, domain=DOMAIN).kind == "unknown"  # a read receipt
+    tls = raw.replace(b"multipart/report;", b"multipart/report; report-type=tlsrpt;")
+    assert classify(tls, domain=DOMAIN).kind == "unknown"  # RFC 8460, not about a delivery
 
 
 def test_flufl_bounce_failures_are_not_logged(caplog: pytest.LogCaptureFixture) -> None:

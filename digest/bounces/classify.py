@@ -128,6 +128,8 @@ def _classify(msg: Message, domain: str | None, recipient: str | None) -> Bounce
             "message/disposition-notification" in part_types:
         return BounceEvent("unknown", reason="disposition notification (RFC 8098), not a "
                            "bounce")
+    if report_type == "tlsrpt":
+        return BounceEvent("unknown", reason="SMTP TLS report (RFC 8460), not a bounce")
 
     subject = decoded_header(msg, "Subject")
     sub_match = _SUBJECT_UNSUBSCRIBE.match(subject)
