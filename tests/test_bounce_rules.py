@@ -169,7 +169,9 @@ def test_a_feedback_report_without_a_type_is_no_complaint() -> None:
 
 def test_jmrp_is_recognised_by_its_marker_or_its_sender() -> None:
     case = fixture("cases/jmrp-complaint.eml")
-    assert classify(case, domain=DOMAIN).kind == "complaint"
+    event = classify(case, domain=DOMAIN)
+    assert event.kind == "complaint"
+    assert event.report_id == "<CAT0-NNE-000000000000000022@CAT0-RRR.example.org>"
     # The same report as multipart/report, and one without the marker header.
     as_report = case.replace(b"multipart/mixed;", b"multipart/report;")
     assert classify(as_report, domain=DOMAIN).kind == "complaint"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import email
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import Message
 from email.policy import compat32
 
@@ -105,7 +105,9 @@ def classify(raw: bytes, *, domain: str | None = None,
         msg = email.message_from_bytes(bytes(raw), policy=compat32)
         if not msg.keys():
             return BounceEvent("unknown", reason="not an email message")
-        return _classify(msg, domain, recipient)
+        event = _classify(msg, domain, recipient)
+        own = find_message_ids(decoded_header(msg, "Message-ID"), None, ledger_only=False)
+        return replace(event, report_id=own[0]) if own else event
     except Exception as exc:  # noqa: BLE001 - hostile input must never stop a run
         return BounceEvent("unknown", reason=f"unreadable message ({type(exc).__name__})")
 

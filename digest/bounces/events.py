@@ -26,7 +26,9 @@ class BounceEvent:
     failure report names (empty when it names none), so the processor can check the one it
     is about; ``status`` the RFC 3463 code the report means (see :mod:`.status`); ``about``
     "reader" when a failure concerns the reader's address, mailbox or mail system, "us"
-    when it concerns our message, our sender or the receiver's policy towards us.
+    when it concerns our message, our sender or the receiver's policy towards us;
+    ``report_id`` the received report's own Message-ID (for the record of why a reader's
+    status changed).
     """
 
     kind: str
@@ -37,3 +39,4 @@ class BounceEvent:
     reason: str = ""
     about: str = "reader"
     recipients: tuple[str, ...] = ()
+    report_id: str | None = None
