@@ -226,6 +226,19 @@ def test_a_multipart_report_without_report_type_gets_the_bounce_heuristics() -> 
     assert classify(tls, domain=DOMAIN).kind == "unknown"  # RFC 8460, not about a delivery
 
 
+def test_a_long_prose_bounce_is_read_from_its_beginning() -> None:
+    """flufl.bounce reads only the first FLUFL_BYTES: the diagnosis, not megabytes of the
+    returned original."""
+    head = (b"From: MAILER-DAEMON@mx.example.net\nSubject: Mail delivery failed\n\n"
+            b"The following address failed:\n\n  gone@example.net\n"
+            b"    550 5.1.1 <gone@example.net>: No such user\n\n"
+            b"------ This is a copy of the message, including all the headers. ------\n\n"
+            + f"Message-ID: {OURS}\n\n".encode())
+    event = classify(head + b"lorem ipsum dolor sit amet 550\n" * 60_000, domain=DOMAIN)
+    assert (event.kind, event.status, event.recipients, event.message_id) == (
+        "hard", "5.1.1", ("gone@example.net",), OURS)
+
+
 def test_flufl_bounce_failures_are_not_logged(caplog: pytest.LogCaptureFixture) -> None:
     """A detector that trips on odd input logs a traceback quoting the message; we drop it."""
     caplog.set_level(logging.DEBUG)

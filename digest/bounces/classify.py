@@ -105,14 +105,15 @@ def classify(raw: bytes, *, domain: str | None = None,
         msg = email.message_from_bytes(bytes(raw), policy=compat32)
         if not msg.keys():
             return BounceEvent("unknown", reason="not an email message")
-        event = _classify(msg, domain, recipient)
+        event = _classify(msg, bytes(raw), domain, recipient)
         own = find_message_ids(decoded_header(msg, "Message-ID"), None, ledger_only=False)
         return replace(event, report_id=own[0]) if own else event
     except Exception as exc:  # noqa: BLE001 - hostile input must never stop a run
         return BounceEvent("unknown", reason=f"unreadable message ({type(exc).__name__})")
 
 
-def _classify(msg: Message, domain: str | None, recipient: str | None) -> BounceEvent:
+def _classify(msg: Message, raw: bytes, domain: str | None,
+              recipient: str | None) -> BounceEvent:
     report_type = msg.get_param("report-type") if msg.get_content_type() == \
         "multipart/report" else None
     report_type = report_type.lower() if isinstance(report_type, str) else ""
@@ -125,7 +126,7 @@ def _classify(msg: Message, domain: str | None, recipient: str | None) -> Bounce
     if report_type == "delivery-status" or part_types.intersection(DSN_PARTS):
         event = dsn_event(msg, parts, domain, recipient)
         # A DSN without readable recipient blocks is read as prose below.
-        return event or prose_bounce_event(msg, parts, domain, recipient)
+        return event or prose_bounce_event(msg, parts, domain, recipient, raw=raw)
     if report_type == "disposition-notification" or \
             "message/disposition-notification" in part_types:
         return BounceEvent("unknown", reason="disposition notification (RFC 8098), not a "
@@ -147,13 +148,14 @@ def _classify(msg: Message, domain: str | None, recipient: str | None) -> Bounce
 
     # A multipart/report of no or an unknown report-type is read like any other bounce.
     if _looks_like_bounce(msg, subject):
-        return prose_bounce_event(msg, parts, domain, recipient)
+        return prose_bounce_event(msg, parts, domain, recipient, raw=raw)
     if _is_auto_reply(msg, subject):
         return BounceEvent("auto-reply", message_id=_first(find_message_ids(reply_ids(msg),
                                                                             domain)),
                            reason="auto-reply")
-    if prose_recipients(msg)[0]:
-        return prose_bounce_event(msg, parts, domain, recipient)
+    found = prose_recipients(msg, parts, raw)
+    if found[0]:
+        return prose_bounce_event(msg, parts, domain, recipient, found=found)
     return BounceEvent("unknown", reason="not a bounce, complaint or unsubscribe")
 
 

@@ -9,19 +9,22 @@ wording of the diagnosis above the quoted original.
 
 from __future__ import annotations
 
+import email
 import logging
 import re
 from email.message import Message
+from email.policy import compat32
 
 from flufl.bounce import all_failures
 
 from .events import BounceEvent
-from .originals import HEADER_PARTS, diagnosis, identify
+from .originals import HEADER_PARTS, diagnosis, identify, message_ids_named
 from .status import assess, codes_in, pick_status, reply_status, specificity
 from .text import address_key, part_text, report_address, report_fields, status_reason
 
-__all__ = ["DSN_PARTS", "dsn_event", "prose_bounce_event", "prose_recipients"]
+__all__ = ["DSN_PARTS", "FLUFL_BYTES", "dsn_event", "prose_bounce_event", "prose_recipients"]
 
+FLUFL_BYTES = 256_000
 DSN_PARTS = ("message/delivery-status", "message/global-delivery-status")
 _RANK = {("hard", "reader"): 4, ("soft", "reader"): 3, ("soft", "us"): 2}
 _DELAY_WORDS = re.compile(r"\bdelayed\b|will (?:continue|keep) trying|has not yet been delivered|"
@@ -94,29 +97,42 @@ def _human_text(parts: list[Message]) -> str:
                      and p.get_content_type() not in HEADER_PARTS)
 
 
-def prose_recipients(msg: Message) -> tuple[tuple[str, ...], bool]:
+def prose_recipients(msg: Message, parts: list[Message],
+                     raw: bytes = b"") -> tuple[tuple[str, ...], bool]:
     """The failed recipients flufl.bounce finds in a bounce written in prose (only plausible
-    addresses), and whether it found only temporary failures ("will keep trying")."""
+    addresses, never a Message-ID the report quotes), and whether it found only temporary
+    failures ("will keep trying").
+
+    Of a message longer than :data:`FLUFL_BYTES` (``raw``, its bytes) only that much is
+    read: the diagnosis comes first, and flufl.bounce's patterns take seconds over megabytes
+    of a returned original.
+    """
+    ids = message_ids_named(msg, parts, _human_text(parts))
+    if len(raw) > FLUFL_BYTES:
+        msg = email.message_from_bytes(raw[:FLUFL_BYTES], policy=compat32)
     try:
         temporary, permanent = all_failures(msg)
     except Exception:  # noqa: BLE001 - a detector tripping on hostile input finds nothing
         return (), False
     found = []
-    for raw in sorted(permanent) + sorted(temporary - permanent):
-        address = report_address(raw.decode("ascii", "replace"))
-        if address:
+    for value in sorted(permanent) + sorted(temporary - permanent):
+        address = report_address(value.decode("ascii", "replace"))
+        if address and address.lower() not in ids:
             found.append(address)
     return tuple(dict.fromkeys(found)), bool(temporary) and not permanent
 
 
 def prose_bounce_event(msg: Message, parts: list[Message], domain: str | None,
-                       recipient: str | None = None) -> BounceEvent:
+                       recipient: str | None = None, *, raw: bytes = b"",
+                       found: tuple[tuple[str, ...], bool] | None = None) -> BounceEvent:
     """A bounce that is not a DSN: the code and wording of its diagnosis, the recipients
-    from ``X-Failed-Recipients`` or flufl.bounce; ``recipient`` picks one of several."""
+    from ``X-Failed-Recipients`` or flufl.bounce (``found``, when :func:`prose_recipients`
+    ran already); ``recipient`` picks one of several."""
     text = _human_text(parts)
     failed = [report_address(a) for a in str(msg.get("X-Failed-Recipients") or "").split(",")]
     named = tuple(a for a in failed if a)
-    flufl_named, only_temporary = prose_recipients(msg)
+    flufl_named, only_temporary = (found if found is not None
+                                   else prose_recipients(msg, parts, raw))
     if not named:
         named = flufl_named
     event = _from_text(diagnosis(text), delayed=only_temporary)

@@ -27,14 +27,16 @@ from .text import (
     part_text,
 )
 
-__all__ = ["HEADER_PARTS", "ORIGINAL_PARTS", "diagnosis", "identify", "original_headers",
-           "reply_ids"]
+__all__ = ["HEADER_PARTS", "ORIGINAL_PARTS", "diagnosis", "identify", "message_ids_named",
+           "original_headers", "reply_ids"]
 
 ORIGINAL_PARTS = ("message/rfc822", "message/global")
 HEADER_PARTS = ("text/rfc822-headers", "text/rfc822-header", "message/rfc822-headers",
                 "message/global-headers")
 _QUOTED_ID = re.compile(r"^[ \t>]*(?:X-)?(?:Original-)?Message-ID:[ \t]*"
                         r"(<[^<>\s@]{1,200}@[^<>\s@]{1,253}>)", re.IGNORECASE | re.MULTILINE)
+_QUOTED_IDS = re.compile(r"^[ \t>]*(?:(?:X-)?(?:Original-)?Message-ID|References|In-Reply-To):"
+                         r"(.*(?:\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 _BARE_ID = re.compile(r"[^<>\s@]{1,200}@[^<>\s@]{1,253}")
 _QUOTED_ORIGINAL = re.compile(
     r"^[ \t]*-{2,}.*(?:original message|copy of the message|below this line|undelivered message)|"
@@ -107,6 +109,18 @@ def identify(msg: Message, parts: list[Message], domain: str | None,
         blocks = [header_block(h) for h in originals] + [text]
         token = next(filter(None, (find_unsubscribe_token(t) for t in blocks)), None)
     return message_id, token
+
+
+def message_ids_named(msg: Message, parts: list[Message], text: str) -> set[str]:
+    """Every Message-ID the report and its originals name (headers and quoted lines), bare
+    and lower-cased: a bounce's recipient line is never one of these."""
+    values = [reply_ids(msg), decoded_header(msg, "Message-ID")]
+    for headers in original_headers(parts):
+        values += [decoded_header(headers, name)
+                   for name in ("Message-ID", "In-Reply-To", "References")]
+    values += _QUOTED_IDS.findall(text[:500_000])
+    ids = find_message_ids(" ".join(values), None, ledger_only=False)
+    return {i.strip("<>").lower() for i in ids}
 
 
 def _best(candidates: list[str], domain: str | None) -> str | None:
