@@ -23,11 +23,13 @@ reporting MTA; Exim always writes ``5.0.0``) and the receiving server's own repl
   (protocol), X.6.x (content) and X.7.x (security, policy, spam, DMARC: RFC 3463 3.8,
   RFC 7372). They say nothing about the reader and never count against them.
 
-Text decides only where codes cannot: for a generic code (``X.0.0`` or ``X.Y.0``, or a bare
-reply code) the diagnostic's wording says whether the failure is about us (spam, policy,
-blocklists, authentication) or about the reader (user unknown, mailbox full); and wording
-about us downgrades even a specific hard code (a server that writes 5.2.1 for "receiving
-mail at a rate that prevents additional messages"). Wording never makes anything hard.
+The server's wording can only take evidence away from the reader, never make anything hard:
+wording about us (spam, policy, blocklists, authentication, rate limits, our sender) makes
+any failure one about us, even under a hard code (a server that writes 5.2.1 for "receiving
+mail at a rate that prevents additional messages"); wording about the reader (user unknown,
+invalid recipient) counts only under a generic code of the protocol, content or policy
+subjects (a 5.5.0 "invalid recipient" is a soft bounce of the reader's, not ours). A code
+of ``X.0.0`` or a bare reply code without such wording is a soft bounce of the reader's.
 """
 
 from __future__ import annotations
