@@ -88,12 +88,14 @@ class _BodyCanon:
     body) and ends with one is canonicalized the same alone as in any context.
     """
 
-    __slots__ = ("algorithm", "relaxed", "strip")
+    __slots__ = ("_ends", "algorithm", "relaxed", "strip")
 
     def __init__(self, name: str) -> None:
         self.relaxed = name == "relaxed"
         self.algorithm = Relaxed if self.relaxed else Simple
         self.strip = b" \t\r\n" if self.relaxed else b"\r\n"
+        # end()'s results: a template's body ends the same way in every message.
+        self._ends: dict[tuple[bytes, bool], bytes] = {}
 
     def middle(self, data: bytes) -> bytes:
         """Canonical form of ``data``, which follows a regular byte (or starts the body) and
@@ -107,11 +109,17 @@ class _BodyCanon:
     def end(self, pending: bytes, emitted: bool) -> bytes:
         """Canonical form of the body's last bytes ``pending`` (no regular byte among them);
         ``emitted``: whether a regular byte came before them."""
-        if b"\n" in pending:
-            pending = _BARE_LF.sub(b"\r\n", pending)
+        found = self._ends.get((pending, emitted))
+        if found is not None:
+            return found
+        data = _BARE_LF.sub(b"\r\n", pending) if b"\n" in pending else pending
         if emitted:
-            return self.algorithm.canonicalize_body(b"x" + pending)[1:]
-        return self.algorithm.canonicalize_body(pending)
+            found = self.algorithm.canonicalize_body(b"x" + data)[1:]
+        else:
+            found = self.algorithm.canonicalize_body(data)
+        if len(self._ends) < _CACHE_MAX:
+            self._ends[pending, emitted] = found
+        return found
 
     def feed(self, h: hashlib._Hash, pending: bytes, data: bytes) -> tuple[bytes, bool]:
         """Hash what ``pending + data`` settles; returns (the new pending bytes, whether a
@@ -265,7 +273,7 @@ class DkimSigner:
                     cache[name, value] = line
             lines.append(line)
         signed = b"".join(lines)
-        stamp = str(int(time.time()) if timestamp is None else timestamp).encode("ascii")
+        stamp = b"%d" % (int(time.time()) if timestamp is None else timestamp)
         # The tags after t=, the same for every key; before them, each key's own.
         rest = b"; h=" + b" : ".join(include) + b"; bh=" + base64.b64encode(body_hash) + b"; b="
         out = []
