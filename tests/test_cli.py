@@ -6,7 +6,7 @@ import email
 import email.policy
 import json
 import mailbox
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -111,19 +111,25 @@ def test_stories_of_earlier_editions_are_not_repeated(project: Path, seed_page: 
     settings = load_settings(project)
     from digest.models import Edition
 
+    def went_out(edition: Edition) -> None:  # what readers received counts as carried
+        with open_store(settings.database_url) as store:
+            record = store.record_edition(edition)
+            assert store.publish_edition(record.id, message_id_domain="news.example.org",
+                                         now=datetime.now(UTC)) == 1
+
     with open_store(settings.database_url) as store:
-        edition = Edition.from_json(first)
-        trimmed = Edition(edition.list_name, edition.date - timedelta(days=1), edition.subject,
-                          edition.preheader, edition.lead, edition.sections[:2])
-        store.record_edition(trimmed)
+        store.add_subscriber("daily", "ana@example.org")
+    edition = Edition.from_json(first)
+    trimmed = Edition(edition.list_name, edition.date - timedelta(days=1), edition.subject,
+                      edition.preheader, edition.lead, edition.sections[:2])
+    went_out(trimmed)
     second = json.loads(run(*args)[1])
     names = [sec["name"] for sec in second["sections"]]
     assert "World" not in names and "Business" not in names
     assert second["lead"]["headline"] != first["lead"]["headline"]
     assert second["excluded"]["already sent"] == 1 + 1 + 3
 
-    with open_store(settings.database_url) as store:
-        store.record_edition(edition)  # the rest was carried too
+    went_out(edition)  # the rest was carried too (and is today's stored edition)
     code, out, err = run(*args[:-2], "--as-of", "2025-08-25T12:00")
     assert code == 1 and out == ""
     assert "nothing new" in err and "--force" in err

@@ -35,7 +35,7 @@ def test_record_is_idempotent_per_list_and_day(store: Store) -> None:
     again = store.record_edition(_edition(subject="Another subject"))
     assert again.id == first.id
     assert again.subject == "Vote tonight"
-    assert (first.list_name, first.date, first.seq, first.status) == ("daily", DAY, 1, "built")
+    assert (first.list_name, first.date, first.seq, first.status) == ("daily", DAY, 1, "draft")
 
     forced = store.record_edition(_edition(subject="Forced"), forced=True)
 
@@ -56,16 +56,23 @@ def test_payload_rebuilds_the_edition(store: Store) -> None:
     assert stored.edition() == edition
 
 
-def test_carried_story_keys_cover_ids_urls_and_headlines(store: Store) -> None:
+def test_carried_story_keys_cover_ids_urls_and_headlines_of_published_editions(
+        store: Store) -> None:
     assert store.carried_story_keys("daily") == set()
-    store.record_edition(_edition())
-    store.record_edition(Edition(list_name="weekly", date=DAY, subject="W", preheader="",
-                                 lead=Story(id="weekly-only", section="X", headline="Other"),
-                                 sections=()))
+    draft = store.record_edition(_edition())
+    weekly = store.record_edition(Edition(
+        list_name="weekly", date=DAY, subject="W", preheader="",
+        lead=Story(id="weekly-only", section="X", headline="Other"), sections=()))
+    expected = {"https://news.test/vote", "h:vote tonight ça va", "sha1:abc", "h:summit opens"}
+    # A draft reached no reader: its stories stay eligible, unless asked for (build --next).
+    assert store.carried_story_keys("daily") == set()
+    assert store.carried_story_keys("daily", including=[draft.id]) == expected
+    store.add_subscriber("daily", "ann@example.org")
+    store.add_subscriber("weekly", "ann@example.org")
+    store.publish_edition(draft.id, message_id_domain="news.test", now=datetime.now(UTC))
+    store.publish_edition(weekly.id, message_id_domain="news.test", now=datetime.now(UTC))
     keys = store.carried_story_keys("daily")
-    assert keys == {
-        "https://news.test/vote", "h:vote tonight ça va", "sha1:abc", "h:summit opens",
-    }
+    assert keys == expected
     assert "weekly-only" not in keys
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -70,8 +70,9 @@ def _resolve_source(src: str) -> str:
 
 async def build_edition(settings: Settings, lst: ListSettings, *, store: object | None,
                         source_override: list[str] | None = None, as_of: datetime | None = None,
-                        force: bool = False) -> BuildOutcome:
-    """Gather the sources and assemble the edition, leaving out what earlier editions carried.
+                        force: bool = False, also_carried: Collection[int] = ()) -> BuildOutcome:
+    """Gather the sources and assemble the edition, leaving out what earlier editions carried
+    (published ones, and the stored editions ``also_carried`` names: ``--next``).
 
     :raises EmptyEditionError: nothing new (unless ``force``), or no stories at all.
     :raises SourceError: every source was unreadable (the message lists them).
@@ -84,7 +85,8 @@ async def build_edition(settings: Settings, lst: ListSettings, *, store: object 
                           + " ".join(result.errors))
     carried: set[str] = set()
     if store is not None:
-        carried = store.carried_story_keys(lst.name)  # type: ignore[attr-defined]
+        carried = store.carried_story_keys(  # type: ignore[attr-defined]
+            lst.name, including=also_carried)
     edition = assemble_edition(
         result.stories,
         list_settings=lst,

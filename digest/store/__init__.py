@@ -13,12 +13,18 @@ from .editions import EditionRecord, EditionsMixin
 from .engine import create_engine, guarded
 from .importer import ImportMixin, ImportReport, RejectedRow
 from .ledger import Claim, LedgerMixin
+from .lifecycle import EDITION_STATUSES, PENDING, PUBLISHED, UNPUBLISHED, EditionEvent
 from .migrate import upgrade
 from .subscribers import InvalidSubscriberError, Membership, SubscribersMixin
 
 __all__ = [
+    "EDITION_STATUSES",
+    "PENDING",
+    "PUBLISHED",
+    "UNPUBLISHED",
     "Claim",
     "DeliveryRef",
+    "EditionEvent",
     "EditionRecord",
     "ImportReport",
     "InvalidSubscriberError",
