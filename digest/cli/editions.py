@@ -67,8 +67,14 @@ def list_(config_path: str | None, list_name: str | None, limit: int, as_json: b
         console.print("No editions are stored yet" + (f" for list {list_name}" if list_name
                                                       else "") + ".", highlight=False)
         return
-    table = Table("ID", "List", "Date", "Status", "Subject", "Sent", "Failed", "Expired",
-                  "Waiting")
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("ID", "List", "Date", "Status"):
+        table.add_column(name, no_wrap=True, min_width=len(name))
+    # What the other columns need (ids, names, dates, counts): the subject gets the rest.
+    table.add_column("Subject", no_wrap=True, overflow="ellipsis",
+                     max_width=max(12, console.width - 66))
+    for name in ("Sent", "Failed", "Expired", "Waiting"):
+        table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
     for r in records:
         rows = counts.get(r.id, {})
         table.add_row(str(r.id), escape(r.list_name), r.date.isoformat(), r.status,
@@ -149,7 +155,7 @@ def _print_show(record: Any, data: dict[str, Any],
     elif record.published_at is None:
         out("Delivery: not published yet.", highlight=False, markup=False)
     if data["preview_url"]:
-        out(f"Preview: {data['preview_url']}", highlight=False, markup=False)
+        out(f"Preview: {data['preview_url']}", highlight=False, markup=False, soft_wrap=True)
     table = Table("When", "Move", "By", "Why", title="History")
     for e in data["events"]:
         move = e["to"] if e["from"] is None else (

@@ -137,7 +137,7 @@ def run_due(settings: Settings, list_name: str, *, store: Store, lock: Lock,
         until = (f"; trying again every minute until "
                  f"{slot.closes.astimezone(lst.timezone):%Y-%m-%d %H:%M %Z}" if slot else "")
         if run.memory.problem(lst.name, str(exc)):
-            log.warning("edition list=%s delayed: %s%s", lst.name, exc, until)
+            log.warning("edition list=%s delayed: %s%s", lst.name, str(exc).rstrip("."), until)
         return DueOutcome(lst.name, "delayed", str(exc))
     if outcome.action not in ("idle", "waiting", "awaiting-approval", "delayed"):
         run.memory.problems.pop(lst.name, None)
