@@ -7,10 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from test_config import MINIMAL, write
 
 from digest.config import load_settings
 from digest.errors import ConfigError
-from test_config import MINIMAL, write
 
 
 def test_defaults_send_without_review_within_three_hours(tmp_path: Path, repo: Path) -> None:

@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+from smtp_servers import ServerInfo, smtp_server
 
 from digest import pipeline
 from digest.config import Settings, load_settings
 from digest.pipeline.scheduled import DueMemory
 from digest.store import Store, open_store
-from smtp_servers import ServerInfo, smtp_server
 
 pytest_plugins = ["store_backends"]
 
@@ -287,7 +286,7 @@ async def test_a_partial_build_is_held_until_approved(tmp_path: Path, repo: Path
             outcome = await sched.run(at(7))
             assert outcome.action == "held"
             assert "gone.rss" in outcome.message
-            ((to, notice),) = mails(srv)
+            ((_, notice),) = mails(srv)
             assert notice["Subject"].startswith("[Held] Morning Briefing, 2026-03-02")
             body = notice.get_content()
             assert "gone.rss" in body and "Warnings:" in body and "editions approve" in body
@@ -367,7 +366,7 @@ async def test_unreadable_sources_or_database_delay_and_a_never_built_edition_is
             record = store.get_edition(outcome.edition_id)
             assert (record.status, record.has_stories, record.date) == ("missed", False,
                                                                         MONDAY)
-            ((to, notice),) = mails(srv)
+            ((_, notice),) = mails(srv)
             assert notice["Subject"] == "[Missed] Morning Briefing, 2026-03-02"
             # A scheduler that was not running during a slot says nothing about it.
             tuesday = at(11, day=MONDAY + timedelta(days=1))

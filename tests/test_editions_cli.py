@@ -8,10 +8,11 @@ import mailbox
 from pathlib import Path
 
 import pytest
+from test_cli import AS_OF, make_project, run
 
 from digest.config import load_settings
 from digest.store import open_store
-from test_cli import AS_OF, make_project, run
+
 
 @pytest.fixture
 def project(tmp_path: Path, repo: Path) -> Path:
@@ -171,7 +172,7 @@ def test_send_respects_holds_and_review_unless_forced(project: Path) -> None:
                          "--editor", "ana")
     assert code == 0 and "was delivered" in out, err
     with open_store(settings.database_url) as store:
-        event = [e for e in store.edition_events(record.id) if e.new_status == "sending"][0]
+        event = next(e for e in store.edition_events(record.id) if e.new_status == "sending")
         assert (event.old_status, event.actor) == ("held", "editor:ana")
         assert event.detail is not None and event.detail["forced"] is True
     code, out, err = run("send", "--config", str(project), "--as-of", AS_OF)

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
+from test_cli import make_project
+from test_edition import make_list
 
 from digest import pipeline
 from digest.cli import main
@@ -24,8 +26,6 @@ from digest.schedule import (
     make_scheduler,
     planned_jobs,
 )
-from test_cli import make_project
-from test_edition import make_list
 
 ZONES = ("Europe/London", "Europe/Berlin", "America/New_York", "America/Los_Angeles",
          "Australia/Sydney", "Asia/Seoul")

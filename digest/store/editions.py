@@ -105,7 +105,7 @@ class EditionsMixin(LifecycleMixin, Database):
         """Story ids, urls and ``"h:" + normalised headline`` of every published edition
         (a draft, cancelled or missed edition reached no reader), plus those of the editions
         in ``including`` whatever their status (``build --next``: today's stored edition)."""
-        counted = editions.c.published_at.is_not(None)
+        counted: sa.ColumnElement[bool] = editions.c.published_at.is_not(None)
         if including:
             counted = sa.or_(counted, editions.c.id.in_(sorted(including)))
         query = (sa.select(edition_stories.c.story_id, edition_stories.c.url,
@@ -195,8 +195,8 @@ class EditionsMixin(LifecycleMixin, Database):
                 sa.select(editions.c.id, editions.c.seq, editions.c.status)
                 .where(editions.c.list_id == lid, editions.c.date == edition.date)
                 .order_by(editions.c.seq.desc()).limit(1)).first()
-            live = newest is not None and newest.status not in ("cancelled", "missed")
-            if live and not forced:
+            if newest is not None and newest.status not in ("cancelled", "missed") \
+                    and not forced:
                 edition_id = newest.id
                 logged = []
             else:
