@@ -180,8 +180,7 @@ def test_send_respects_holds_and_review_unless_forced(project: Path) -> None:
 
 
 def test_review_required_list_sends_only_an_approved_edition(project: Path) -> None:
-    _config(project, 'send_time = "07:00"', 'send_time = "07:00"\nreview = "required"\n'
-            'review_to = ["desk@example.org"]')
+    _config(project, 'review = "off"', 'review = "required"\nreview_to = ["desk@example.org"]')
     run("draft", "--config", str(project), "--as-of", AS_OF)
     code, out, err = run("send", "--config", str(project), "--as-of", AS_OF)
     assert code == 1 and "needs review: approve edition" in err
