@@ -16,7 +16,7 @@ from digest.errors import StoreError
 from digest.models import Edition, normalise_headline
 
 from .engine import Database, guarded
-from .lifecycle import LifecycleMixin
+from .publishing import PublishingMixin
 from .schema import NON_TERMINAL, deliveries, edition_stories, editions, lists
 
 __all__ = ["EditionRecord", "EditionsMixin", "edition_from_payload", "edition_payload"]
@@ -81,7 +81,7 @@ def list_id(conn: Connection, name: str, *, create: bool = False,
         name=name, title=title or name, created_at=datetime.now(UTC))).inserted_primary_key[0])
 
 
-class EditionsMixin(LifecycleMixin, Database):
+class EditionsMixin(PublishingMixin, Database):
     """Store methods for lists and editions."""
 
     @guarded

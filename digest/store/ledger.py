@@ -1,7 +1,7 @@
 """The delivery ledger: one row per (edition, subscriber), claimed by workers, ended once.
 
-Rows are created when an edition is published (:meth:`LifecycleMixin.publish_edition` in
-``lifecycle.py``, which moves the edition to "sending" in the same transaction).
+Rows are created when an edition is published (:meth:`PublishingMixin.publish_edition` in
+``publishing.py``, which moves the edition to "sending" in the same transaction).
 
 States: queued -> sending -> sent | failed | expired, or skipped at claim time when the
 address unsubscribed, bounced, complained or was suppressed after the edition was published.
