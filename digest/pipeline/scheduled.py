@@ -260,13 +260,16 @@ async def _tell(run: _Run, kind: str, slot: Slot, record: EditionRecord,
                 reason: str | None) -> None:
     """Mail a held or missed notice; a failure is logged once and retried on a later run
     (the notice's event is what says it went out)."""
+    key = f"{run.lst.name}:{kind}-notice"
     try:
         await notify_editors(run.settings, run.lst, run.store, kind=kind, slot=slot,
                              record=record, reason=reason)
     except DigestError as exc:
-        if run.memory.problem(f"{run.lst.name}:{kind}-notice", str(exc)):
+        if run.memory.problem(key, str(exc)):
             log.warning("edition %d list=%s: the editors could not be told it is %s: %s",
                         record.id, run.lst.name, kind, exc)
+    else:
+        run.memory.problems.pop(key, None)
 
 
 def _missed_reason(run: _Run, record: EditionRecord | None) -> str:
