@@ -19,6 +19,7 @@ Nothing here does I/O; keys are plain strings, at most :data:`KEY_MAX` character
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from w3lib.url import canonicalize_url
@@ -66,6 +67,7 @@ def _is_tracking(name: str) -> bool:
     return folded in TRACKING_PARAMETERS or folded.startswith(TRACKING_PREFIXES)
 
 
+@lru_cache(maxsize=8192)  # an edition asks about each story's link several times
 def link_key(url: str | None) -> str | None:
     """The normalised form of an absolute http(s) link, as ``"u:" + host/path?query``.
 

@@ -128,7 +128,7 @@ def test_two_days_of_sends_carry_exactly_what_readers_received(tmp_path: Path,
     # spelling; what the budget dropped comes back; the recurring title with a new link too.
     assert headlines == {r.headline for r in dropped} | {"Letters to the Editor",
                                                          "A new story today"}
-    html = _html_by_reader(box, [k for k in box.keys() if k not in day1_keys])
+    html = _html_by_reader(box, [k for k in box.iterkeys() if k not in day1_keys])
     for r in dropped:
         assert r.headline in html["all@example.org"]
 
@@ -158,3 +158,19 @@ def test_the_sample_lists_next_edition_does_not_lead_with_a_stale_teaser(
 
     lead = json.loads(out)["lead"]
     assert lead["headline"].startswith("South Korean President")  # the page's own lead
+
+
+def test_repeat_window_is_a_list_setting(tmp_path: Path, repo: Path) -> None:
+    from datetime import timedelta
+
+    project = make_project(tmp_path, repo, sample_max_age=True)
+    settings = load_settings(project)
+    daily, weekend = settings.get_list("daily"), settings.get_list("weekend")
+    assert (daily.max_age, daily.repeat_window) == (timedelta(days=7), timedelta(days=7))
+    assert weekend.repeat_window == timedelta(days=7)  # the default
+    text = project.read_text(encoding="utf-8").replace('repeat_window = "7d"',
+                                                       'repeat_window = "a fortnight"')
+    project.write_text(text, encoding="utf-8")
+    code, _, err = run("build", "--config", str(project))
+    assert code == 2
+    assert "lists.daily.repeat_window" in err and "a fortnight" in err
