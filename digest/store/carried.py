@@ -18,9 +18,10 @@ from collections import Counter
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from digest.identity import guid_key, headline_key, link_key
 from digest.models import CarriedStory, Edition, RepeatKeys
@@ -33,6 +34,7 @@ __all__ = ["CarriedMixin", "StoryRecord", "story_rows"]
 #: Delivery states in which a reader did not get the edition.
 _NOT_RECEIVED = ("failed", "expired", "skipped")
 _CHUNK = 400  # keys per IN (...): far below every backend's limit on bound parameters
+_K = TypeVar("_K", str, int)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ def story_rows(edition_id: int, edition: Edition) -> list[dict[str, Any]]:
     } for i, story in enumerate(edition.stories)]
 
 
-def _chunks(keys: Collection[str]) -> Iterator[list[str]]:
+def _chunks(keys: Collection[_K]) -> Iterator[list[_K]]:
     ordered = sorted(keys)
     for start in range(0, len(ordered), _CHUNK):
         yield ordered[start:start + _CHUNK]
@@ -75,19 +77,19 @@ def _variants(value: Any) -> tuple[tuple[str, ...], ...]:
 class CarriedMixin(Database):
     """Store methods for what editions carried."""
 
-    def _received(self, list_name: str) -> sa.Select[Any]:
-        """Rows of stories that readers of ``list_name`` received (see the module docstring)."""
+    @staticmethod
+    def _received_editions(conn: Connection, list_name: str, ids: Collection[int],
+                           since: date | None) -> set[int]:
+        """Which of editions ``ids`` readers of ``list_name`` received (module docstring)."""
         delivered = (sa.select(sa.literal(1)).where(
             deliveries.c.edition_id == editions.c.id,
             deliveries.c.status.not_in(_NOT_RECEIVED)).exists())
-        return (sa.select(edition_stories.c.link_key, edition_stories.c.guid_key,
-                          edition_stories.c.headline_key)
-                .join(editions, editions.c.id == edition_stories.c.edition_id)
-                .join(lists, lists.c.id == editions.c.list_id)
-                .where(lists.c.name == list_name, editions.c.published_at.is_not(None),
-                       sa.or_(edition_stories.c.carried.is_(True),
-                              edition_stories.c.carried.is_(None)),
-                       delivered))
+        query = (sa.select(editions.c.id).join(lists, lists.c.id == editions.c.list_id)
+                 .where(editions.c.id.in_(sorted(ids)), lists.c.name == list_name,
+                        editions.c.published_at.is_not(None), delivered))
+        if since is not None:
+            query = query.where(editions.c.date >= since)
+        return set(conn.execute(query).scalars())
 
     @guarded
     def carried_keys(self, list_name: str, keys: RepeatKeys, *,
@@ -95,23 +97,37 @@ class CarriedMixin(Database):
         """Which of ``keys`` stories that readers of ``list_name`` received had.
 
         Identity keys count whenever the edition went out; headline keys only for editions
-        dated ``headlines_since`` or later (the list's ``repeat_window``).
+        dated ``headlines_since`` or later (the list's ``repeat_window``). Rows are looked up
+        by their (indexed) keys first and their editions checked after, so the cost follows
+        the number of keys asked about rather than the length of the list's history.
         """
+        not_undone = sa.or_(edition_stories.c.carried.is_(True),
+                            edition_stories.c.carried.is_(None))
         found_ids: set[str] = set()
         found_heads: set[str] = set()
+        stripped = {k[2:]: k for k in keys.headlines}
         with self.read() as conn:
+            hits: list[tuple[int, tuple[str, ...], date | None]] = []
             for chunk in _chunks(keys.identities):
-                query = self._received(list_name).where(sa.or_(
-                    edition_stories.c.link_key.in_(chunk),
-                    edition_stories.c.guid_key.in_(chunk)))
-                for link, guid, _ in conn.execute(query):
-                    found_ids.update(k for k in (link, guid) if k in keys.identities)
-            stripped = {k[2:]: k for k in keys.headlines}
+                query = (sa.select(edition_stories.c.edition_id, edition_stories.c.link_key,
+                                   edition_stories.c.guid_key)
+                         .where(not_undone, sa.or_(edition_stories.c.link_key.in_(chunk),
+                                                   edition_stories.c.guid_key.in_(chunk))))
+                hits.extend((eid, tuple(k for k in (link, guid) if k in keys.identities), None)
+                            for eid, link, guid in conn.execute(query))
             for chunk in _chunks(stripped):
-                query = self._received(list_name).where(
-                    edition_stories.c.headline_key.in_(chunk),
-                    editions.c.date >= headlines_since)
-                found_heads.update(stripped[head] for _, _, head in conn.execute(query))
+                query = (sa.select(edition_stories.c.edition_id, edition_stories.c.headline_key)
+                         .where(not_undone, edition_stories.c.headline_key.in_(chunk)))
+                hits.extend((row.edition_id, (stripped[row.headline_key],), headlines_since)
+                            for row in conn.execute(query))
+            for since in {since for _, _, since in hits}:
+                ids = {eid for eid, _, when in hits if when == since}
+                received: set[int] = set()
+                for some in _chunks(ids):
+                    received |= self._received_editions(conn, list_name, some, since)
+                for eid, found, when in hits:
+                    if when == since and eid in received:
+                        (found_ids if since is None else found_heads).update(found)
         return RepeatKeys(frozenset(found_ids), frozenset(found_heads))
 
     @guarded
