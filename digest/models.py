@@ -178,6 +178,10 @@ class EditionSection:
 class Edition:
     """One list's edition for one day: subject, preheader, the lead and the sections.
 
+    ``subject`` and ``preheader`` are the list's patterns filled for the whole edition (the
+    archive and the store show them); each section variant fills its own from what it shows
+    (:mod:`digest.patterns`).
+
     ``excluded`` counts stories left out and why (``"already sent"``, ``"duplicate"``,
     ``"too old"``, ``"over the per-section limit"``) so a report can say so.
     """

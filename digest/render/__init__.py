@@ -3,7 +3,9 @@
 Rendering and CSS inlining cost tens of milliseconds, so they run once per edition and
 section variant (:meth:`Renderer.variant`, cached); a subscriber's email is then only
 string joins (:meth:`RenderedVariant.fill`). :func:`render_full` is the slow reference that
-renders everything per subscriber; tests prove both give the same output.
+renders everything per subscriber; tests prove both give the same output. Each variant keeps
+the HTML under the size budget by dropping teasers (reported in ``RenderedVariant.dropped``)
+and fills its own subject and preheader from the teasers it keeps.
 
 Relative ages ("3 hours ago") are measured from the edition's scheduled send time (its date
 at the list's ``send_time``) or the newest story in it, whichever is later, unless the
