@@ -146,10 +146,10 @@ def build_context(*, edition: Edition, site: SiteSettings, lst: ListSettings,
                   web_base_url: str, slots: dict[str, str], greeting_text: str) -> dict[str, Any]:
     """The variables for ``email/edition.html`` and ``email/edition.txt``.
 
+    ``subject`` and ``preheader`` are this variant's (:func:`variant_subject_preheader`).
+
     :param sections: the section names to show (the lead is always shown).
     :param dropped: ids of teasers the size budget removed.
-
-    ``subject`` and ``preheader`` are this variant's (:func:`variant_subject_preheader`).
     :param slots: per-subscriber values (or slot markers) for the HTML template.
     :param greeting_text: the greeting (or its marker) for the text template.
     """
