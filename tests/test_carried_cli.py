@@ -86,6 +86,10 @@ def test_two_days_of_sends_carry_exactly_what_readers_received(tmp_path: Path,
     day1 = _feed(tmp_path / "day1.rss", https=False, day=2, extra=[
         ("Letters to the Editor", "http://news.test/letters/1", "Opinion")])
     code, out, err = run("send", "--config", str(project), "--source", str(day1),
+                         "--as-of", "2026-03-02T07:00", "--dry-run")
+    assert code == 0, err
+    assert "from the all-sections variant (1 reader(s))" in err  # a dry run says so too
+    code, out, err = run("send", "--config", str(project), "--source", str(day1),
                          "--as-of", "2026-03-02T07:00")
     assert code == 0, err
     assert "was delivered" in out
