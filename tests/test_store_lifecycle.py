@@ -89,7 +89,9 @@ def test_publishing_moves_to_sending_and_the_last_row_to_sent(store: Store) -> N
         store.set_edition_status(record.id, "held", actor="editor:ana")
     with pytest.raises(EditionStateError, match="is being delivered"):
         store.set_edition_status(record.id, "cancelled", actor="editor:ana")
-    assert store.edition_audience(record.id) == {("World",): 2}
+    assert store.edition_audience(record.id) == [(frozenset({"World"}), 2)]
+    store.add_subscriber("daily", "cid@example.org")
+    assert store.eligible_audience("daily") == [(None, 1), (frozenset({"World"}), 2)]
     claims = store.claim_deliveries(record.id, worker_id="w", limit=10, now=NOW,
                                     lease=timedelta(minutes=1))
     store.mark_sent(claims[0].delivery_id, response="250", now=NOW)

@@ -99,6 +99,7 @@ def show(config_path: str | None, edition_id: int, as_json: bool) -> None:
         summary = store.delivery_summary(edition_id)
         reasons = store.delivery_reasons(edition_id)
         events = store.edition_events(edition_id)
+        stories = store.edition_story_records(edition_id)
         variants = (pipeline.variant_audience(settings, lst, store, record)
                     if lst is not None and record.has_stories else [])
     preview = (pipeline.draft_preview_url(settings, record)
@@ -110,6 +111,9 @@ def show(config_path: str | None, edition_id: int, as_json: bool) -> None:
         "published_at": record.published_at.isoformat() if record.published_at else None,
         "edition": record.payload,
         "variants": [{"sections": list(s), "readers": n} for s, n in variants],
+        "stories": [{"position": r.position, "id": r.story_id, "section": r.section,
+                     "headline": r.headline, "carried": r.carried,
+                     "dropped_from": [list(v) for v in r.dropped_from]} for r in stories],
         "deliveries": summary, "reasons": reasons, "preview_url": preview,
         "events": [{"at": e.created_at.isoformat(), "from": e.old_status, "to": e.new_status,
                     "actor": e.actor, "cause": e.cause, "detail": e.detail} for e in events],
@@ -137,6 +141,10 @@ def _print_show(record: Any, data: dict[str, Any],
             out(f"{sec.name}:", highlight=False, markup=False)
             for story in sec.teasers:
                 out(f"  - {story.headline}", highlight=False, markup=False)
+    dropped = [r for r in data["stories"] if r["dropped_from"]]
+    for r in dropped:
+        out(f"Dropped by the size budget from {len(r['dropped_from'])} variant(s): "
+            f"{r['section']}: {r['headline']}", highlight=False, markup=False)
     if variants:
         table = Table("Variant (sections shown)", "Readers", title="Variants")
         for sections, n in variants:

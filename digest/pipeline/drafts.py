@@ -122,10 +122,11 @@ def variant_audience(settings: Settings, lst: ListSettings, store: Store,
     edition = record.edition()
     renderer = MessageFactory(settings, lst, edition).renderer
     order = {name: i for i, name in enumerate(edition.section_names)}
+    audience = (store.edition_audience(record.id) if record.published
+                else store.eligible_audience(lst.name))
     counts: dict[tuple[str, ...], int] = {}
-    for chosen, n in store.edition_audience(record.id).items():
-        sections = renderer.effective_sections(
-            edition, frozenset(chosen) if chosen is not None else None)
+    for chosen, n in audience:
+        sections = renderer.effective_sections(edition, chosen)
         key = tuple(sorted(sections, key=order.__getitem__))
         counts[key] = counts.get(key, 0) + n
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))

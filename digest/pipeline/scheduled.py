@@ -195,6 +195,8 @@ async def _act(run: _Run, slot: Slot) -> DueOutcome:
                                    as_of=run.as_of(slot))
     if outcome.status == "no-recipients":
         raise _Delay(outcome.message)
+    for line in outcome.warnings:  # teasers the size budget dropped, per variant
+        log.warning("edition %d list=%s %s", record.id, lst.name, line)
     report = outcome.report
     if report is not None:
         log.info("edition %d list=%s delivered: sent=%d failed=%d waiting=%d skipped=%d",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Self
 
 from .bounces import BouncesMixin, DeliveryRef
+from .carried import CarriedMixin, StoryRecord
 from .editions import EditionRecord, EditionsMixin
 from .engine import create_engine, guarded
 from .importer import ImportMixin, ImportReport, RejectedRow
@@ -31,11 +32,13 @@ __all__ = [
     "Membership",
     "RejectedRow",
     "Store",
+    "StoryRecord",
     "open_store",
 ]
 
 
-class Store(ImportMixin, SubscribersMixin, EditionsMixin, LedgerMixin, BouncesMixin):
+class Store(ImportMixin, SubscribersMixin, EditionsMixin, CarriedMixin, LedgerMixin,
+            BouncesMixin):
     """Everything digest keeps in its database, behind short transactions."""
 
     def __enter__(self) -> Self:

@@ -168,30 +168,24 @@ class PublishingMixin(LifecycleMixin):
 
 
     @guarded
-    def edition_audience(self, edition_id: int) -> dict[tuple[str, ...] | None, int]:
-        """How many readers chose each set of sections (a sorted tuple; None: every section):
-        the edition's ledger rows once published, else the list's eligible members now."""
+    def eligible_audience(self, list_name: str) -> list[tuple[frozenset[str] | None, int]]:
+        """The section preferences of the list's eligible members now (active, not
+        suppressed: whom an edition published now would go to), with how many have each;
+        None stands for "every section". The shape of ``edition_audience``, which answers
+        the same for a published edition's recipients."""
+        query = (sa.select(memberships.c.sections)
+                 .join(lists, lists.c.id == memberships.c.list_id)
+                 .join(subscribers, subscribers.c.id == memberships.c.subscriber_id)
+                 .where(lists.c.name == list_name, memberships.c.status == ACTIVE,
+                        ~sa.select(suppressions.c.id)
+                        .where(suppressions.c.email_key == subscribers.c.email_key).exists()))
+        counts: dict[frozenset[str] | None, int] = {}
         with self.read() as conn:
-            ed = conn.execute(sa.select(editions.c.list_id, editions.c.published_at)
-                              .where(editions.c.id == edition_id)).first()
-            if ed is None:
-                raise StoreError(f"The store has no edition {edition_id}; check the edition id.")
-            query = sa.select(memberships.c.sections).where(memberships.c.list_id == ed.list_id)
-            if ed.published_at is not None:
-                query = query.join(deliveries, sa.and_(
-                    deliveries.c.subscriber_id == memberships.c.subscriber_id,
-                    deliveries.c.edition_id == edition_id))
-            else:
-                query = (query.join(subscribers,
-                                    subscribers.c.id == memberships.c.subscriber_id)
-                         .where(memberships.c.status == ACTIVE, ~sa.select(suppressions.c.id)
-                                .where(suppressions.c.email_key == subscribers.c.email_key)
-                                .exists()))
-            out: dict[tuple[str, ...] | None, int] = {}
             for (sections,) in conn.execute(query):
-                key = tuple(sorted(sections)) if sections is not None else None
-                out[key] = out.get(key, 0) + 1
-        return out
+                key = frozenset(sections) if sections is not None else None
+                counts[key] = counts.get(key, 0) + 1
+        return sorted(counts.items(), key=lambda item: (item[0] is not None,
+                                                        sorted(item[0] or ())))
 
 
 def _publish_refusal(edition_id: int, status: str) -> EditionStateError:

@@ -6,7 +6,7 @@ sent; "published" with no ledger row at all (no recipients were found) -> draft 
 ``published_at`` cleared, since nothing went out. Each edition gets one event saying so.
 
 Revision ID: 0005_lifecycle
-Revises: 0004
+Revises: 0005_carried
 Create Date: 2026-11-30
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_lifecycle"
-down_revision = "0004"
+down_revision = "0005_carried"
 branch_labels = None
 depends_on = None
 
@@ -35,6 +35,11 @@ def upgrade() -> None:
         "ELSE 'sent' END "
         "WHERE published_at IS NOT NULL AND EXISTS "
         "(SELECT 1 FROM deliveries d WHERE d.edition_id = editions.id)")
+    # Their stories were marked carried by 0005_carried (it went by published_at): undo that.
+    op.execute(
+        "UPDATE edition_stories SET carried = NULL, shown_in = NULL, dropped_from = NULL "
+        "WHERE edition_id IN (SELECT e.id FROM editions e WHERE e.published_at IS NOT NULL "
+        "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.edition_id = e.id))")
     op.execute(
         "UPDATE editions SET published_at = NULL, status = 'draft' "
         "WHERE published_at IS NOT NULL AND NOT EXISTS "
