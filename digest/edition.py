@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from digest.config import ListSettings
 from digest.errors import ConfigError, EmptyEditionError
+from digest.i18n import LocalDate, weekday_name
 from digest.models import Edition, EditionSection, SkippedItem, Story, normalise_headline
 
 __all__ = ["assemble_edition", "story_keys"]
@@ -144,8 +145,9 @@ def _pattern_fields(lead: Story, sections: tuple[EditionSection, ...], lst: List
         "lead_section": lead.section,
         "title": lst.title,
         "site": site_name,
-        "date": day,
-        "weekday": day.strftime("%A"),  # type: ignore[attr-defined]
+        # Day and month names in the list's language ({weekday}, {date:%A %d %B}).
+        "date": LocalDate.of(day, lst.language),  # type: ignore[arg-type]
+        "weekday": weekday_name(day, lst.language),  # type: ignore[arg-type]
         "teaser_headlines": " · ".join(s.headline for s in teasers[:3]) or lead.headline,
         "story_count": 1 + len(teasers),
     }

@@ -73,10 +73,12 @@ def clean_name(name: str | None) -> str | None:
     return name or None
 
 
-def greeting_for(name: str | None) -> str:
-    """``Hi Ana,`` for a subscriber with a name, ``Hello,`` for one without."""
+def greeting_for(name: str | None, named: str = "Hi %(name)s,",
+                 anonymous: str = "Hello,") -> str:
+    """``Hi Ana,`` for a subscriber with a name, ``Hello,`` for one without; ``named`` and
+    ``anonymous`` are those two in the list's language (translated once per variant)."""
     cleaned = clean_name(name)
-    return f"Hi {cleaned}," if cleaned else "Hello,"
+    return named % {"name": cleaned} if cleaned else anonymous
 
 
 def normalise_url(url: str, *, slot: str = "url") -> str:
@@ -107,8 +109,11 @@ class RenderedVariant:
 
     ``html_segments`` and ``html_slots`` alternate: segment, slot, segment, ... so
     ``len(html_segments) == len(html_slots) + 1``; the same holds for the text part.
-    ``html_size`` is the HTML part as transmitted (quoted-printable, CRLF) with the markers
-    in place; per-subscriber values are covered by a reserve kept in the budget.
+    ``html_size`` is the HTML part as transmitted (in ``html_encoding``, CRLF) with the
+    markers in place; per-subscriber values are covered by a reserve kept in the budget.
+    ``greetings`` are the named and anonymous greetings in the list's language;
+    ``html_encoding`` and ``text_encoding`` the parts' Content-Transfer-Encodings
+    (``quoted-printable`` or ``base64``, whichever is smaller).
     """
 
     sections: frozenset[str]
@@ -119,6 +124,9 @@ class RenderedVariant:
     html_size: int
     dropped: tuple[tuple[str, str], ...]
     warnings: tuple[str, ...]
+    greetings: tuple[str, str] = ("Hi %(name)s,", "Hello,")
+    html_encoding: str = "quoted-printable"
+    text_encoding: str = "quoted-printable"
 
     def slot_values(self, p: Personalisation) -> tuple[dict[str, str], dict[str, str]]:
         """The escaped values for the HTML slots and the raw values for the text slots."""
@@ -127,7 +135,7 @@ class RenderedVariant:
     def values_for(self, name: str | None, unsubscribe_url: str, manage_url: str,
                    browser_url: str) -> tuple[dict[str, str], dict[str, str]]:
         """:meth:`slot_values` from the values themselves (the send loop's form)."""
-        greeting = greeting_for(name)
+        greeting = greeting_for(name, *self.greetings)
         plain = _PLAIN_URL.fullmatch
         if plain(unsubscribe_url) and plain(manage_url) and plain(browser_url):
             unsubscribe, manage, browser = unsubscribe_url, manage_url, browser_url
