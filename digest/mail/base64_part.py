@@ -32,6 +32,12 @@ def base64_lines(raw: bytes) -> bytes:
                      for i in range(0, len(raw), _LINE_BYTES)])
 
 
+def _canonical(text: str) -> bytes:
+    """UTF-8 with every line end (LF, CRLF or a lone CR) as CRLF, the canonical form of a
+    text part (RFC 2046 section 4.1.1), as the quoted-printable pieces write them."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n").encode("utf-8")
+
+
 @dataclass(frozen=True, slots=True)
 class _Segment:
     """A static segment prepared for one alignment: ``head`` completes the group the bytes
@@ -63,8 +69,7 @@ class Base64Part:
     @classmethod
     def build(cls, segments: Sequence[str], slots: Sequence[str]) -> Base64Part:
         """Encode the static ``segments`` (UTF-8, CRLF line ends) for every alignment."""
-        raws = [s.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
-                for s in segments]
+        raws = [_canonical(s) for s in segments]
         first = _prepare(raws[0], 0)
         return cls(slots=tuple(slots), first=first.body, first_tail=first.tail,
                    segments=tuple((_prepare(r, 0), _prepare(r, 1), _prepare(r, 2))
@@ -79,8 +84,8 @@ class Base64Part:
         pending = self.first_tail
         for slot, prepared in zip(self.slots, self.segments, strict=True):
             value = values[slot]
-            data = pending + (value.encode("utf-8") if "\n" not in value else
-                              value.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8"))
+            data = pending + (value.encode("utf-8") if "\n" not in value and "\r" not in value
+                              else _canonical(value))
             seg = prepared[len(data) % 3]
             chunk = data + seg.head
             cut = len(chunk) - len(chunk) % 3
