@@ -27,7 +27,7 @@ from datetime import date, datetime, tzinfo
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -40,6 +40,9 @@ __all__ = [
     "LocalDate",
     "available_languages",
     "catalog_dirs",
+    "format_day",
+    "format_long",
+    "format_short",
     "has_catalog",
     "load_translations",
     "locale_for",
@@ -148,7 +151,7 @@ def has_catalog(tag: str, dirs: Sequence[Path]) -> bool:
 
 def available_languages(dirs: Sequence[Path]) -> list[str]:
     """The catalog folder names present in ``dirs`` (``["en", "fr"]``), sorted."""
-    names = set()
+    names: set[str] = set()
     for base in dirs:
         if base.is_dir():
             names.update(p.name for p in base.iterdir()
@@ -241,7 +244,7 @@ class LocalDate(date):
 
 def format_day(day: date, tag: str) -> str:
     """The edition's date written out in the language (CLDR's full date format):
-    ``Monday, August 25, 2025`` (``en``), ``Monday 25 August 2025`` (``en-GB``),
+    ``Monday, August 25, 2025`` (``en``), ``Monday, 25 August 2025`` (``en-GB``),
     ``lundi 25 août 2025`` (``fr``)."""
     return format_date(day, "full", locale=locale_for(tag))
 
@@ -257,8 +260,3 @@ def format_short(moment: datetime | date, tag: str, tz: tzinfo | None = None) ->
 def format_long(day: date, tag: str) -> str:
     """A date in CLDR's long format: ``August 25, 2025`` (``en``), ``25 août 2025`` (``fr``)."""
     return format_date(day, "long", locale=locale_for(tag))
-
-
-def format_time(moment: datetime, tag: str, tz: tzinfo | None = None) -> str:
-    """A date and time in CLDR's medium format, in ``tz`` when given."""
-    return format_datetime(moment, "medium", tzinfo=tz, locale=locale_for(tag))

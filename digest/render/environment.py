@@ -6,6 +6,7 @@ from __future__ import annotations
 import gettext
 from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import Literal
 
 import jinja2
 from babel.dates import format_timedelta
@@ -29,7 +30,9 @@ def format_date(moment: datetime, tz: tzinfo | None = None,
     return i18n.format_short(moment, language, tz)
 
 
-_UNITS = (("minute", 60, 60), ("hour", 3600, 24), ("day", 86400, 7))
+_Unit = Literal["minute", "hour", "day"]
+_UNITS: tuple[tuple[_Unit, int, int], ...] = (("minute", 60, 60), ("hour", 3600, 24),
+                                            ("day", 86400, 7))
 
 
 def relative_time(moment: datetime | None, now: datetime | None, tz: tzinfo | None = None,
