@@ -226,3 +226,34 @@ def test_dates_and_directions_follow_the_language() -> None:
     assert f"{i18n.LocalDate.of(day, 'en'):%a %d %b %Y, 100%%}" == "Mon 25 Aug 2025, 100%"
     assert f"{i18n.LocalDate.of(day, 'fr')}" == "2025-08-25"
     assert (i18n.text_direction("ar"), i18n.text_direction("fr")) == ("rtl", "ltr")
+
+
+def test_the_readme_recipe_adds_a_language(tmp_path: Path) -> None:
+    """Copy the .pot, translate, set the language: the email speaks it, no build step."""
+    import re
+    from dataclasses import replace
+
+    from render_editions import LIST, SITE, WEB, person, seed_edition
+
+    from digest.render import Renderer
+
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    po = templates / "locale" / "de" / "LC_MESSAGES" / "digest.po"
+    po.parent.mkdir(parents=True)
+    text = (LOCALE / "digest.pot").read_text(encoding="utf-8")
+    for english, german in (("Unsubscribe", "Abbestellen"), ("Hi %(name)s,", "Hallo %(name)s,")):
+        text = text.replace(f'msgid "{english}"\nmsgstr ""', f'msgid "{english}"\nmsgstr "{german}"')
+    po.write_text(text, encoding="utf-8")
+    path = config(tmp_path, "de")
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        str(REPO / "templates"), str(templates)), encoding="utf-8")
+    assert load_settings(path, env={"DIGEST_SECRET_KEY": "k" * 32}).lists["quotidien"] \
+        .language == "de"
+    renderer = Renderer(templates_dir=templates, site=SITE, web_base_url=WEB,
+                        list_settings=replace(LIST, language="de"))
+    html, text = renderer.variant(seed_edition()).fill(person())
+    assert re.search(r'<html lang="de"', html) and ">Abbestellen</a>" in html
+    assert "Hallo Ana," in html and "Hallo Ana," in text
+    assert "Montag, 25. August 2025" in html  # CLDR's German, no catalog needed for dates
+    assert "View in browser" in html  # not translated yet: the English msgid
