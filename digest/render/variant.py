@@ -76,9 +76,22 @@ def clean_name(name: str | None) -> str | None:
 def greeting_for(name: str | None, named: str = "Hi %(name)s,",
                  anonymous: str = "Hello,") -> str:
     """``Hi Ana,`` for a subscriber with a name, ``Hello,`` for one without; ``named`` and
-    ``anonymous`` are those two in the list's language (translated once per variant)."""
+    ``anonymous`` are those two in the list's language (translated once per variant), the
+    name going where ``named`` says ``%(name)s``."""
     cleaned = clean_name(name)
-    return named % {"name": cleaned} if cleaned else anonymous
+    if not cleaned:
+        return anonymous
+    before, after = _name_slot(named)
+    return before + cleaned + after
+
+
+def _name_slot(named: str) -> tuple[str, str]:
+    """``named`` split around its ``%(name)s`` (gettext's python-format, ``%%`` a percent);
+    a translation without the placeholder greets without the name."""
+    before, mark, after = named.partition("%(name)s")
+    if not mark:
+        return named.replace("%%", "%"), ""
+    return before.replace("%%", "%"), after.replace("%%", "%")
 
 
 def normalise_url(url: str, *, slot: str = "url") -> str:
@@ -128,6 +141,10 @@ class RenderedVariant:
     html_encoding: str = "quoted-printable"
     text_encoding: str = "quoted-printable"
 
+    def __post_init__(self) -> None:
+        # The named greeting around the name, split once: per subscriber only a join.
+        object.__setattr__(self, "_greeting_parts", _name_slot(self.greetings[0]))
+
     def slot_values(self, p: Personalisation) -> tuple[dict[str, str], dict[str, str]]:
         """The escaped values for the HTML slots and the raw values for the text slots."""
         return self.values_for(p.name, p.unsubscribe_url, p.manage_url, p.browser_url)
@@ -135,7 +152,12 @@ class RenderedVariant:
     def values_for(self, name: str | None, unsubscribe_url: str, manage_url: str,
                    browser_url: str) -> tuple[dict[str, str], dict[str, str]]:
         """:meth:`slot_values` from the values themselves (the send loop's form)."""
-        greeting = greeting_for(name, *self.greetings)
+        cleaned = clean_name(name)
+        if cleaned:
+            before, after = self._greeting_parts  # type: ignore[attr-defined]
+            greeting = before + cleaned + after
+        else:
+            greeting = self.greetings[1]
         plain = _PLAIN_URL.fullmatch
         if plain(unsubscribe_url) and plain(manage_url) and plain(browser_url):
             unsubscribe, manage, browser = unsubscribe_url, manage_url, browser_url
