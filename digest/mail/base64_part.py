@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Base64Part", "base64_lines"]
 
 _LINE_BYTES = 57  # 57 input bytes -> 76 base64 characters
+_DONE_MAX = 256
 
 
 def base64_lines(raw: bytes) -> bytes:
@@ -38,22 +39,35 @@ def _canonical(text: str) -> bytes:
     return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n").encode("utf-8")
 
 
-@dataclass(frozen=True, slots=True)
-class _Segment:
-    """A static segment prepared for one alignment: ``head`` completes the group the bytes
-    before it started, ``body`` is the encoded middle, ``tail`` waits for what follows."""
-
-    head: bytes
-    body: bytes
-    tail: bytes
+#: A static segment prepared for one alignment: ``head`` completes the group the bytes before
+#: it started, ``body`` is the encoded middle, ``tail`` waits for what follows.
+_Segment = tuple[bytes, bytes, bytes]  # (head, body, tail)
 
 
 def _prepare(raw: bytes, carry: int) -> _Segment:
     need = (3 - carry) % 3
     if len(raw) <= need:
-        return _Segment(raw, b"", b"")
+        return raw, b"", b""
     whole = (len(raw) - need) // 3 * 3
-    return _Segment(raw[:need], base64_lines(raw[need:need + whole]), raw[need + whole:])
+    return raw[:need], base64_lines(raw[need:need + whole]), raw[need + whole:]
+
+
+def _fill(pending: bytes, value: str, prepared: tuple[_Segment, _Segment, _Segment]
+          ) -> tuple[bytes, bytes, bytes]:
+    """A slot's value between the bytes left before it and the segment after it:
+    ``(its encoded lines, the segment's encoded middle, the bytes left after it)``."""
+    data = pending + (value.encode("utf-8") if "\n" not in value and "\r" not in value
+                      else _canonical(value))
+    head, body, tail = prepared[len(data) % 3]
+    chunk = data + head
+    size = len(chunk)
+    cut = size - size % 3
+    if cut != size:  # a segment shorter than a group: its bytes wait with the slot's
+        tail = chunk[cut:] + tail
+        chunk = chunk[:cut]
+    if cut > _LINE_BYTES:
+        return base64_lines(chunk), body, tail
+    return (binascii.b2a_base64(chunk, newline=False) + b"\r\n" if cut else b""), body, tail
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,32 +79,61 @@ class Base64Part:
     first: bytes
     first_tail: bytes
     segments: tuple[tuple[_Segment, _Segment, _Segment], ...]
+    # (slot number, slot, prepared segment after it), made by __post_init__.
+    _plan: tuple[tuple[int, str, tuple[_Segment, _Segment, _Segment]], ...] = field(
+        init=False, repr=False, compare=False)
+    # What the first slot values seen became (at most _DONE_MAX): the values shared by many
+    # messages (the view-in-browser URL, the greeting without a name) come with the first.
+    _done: dict[tuple[int, bytes, str], tuple[bytes, bytes, bytes]] = field(
+        init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_plan", tuple(
+            (i, slot, prepared) for i, (slot, prepared)
+            in enumerate(zip(self.slots, self.segments, strict=True))))
+        object.__setattr__(self, "_done", {})
 
     @classmethod
     def build(cls, segments: Sequence[str], slots: Sequence[str]) -> Base64Part:
         """Encode the static ``segments`` (UTF-8, CRLF line ends) for every alignment."""
         raws = [_canonical(s) for s in segments]
-        first = _prepare(raws[0], 0)
-        return cls(slots=tuple(slots), first=first.body, first_tail=first.tail,
+        _, first, first_tail = _prepare(raws[0], 0)
+        return cls(slots=tuple(slots), first=first, first_tail=first_tail,
                    segments=tuple((_prepare(r, 0), _prepare(r, 1), _prepare(r, 2))
                                   for r in raws[1:]))
+
+    @property
+    def holes(self) -> int:
+        """How many pieces :meth:`pieces` returns (a message format holds one hole each)."""
+        return 2 * len(self.slots) + 2
+
+    def pieces(self, values: Mapping[str, str]) -> tuple[bytes, ...]:
+        """The part body for one subscriber's slot ``values``, as :attr:`holes` pieces to
+        join (the large static ones are shared, not copied).
+
+        :raises KeyError: naming a slot without a value.
+        """
+        out = [self.first]
+        append = out.append
+        pending = self.first_tail
+        cache = self._done
+        for key_index, slot, prepared in self._plan:
+            value = values[slot]
+            key = (key_index, pending, value)
+            done = cache.get(key)
+            if done is None:
+                done = _fill(pending, value, prepared)
+                if len(cache) < _DONE_MAX:
+                    cache[key] = done
+            line, body, pending = done
+            append(line)
+            append(body)
+        append(base64_lines(pending))
+        return tuple(out)
 
     def encode(self, values: Mapping[str, str]) -> bytes:
         """The whole part body for one subscriber's slot ``values``.
 
         :raises KeyError: naming a slot without a value.
         """
-        out = [self.first]
-        pending = self.first_tail
-        for slot, prepared in zip(self.slots, self.segments, strict=True):
-            value = values[slot]
-            data = pending + (value.encode("utf-8") if "\n" not in value and "\r" not in value
-                              else _canonical(value))
-            seg = prepared[len(data) % 3]
-            chunk = data + seg.head
-            cut = len(chunk) - len(chunk) % 3
-            out.append(base64_lines(chunk[:cut]))
-            out.append(seg.body)
-            pending = chunk[cut:] + seg.tail
-        out.append(base64_lines(pending))
-        return b"".join(out)
+        return b"".join(self.pieces(values))

@@ -111,7 +111,7 @@ class MessageTemplate:
     slot_keys: tuple[tuple[int, str], ...]  # (0 = text, 1 = html, slot name), in order
     dkim: DkimSettings | None = None
     # Per part (text, html): None for quoted-printable (its slots are ``%b`` in format),
-    # else the base64 body filled whole into one ``%b``.
+    # else the base64 body, whose pieces fill ``Base64Part.holes`` holes in ``format``.
     base64_parts: tuple[Base64Part | None, Base64Part | None] = (None, None)
     # The first slot values encoded (at most _ENCODED_MAX): the shared ones among them.
     _encoded: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
@@ -187,8 +187,10 @@ class MessageTemplate:
                 (1, html_segments, html_slots, closing, html_encoding)):
             keys.extend((kind, slot) for slot in slots)
             if encoding == "base64":
-                b64[kind] = Base64Part.build(segments, slots)
-                pieces.append(current)  # the whole part body goes into one hole
+                part = b64[kind] = Base64Part.build(segments, slots)
+                # The part body's pieces fill holes of their own: one copy, in the final %.
+                pieces.append(current)
+                pieces.extend(b"" for _ in range(part.holes - 1))
                 current = after
                 continue
             current += qp_encode(segments[0])
@@ -273,14 +275,14 @@ class MessageTemplate:
 
     def _with_base64(self, qp_holes: tuple[bytes, ...], html: Mapping[str, str],
                      text: Mapping[str, str], email: str) -> tuple[bytes, ...]:
-        """The holes of ``format`` in order: each base64 part's whole body in its place."""
+        """The holes of ``format`` in order: each base64 part's pieces in its place."""
         text_b64, html_b64 = self.base64_parts
         # The quoted-printable holes come text first: as many as the text part has slots.
         n_text = 0 if text_b64 is not None else sum(1 for k, _ in self.slot_keys if k == 0)
         try:
-            text_holes = ((text_b64.encode(text),) if text_b64 is not None
+            text_holes = (text_b64.pieces(text) if text_b64 is not None
                           else qp_holes[:n_text])
-            html_holes = ((html_b64.encode(html),) if html_b64 is not None
+            html_holes = (html_b64.pieces(html) if html_b64 is not None
                           else qp_holes[n_text:])
         except KeyError:
             raise self._missing_slot(email, html, text) from None
