@@ -145,7 +145,8 @@ def assemble_edition(
     fields = pattern_fields(
         lead_headline=lead.headline, lead_section=lead.section,
         teaser_headlines=[s.headline for sec in sections for s in sec.teasers],
-        title=list_settings.title, site=site_name, day=day)
+        title=list_settings.title, site=site_name, day=day,
+        language=list_settings.language)
     return Edition(
         list_name=list_settings.name,
         date=day,
