@@ -43,7 +43,8 @@ def assemble_edition(
     """Build one list's edition from the stories its sources gave.
 
     The lead is the first story a page marked as its lead, else the newest story of the
-    list's ``lead_section``, else the newest story. Teasers follow grouped by section in the
+    list's ``lead_section``, else the newest story; never a ``future_dated`` one while
+    another is left. Teasers follow grouped by section in the
     configured order (other sections after, alphabetically), newest first, at most
     ``teasers_per_section`` each. No story appears twice (same id, url or normalised
     headline), none older than ``max_age``, and none that an earlier edition carried
@@ -107,6 +108,8 @@ def assemble_edition(
 
 
 def _choose_lead(stories: list[Story], lst: ListSettings) -> Story:
+    # A story dated in the future (a source's clock or zone is wrong) never leads.
+    stories = [s for s in stories if not s.future_dated] or stories
     for story in stories:
         if story.is_lead:
             return story
