@@ -87,8 +87,8 @@ def test_rss_bad_items_are_skipped_with_reasons_and_the_rest_kept() -> None:
     assert [(item.line, item.reason) for item in result.skipped] == [
         (
             19,
-            "item 2 ('Script Link Item') links to a javascript: URL; "
-            "only http and https links are allowed",
+            ("item 2 ('Script Link Item') links to a javascript: URL; "
+            "only http and https links are allowed"),
         ),
         (
             24,
@@ -97,8 +97,8 @@ def test_rss_bad_items_are_skipped_with_reasons_and_the_rest_kept() -> None:
         (28, "item 4 has no headline"),
         (
             32,
-            "item 5 ('Relative Link Resolved Against the Channel'): its date 'not a date' could "
-            "not be read; the story is kept without a date",
+            ("item 5 ('Relative Link Resolved Against the Channel'): its date 'not a date' could "
+            "not be read; the story is kept without a date"),
         ),
         (43, "item 7 duplicates item 1 (same id 'wire-1')"),
     ]
@@ -220,8 +220,8 @@ def test_atom_entries() -> None:
     assert second.summary_html is None
     assert reasons(result) == [
         "item 3 ('Mailto Link') links to a mailto: URL; only http and https links are allowed",
-        "item 2 ('Only Updated, Naive'): its date '2026-11-03T08:30:00' gives no time zone; "
-        "it was read as UTC",
+        ("item 2 ('Only Updated, Naive'): its date '2026-11-03T08:30:00' gives no time zone; "
+        "it was read as UTC"),
     ]
 
 
@@ -249,13 +249,13 @@ def test_json_feed_items() -> None:
     assert third.url == "https://elsewhere.example.org/6"
     assert third.published_at is None
     assert sorted(reasons(result)) == [
-        "item 2 ('Numeric Id and a Plain Summary'): its date '2026-11-04T10:30:00' gives no "
-        "time zone; it was read as UTC",
+        ("item 2 ('Numeric Id and a Plain Summary'): its date '2026-11-04T10:30:00' gives no "
+        "time zone; it was read as UTC"),
         "item 3 ('Bad Link') links to a javascript: URL; only http and https links are allowed",
         "item 4 is not a JSON object",
         "item 5 has no headline",
-        "item 6 ('External Only'): its date 'yesterday-ish' could not be read; the story is kept "
-        "without a date",
+        ("item 6 ('External Only'): its date 'yesterday-ish' could not be read; the story is kept "
+        "without a date"),
     ]
 
 

@@ -49,7 +49,8 @@ _XML_DECL_TEXT = re.compile(r"^(\s*<\?xml\b[^>]{0,300}?\bencoding\s*=\s*)([\"'])
 _CHARSET_PARAM = re.compile(r";\s*charset\s*=\s*[\"']?([^\s\"';]+)", re.IGNORECASE)
 # A character reference (decimal or hex); the value is checked in code, not in the pattern.
 _CHAR_REF = re.compile(r"&#(?:[xX]([0-9A-Fa-f]+)|([0-9]+));")
-# What XML 1.0 forbids in a document even as a literal character (section 2.2).
+# What XML 1.0 forbids in a document even as a literal character (section 2.2): control
+# characters read as a space (titles drop them anyway), U+FFFE and U+FFFF are not text.
 _NOT_XML_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # WHATWG Encoding Standard: these labels mean windows-1252 on the web.
 _WINDOWS_1252_LABELS = frozenset(
@@ -142,10 +143,10 @@ def xml_for_parser(text: str) -> tuple[bytes, tuple[Repair, ...], list[str]]:
     """UTF-8 bytes of ``text`` that an XML parser reads as we decoded them.
 
     The XML declaration is rewritten to say UTF-8; a character reference to something
-    that is not a character (``&#55296;``, ``&#x110000;``, ``&#0;``) becomes ``&#xFFFD;``
-    and characters XML forbids become U+FFFD, so one bad reference costs one character
-    instead of the whole document. Returns the bytes, the lines that were repaired, and
-    the references that were replaced (as written, at most 20).
+    that is not a character (``&#55296;``, ``&#x110000;``, ``&#0;``) becomes ``&#xFFFD;``,
+    so one bad reference costs one character instead of the whole document. Control
+    characters XML forbids become spaces, U+FFFE and U+FFFF are dropped. Returns the bytes,
+    the lines where references were replaced, and those references as written (at most 20).
     """
     text = text.lstrip("\ufeff")
     text = _XML_DECL_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}utf-8{m.group(2)}", text, 1)
@@ -161,16 +162,9 @@ def xml_for_parser(text: str) -> tuple[bytes, tuple[Repair, ...], list[str]]:
         return "&#xFFFD;"
 
     text = _CHAR_REF.sub(fix_ref, text)
-    for match in _NOT_XML_CHAR.finditer(text):
-        positions.append(match.start())
-    text = _NOT_XML_CHAR.sub(_forbidden_char, text)
-    return text.encode("utf-8"), _repairs_at(text, positions), bad
-
-
-def _forbidden_char(match: re.Match[str]) -> str:
-    char = match.group(0)
-    # Control characters read as a space (titles drop them anyway); U+FFFE/U+FFFF are not text.
-    return " " if char < " " else REPLACEMENT
+    repairs = _repairs_at(text, positions)
+    text = _NOT_XML_CHAR.sub(lambda m: " " if m.group(0) < " " else "", text)
+    return text.encode("utf-8"), repairs, bad
 
 
 def _is_xml_char_ref(match: re.Match[str]) -> bool:
@@ -263,13 +257,16 @@ def _nul_shape(head: bytes) -> tuple[str, str] | None:
 
 
 def _looks_ebcdic(head: bytes) -> bool:
-    """EBCDIC text: ``<?xm`` in code page 37, or spaces as 0x40 and no ASCII space at all."""
+    """EBCDIC text: ``<?xm`` in code page 37, or text with EBCDIC spaces (0x40) and
+    letters, EBCDIC line ends, and neither an ASCII space nor an ASCII line end."""
     if head.startswith(b"\x4c\x6f\xa7\x94"):
         return True
-    if len(head) < 16 or b" " in head or b"\n" in head:
+    if len(head) < 16 or any(byte in head for byte in b" \n\r"):
         return False
-    spaces = head.count(0x40) >= len(head) // 12
-    return spaces and all(b >= 0x40 or b in b"\x05\x0d\x15\x25" for b in head)
+    if not all(b >= 0x40 or b in b"\x05\x0d\x15\x25" for b in head):
+        return False
+    letters = sum(1 for b in head if b == 0x40 or 0x81 <= b <= 0xA9 or 0xC1 <= b <= 0xF9)
+    return head.count(0x40) >= max(1, len(head) // 50) and letters >= len(head) * 0.8
 
 
 def _decode_bytes(data: bytes, source: str, declared: list[str | None]) -> Decoded:
@@ -291,7 +288,8 @@ def _decode_bytes(data: bytes, source: str, declared: list[str | None]) -> Decod
             note = f"bytes that are not valid {label} were replaced with {REPLACEMENT}"
             return Decoded(text, codec, note, _replaced(text, data.decode(codec, "ignore")))
     replaced = data.decode("utf-8", errors="replace")
-    if not any(ord(ch) > 0x7F and ch != REPLACEMENT for ch in replaced):
+    clean = data.decode("utf-8", errors="ignore")
+    if clean.isascii():  # not one valid multi-byte sequence: an old single-byte file
         try:
             text = data.decode("cp1252")
         except UnicodeDecodeError:
@@ -299,7 +297,6 @@ def _decode_bytes(data: bytes, source: str, declared: list[str | None]) -> Decod
         else:
             return Decoded(text, "cp1252", "the file is not UTF-8; it was read as Windows-1252")
     note = f"bytes that are not UTF-8 were replaced with {REPLACEMENT}"
-    clean = data.decode("utf-8", errors="ignore")
     return Decoded(replaced, "utf-8", note, _replaced(replaced, clean))
 
 
