@@ -53,14 +53,18 @@ def test_a_byte_order_mark_decides(codec: str, prefix: bytes) -> None:
 
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
 def test_utf16_and_utf32_without_a_bom_are_read_and_named(codec: str) -> None:
-    data = feed("Straße", encoding=codec.upper()).encode(codec)
-    result = parse_feed(data, source="s", section_map={})
+    undeclared = feed("Straße").split("\n", 1)[1].encode(codec)  # no XML declaration
+    result = parse_feed(undeclared, source="s", section_map={})
     assert [s.headline for s in result.stories] == ["Straße"]
     name = codec.upper().replace("-LE", "LE").replace("-BE", "BE")
-    assert result.skipped[0].reason == (
+    assert [i.reason for i in result.skipped] == [
         f"the file is {name} without a byte order mark; it was read as {name} "
         "(nothing was dropped)"
-    )
+    ]
+    declared = feed("Straße", encoding=codec.upper()[:6]).encode(codec)
+    result = parse_feed(declared, source="s", section_map={})
+    assert [s.headline for s in result.stories] == ["Straße"]
+    assert result.skipped == []  # its declaration says what it is
 
 
 def test_ebcdic_is_refused_with_a_sentence_naming_it() -> None:

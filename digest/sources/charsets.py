@@ -43,7 +43,7 @@ _SNIFF = 4096
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _XML_DECL = re.compile(
-    rb"^\s*<\?xml\b[^>]{0,300}?\bencoding\s*=\s*[\"']([A-Za-z][\w.:-]{0,39})[\"']"
+    rb"^\s*<\?xml\b[^>]{0,300}?\bencoding\s*=\s*[\"']([A-Za-z0-9][\w.:-]{0,39})[\"']"
 )
 _XML_DECL_TEXT = re.compile(r"^(\s*<\?xml\b[^>]{0,300}?\bencoding\s*=\s*)([\"'])[^\"']*\2")
 _CHARSET_PARAM = re.compile(r";\s*charset\s*=\s*[\"']?([^\s\"';]+)", re.IGNORECASE)
@@ -224,8 +224,26 @@ def _unicode_family(data: bytes, source: str) -> Decoded | None:
             f"as {name}; save it again as UTF-8.",
             source=source,
         ) from None
+    if _declares_family(text, name[:6]):
+        return Decoded(text, codec)  # an XML declaration names it: no guess was made
     note = f"the file is {name} without a byte order mark; it was read as {name}"
     return Decoded(text, codec, note)
+
+
+_FAMILIES = {
+    "UTF-16": ("utf16", "ucs2", "iso10646ucs2", "csunicode", "unicode"),
+    "UTF-32": ("utf32", "ucs4", "iso10646ucs4", "csucs4"),
+}
+
+
+def _declares_family(text: str, family: str) -> bool:
+    """True when an XML declaration in ``text`` names an encoding of ``family``."""
+    match = _XML_DECL_TEXT.match(text[:512])
+    if match is None:
+        return False
+    label = text[match.end(2) : match.end() - 1]
+    folded = re.sub(r"[-_\s]", "", label.lower())
+    return folded.startswith(_FAMILIES.get(family, ()))
 
 
 def _nul_shape(head: bytes) -> tuple[str, str] | None:
