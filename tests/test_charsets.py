@@ -58,8 +58,8 @@ def test_utf16_and_utf32_without_a_bom_are_read_and_named(codec: str) -> None:
     assert [s.headline for s in result.stories] == ["Straße"]
     name = codec.upper().replace("-LE", "LE").replace("-BE", "BE")
     assert [i.reason for i in result.skipped] == [
-        f"the file is {name} without a byte order mark; it was read as {name} "
-        "(nothing was dropped)"
+        (f"the file is {name} without a byte order mark; it was read as {name} "
+        "(nothing was dropped)")
     ]
     declared = feed("Straße", encoding=codec.upper()[:6]).encode(codec)
     result = parse_feed(declared, source="s", section_map={})
@@ -129,6 +129,14 @@ def test_stray_bytes_in_utf8_become_replacement_characters_and_lines() -> None:
 def test_a_replacement_character_the_source_wrote_is_not_a_repair() -> None:
     decoded = decode_text("Politics\n\ufffd written\n".encode() + b"x\xff\n", source="s")
     assert decoded.repairs == (Repair(3, 1),)
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_a_page_in_utf16_or_utf32_without_a_bom_is_read_and_named(codec: str) -> None:
+    page = "Politics\nA Headline About Straße\n".encode(codec)
+    result = parse_page(page, source="p", as_of=__import__("datetime").datetime(2026, 1, 1))
+    assert result.stories[0].headline == "A Headline About Straße"
+    assert "without a byte order mark" in result.skipped[0].reason
 
 
 def test_pages_honour_a_declared_charset() -> None:

@@ -284,13 +284,47 @@ def test_every_date_is_the_instant_it_names_or_reported() -> None:
     )
 
 
-def test_a_future_dated_story_is_reported_and_never_the_lead(config: Path) -> None:
-    code, data, err = build(config, str(CASES / "slash-dates" / "feed.rss"))
+def test_a_future_dated_story_is_reported_and_never_the_lead(config: Path, tmp_path: Path) -> None:
+    feed = str(CASES / "slash-dates" / "feed.rss")
+    code, data, err = build(config, feed)
     assert code == 0, err
     assert data["lead"]["headline"].startswith("F:")  # type: ignore[index]  # newest real one
     assert "H: future-dated" in err and "cannot be the lead" in err
     future = [t for t in stories(data) if t["headline"].startswith("H:")]  # type: ignore[arg-type]
     assert future and future[0]["future_dated"] is True
+    out = tmp_path / "preview"
+    args = ["preview", "--config", str(config), "--source", feed, "--force", "--out", str(out)]
+    # Without --as-of the email measures ages from the send time, not from story H.
+    result = CliRunner().invoke(main, [*args, "--as-of", "2026-11-17T07:00:00+00:00"])
+    assert result.exit_code == 0, result.stderr
+    text = (out / "edition.txt").read_text(encoding="utf-8")
+    block = text[text.index("H: future-dated") :].split("\n\n")[0]
+    assert "17 Nov 2026" in block and "just now" not in block
+    assert "hours ago" in text  # the others keep their relative ages
+
+
+def test_future_dated_stories_are_passed_over_for_the_lead() -> None:
+    from datetime import time
+    from zoneinfo import ZoneInfo
+
+    from digest.config import ListSettings
+    from digest.edition import assemble_edition
+    from digest.models import Story
+
+    def story(name: str, hour: int, future: bool = False) -> Story:
+        return Story(id=name, section="World", headline=name, future_dated=future,
+                     published_at=datetime(2026, 11, 17, hour, tzinfo=UTC))
+
+    lst = ListSettings(
+        name="daily", title="Daily", sources=(), sections=("World",), section_map={},
+        lead_section="World", teasers_per_section=3, max_age=None, timezone=ZoneInfo("UTC"),
+        send_time=time(7), from_name="N", from_email="n@example.org", reply_to=None,
+        subject="{lead_headline}", preheader="{teaser_headlines}", relay=None)
+    edition = assemble_edition([story("ahead", 23, True), story("real", 6)], list_settings=lst,
+                               as_of=NOW)
+    assert edition.lead is not None and edition.lead.headline == "real"
+    alone = assemble_edition([story("ahead", 23, True)], list_settings=lst, as_of=NOW)
+    assert alone.lead is not None and alone.lead.headline == "ahead"  # nothing else to lead
 
 
 # --- text-title-brackets -------------------------------------------------------------------
