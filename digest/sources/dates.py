@@ -85,6 +85,8 @@ def read_date(raw: Any, parsed: Any = None) -> FeedDate:
     if not isinstance(raw, str) or not raw.strip():
         return FeedDate(_from_struct(parsed))
     text = " ".join(raw.split())
+    if len(text) > 80:  # no date form is this long
+        return FeedDate(None, f"its date {text[:60]!r}… could not be read")
     for reader in (_iso, _slash, _rfc822, _asctime):
         result = reader(text)
         if result is not None:
@@ -197,7 +199,8 @@ def _from_struct(parsed: Any) -> datetime | None:
     if not parsed:
         return None
     try:
-        return datetime(*parsed[:6], tzinfo=UTC)
+        year, month, day, hour, minute, second = (int(part) for part in parsed[:6])
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except (TypeError, ValueError, OverflowError):
         return None
 

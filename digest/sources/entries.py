@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import feedparser
+import feedparser  # type: ignore[import-untyped]
 
 from digest.errors import ParseError
 from digest.sources.charsets import Decoded, Repair, decode_xml, xml_for_parser
@@ -156,13 +156,13 @@ def _summary(entry: Mapping[str, Any], scan: ScannedItem | None) -> tuple[str | 
     for content in entry.get("content", []) or []:
         if content.get("value"):
             candidates.append((content["value"], str(content.get("type") or "text/html")))
-    chosen = candidates[0] if candidates else None
+    chosen: tuple[str, str] | None = candidates[0] if candidates else None
     if scan is not None and candidates:
         captions = {_key(text) for text in scan.captions}
         article = [c for c in candidates if _key(c[0]) not in captions]
         allowed = {_key(text) for text in scan.media_summaries}
         fallback = [c for c in candidates if _key(c[0]) in allowed]
-        chosen = (article or fallback or [None])[0]
+        chosen = (article or fallback)[0] if article or fallback else None
     if chosen is None:
         return None, None
     value, kind = chosen

@@ -9,7 +9,7 @@ from urllib.parse import urljoin
 
 from digest.models import Story, story_id
 from digest.sources.images import ImageRef, choose_image
-from digest.sources.markup import html_to_text, sanitise_html
+from digest.sources.markup import summarise_html
 from digest.sources.text import (
     clean_headline,
     clean_text,
@@ -87,12 +87,10 @@ def item_to_story(
         raise SkipItem(f"item {item.index} has no headline")
     url = _story_url(item, headline, base_url)
     section = choose_section(item.categories, feed_categories, section_map)
-    sanitised = sanitise_html(item.summary_html) if item.summary_html else ""
+    sanitised, text = summarise_html(item.summary_html) if item.summary_html else ("", "")
     # With no markup left, the plain text says it all.
     summary_html = sanitised if "<" in sanitised else ""
-    summary = clean_text(item.summary_text or "")
-    if not summary and item.summary_html:
-        summary = clean_text(html_to_text(item.summary_html))
+    summary = clean_text(item.summary_text or "") or clean_text(text)
     guid = (item.guid or "").strip()
     author = clean_text(item.author or "")
     return Story(

@@ -71,7 +71,8 @@ def _item(index: int, raw: dict[str, Any], feed_authors: list[str]) -> FeedItem:
     content_html = _text(raw.get("content_html"))
     summary = _text(raw.get("summary"))
     content_text = _text(raw.get("content_text"))
-    tags = raw.get("tags") if isinstance(raw.get("tags"), list) else []
+    raw_tags = raw.get("tags")
+    tags: list[Any] = raw_tags if isinstance(raw_tags, list) else []
     authors = _authors(raw) or feed_authors
     guid = raw.get("id")
     date = read_date(_text(raw.get("date_published")) or _text(raw.get("date_modified")))
@@ -107,7 +108,8 @@ def _images(raw: dict[str, Any]) -> list[ImageRef]:
         ImageRef(url, kind="image") for key in ("image", "banner_image")
         if (url := _text(raw.get(key)))
     ]
-    attachments = raw.get("attachments") if isinstance(raw.get("attachments"), list) else []
+    raw_attachments = raw.get("attachments")
+    attachments: list[Any] = raw_attachments if isinstance(raw_attachments, list) else []
     for attachment in attachments:
         if not isinstance(attachment, dict):
             continue

@@ -40,7 +40,7 @@ def secure_links(
             changes["url"] = url
         if story.image is not None:
             image_url = _upgrade(story.image.url, host, images)
-            if image_url != story.image.url:
+            if image_url and image_url != story.image.url:
                 changes["image"] = dataclasses.replace(story.image, url=image_url)
         if story.summary_html and "http://" in story.summary_html.lower():
             summary = _HREF.sub(

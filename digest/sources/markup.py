@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import nh3
 
-__all__ = ["html_to_text", "markup_to_text", "sanitise_html"]
+__all__ = ["html_to_text", "markup_to_text", "sanitise_html", "summarise_html"]
 
 ALLOWED_TAGS = frozenset(
     {"p", "a", "em", "strong", "b", "i", "br", "ul", "ol", "li", "blockquote"}
@@ -54,6 +54,9 @@ _POINTER_WORDS = 3
 _POINTER_TEXT = 8  # a link longer than this many words is text, not a pointer
 _EMPTY_BLOCK = re.compile(r"<(p|li|blockquote|strong|em|b|i)>(?:\s|<br>)*</\1>")
 _SPACES = re.compile(r"[ \t\r\n\f]+")
+# A summary needs the start of an article, not all of it; html5ever's time grows faster
+# than the nesting depth, so the fragment is cut (before a tag) at this many characters.
+MAX_FRAGMENT = 20_000
 _ENDS_IN_WORD = re.compile(r"[^\W_]$")
 
 
@@ -68,14 +71,24 @@ class _Token:
         return bool(self.name)
 
 
+def summarise_html(fragment: str) -> tuple[str, str]:
+    """``(sanitise_html(fragment), html_to_text(fragment))``, parsing the fragment once."""
+    tokens = _without_dead_links(_tokens(_first_pass(fragment)))
+    return _sanitised(tokens), _text(tokens, sentences=True)
+
+
 def sanitise_html(fragment: str) -> str:
     """Sanitise an HTML fragment to the small allowlist email templates may show.
 
     Allowed: ``p a em strong b i br ul ol li blockquote``; links keep ``href`` only for
     http(s) and mailto and get ``rel="noopener"``. Block boundaries are kept (see the
-    module docstring); empty paragraphs are dropped.
+    module docstring); empty paragraphs are dropped. Only the first
+    :data:`MAX_FRAGMENT` characters are read.
     """
-    tokens = _without_dead_links(_tokens(_first_pass(fragment)))
+    return _sanitised(_without_dead_links(_tokens(_first_pass(fragment))))
+
+
+def _sanitised(tokens: list[_Token]) -> str:
     out: list[str] = []
     for token in tokens:
         out.append(_as_allowed(token) if token.is_tag else token.text)
@@ -87,9 +100,8 @@ def sanitise_html(fragment: str) -> str:
         url_relative="deny",
         link_rel="noopener",
     )
-    previous = None
-    while previous != cleaned:
-        previous, cleaned = cleaned, _EMPTY_BLOCK.sub("", cleaned)
+    for _ in range(3):  # empty paragraphs nest rarely deeper; each pass is linear
+        cleaned = _EMPTY_BLOCK.sub("", cleaned)
     return cleaned.strip()
 
 
@@ -112,6 +124,9 @@ def markup_to_text(fragment: str) -> str:
 
 def _first_pass(fragment: str) -> str:
     """nh3's normalised HTML with every block kept (no attributes but a safe href)."""
+    if len(fragment) > MAX_FRAGMENT:
+        cut = fragment.rfind("<", 0, MAX_FRAGMENT)
+        fragment = fragment[: cut if cut > MAX_FRAGMENT // 2 else MAX_FRAGMENT]
     return nh3.clean(
         fragment,
         tags=set(_FIRST_PASS_TAGS),
@@ -181,88 +196,76 @@ def _text(tokens: list[_Token], *, sentences: bool) -> str:
 
 
 def _without_dead_links(tokens: list[_Token]) -> list[_Token]:
-    """Unwrap every refused link, or drop it with the sentence that only points at it."""
-    index = 0
-    while index < len(tokens):
-        if tokens[index].text != _DEAD_LINK_OPEN:
-            index += 1
+    """Unwrap every refused link, or drop it with the sentence that only points at it.
+
+    One pass to cut the tokens into sentences (block tags and sentence ends bound them),
+    one to decide each sentence: linear in the size of the fragment.
+    """
+    if not any(token.text == _DEAD_LINK_OPEN for token in tokens):
+        return tokens
+    out: list[_Token] = []
+    for sentence in _sentences(tokens):
+        out.extend(_decide(sentence))
+    return out
+
+
+def _sentences(tokens: list[_Token]) -> list[list[_Token]]:
+    """The tokens cut into runs: each boundary tag is a run of its own, and text tokens are
+    split after every sentence end."""
+    runs: list[list[_Token]] = [[]]
+    for token in tokens:
+        if token.is_tag:
+            if _bounds_sentence(token):
+                runs.extend(([token], []))
+            else:
+                runs[-1].append(token)
             continue
-        close = _closing(tokens, index)
-        start, index, close, end = _sentence_bounds(tokens, index, close)
-        inside = _WORD.findall(_plain(tokens[index + 1 : close]))
-        outside = _WORD.findall(
-            _plain(tokens[start:index] + tokens[close + 1 : end + 1]).casefold()
-        )
-        if outside:
-            pointer = outside[0] in _POINTERS or len(outside) <= _POINTER_WORDS
-        else:
-            pointer = len(inside) <= _POINTER_TEXT  # the sentence is only the link
-        if not pointer:
-            del tokens[close]
-            del tokens[index]
+        position = 0
+        for end in _SENTENCE_END.finditer(token.text):
+            runs[-1].append(_Token(token.text[position : end.end()]))
+            runs.append([])
+            position = end.end()
+        if position < len(token.text):
+            runs[-1].append(_Token(token.text[position:]))
+    return [run for run in runs if run]
+
+
+def _decide(sentence: list[_Token]) -> list[_Token]:
+    dead = False  # inside a refused link
+    has_dead = has_live = False
+    inside: list[str] = []
+    outside: list[str] = []
+    for token in sentence:
+        if token.name == "a":
+            if token.closing:
+                dead = False
+            elif token.text == _DEAD_LINK_OPEN:
+                dead = has_dead = True
+            else:
+                has_live = True
+        elif not token.is_tag:
+            (inside if dead else outside).append(token.text)
+    if not has_dead:
+        return sentence
+    outside_words = _WORD.findall(html.unescape(" ".join(outside)).casefold())
+    if outside_words:
+        pointer = outside_words[0] in _POINTERS or len(outside_words) <= _POINTER_WORDS
+    else:  # the sentence is only the link(s)
+        pointer = len(_WORD.findall(html.unescape(" ".join(inside)))) <= _POINTER_TEXT
+    kept: list[_Token] = []
+    dead = False
+    for token in sentence:
+        if token.name == "a" and not token.closing and token.text == _DEAD_LINK_OPEN:
+            dead = True
             continue
-        live = any(t.name == "a" and t.text != _DEAD_LINK_OPEN for t in tokens[start:index])
-        live = live or any(t.name == "a" for t in tokens[close + 1 : end + 1] if not t.closing)
-        if live:
-            del tokens[index : close + 1]
+        if token.name == "a" and token.closing and dead:
+            dead = False
             continue
-        tokens[start : end + 1] = [t for t in tokens[start : end + 1] if _keep_tag(t)]
-        index = start
-    return tokens
-
-
-def _plain(tokens: list[_Token]) -> str:
-    return html.unescape(" ".join(t.text for t in tokens if not t.is_tag))
-
-
-def _keep_tag(token: _Token) -> bool:
-    return token.is_tag and token.name != "a"
-
-
-def _closing(tokens: list[_Token], open_index: int) -> int:
-    for index in range(open_index + 1, len(tokens)):
-        if tokens[index].name == "a" and tokens[index].closing:
-            return index
-    tokens.append(_Token("</a>", "a", True))
-    return len(tokens) - 1
-
-
-def _sentence_bounds(
-    tokens: list[_Token], open_index: int, close_index: int
-) -> tuple[int, int, int, int]:
-    """``(start, open, close, end)`` token indexes of the sentence around a link; text
-    tokens are split at the sentence ends that bound it (which moves the link's indexes)."""
-    start = open_index
-    while start > 0:
-        before = tokens[start - 1]
-        if before.is_tag:
-            if _bounds_sentence(before):
-                break
-            start -= 1
-            continue
-        ends = list(_SENTENCE_END.finditer(before.text))
-        if ends:
-            cut = ends[-1].end()
-            tokens[start - 1 : start] = [_Token(before.text[:cut]), _Token(before.text[cut:])]
-            open_index += 1
-            close_index += 1
-            break
-        start -= 1
-    end = close_index
-    while end + 1 < len(tokens):
-        after = tokens[end + 1]
-        if after.is_tag:
-            if _bounds_sentence(after):
-                break
-            end += 1
-            continue
-        found = _SENTENCE_END.search(after.text)
-        end += 1
-        if found:
-            cut = found.end()
-            tokens[end : end + 1] = [_Token(after.text[:cut]), _Token(after.text[cut:])]
-            break
-    return start, open_index, close_index, end
+        if not pointer or (token.is_tag and token.name != "a"):
+            kept.append(token)  # prose: the link is unwrapped
+        elif has_live and not dead:
+            kept.append(token)  # a live link stays with its sentence; the dead one goes
+    return kept
 
 
 def _bounds_sentence(tag: _Token) -> bool:
