@@ -209,3 +209,22 @@ def test_other_http_links_are_kept_and_counted() -> None:
         "(e.g. http://other.example.com/a.jpg)"),
     ]
     assert all(w.source == "feed.rss" for w in warnings)
+
+
+def test_the_fetched_address_is_the_base_and_xml_base_still_wins() -> None:
+    data = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+        b"<entry><title>Plain</title><id>urn:1</id><link href='one'/></entry>"
+        b"<entry xml:base='https://other.example.org/b/'><title>Based</title><id>urn:2</id>"
+        b"<link href='two'/></entry></feed>"
+    )
+    result = parse_feed(data, source="s", section_map={},
+                        document_url="https://feeds.example.org/a/feed.xml")
+    assert [s.url for s in result.stories] == [
+        "https://feeds.example.org/a/one",
+        "https://other.example.org/b/two",
+    ]
+    # A file has no address: relative links use the channel's link, else the item is skipped.
+    result = parse_feed(data, source="s", section_map={})
+    assert [s.url for s in result.stories] == ["https://other.example.org/b/two"]
+    assert "has a relative link 'one'" in result.skipped[0].reason

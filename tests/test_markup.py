@@ -103,3 +103,21 @@ def test_sanitised_html_has_only_the_allowlist() -> None:
     assert sanitise_html(dirty) == (
         '<p>Hi <a href="https://a.example.org/" rel="noopener">a</a></p>'
     )
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<p>" + 'word <a href="javascript:x">link</a> ' * 20000 + "</p>",
+        "<p>" + 'Read <a href="/x">it</a>. ' * 20000 + "</p>",
+        "<div>" * 100000 + "t",
+        "<a>" * 50000,
+        "<table><tr><td>" * 20000,
+    ],
+    ids=["dead-links", "pointer-sentences", "nested-divs", "bare-anchors", "nested-tables"],
+)
+def test_hostile_summaries_finish_at_once(html: str) -> None:
+    """Each of these once took minutes; a hang fails the run."""
+    sanitised = sanitise_html(html)
+    assert "javascript" not in sanitised
+    html_to_text(html)
