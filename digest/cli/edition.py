@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from digest import pipeline
 from digest.config import ListSettings, Settings
+from digest.models import Edition
 
 from .subscribers import format_report
 from .support import (
@@ -33,9 +34,15 @@ def _context(config_path: str | None, list_name: str | None) -> tuple[Settings, 
     return settings, settings.get_list(list_name)
 
 
-def _report_source_errors(errors: list[str]) -> None:
+def _report_source_errors(errors: list[str], edition: Edition | None = None) -> None:
+    """Every unreadable source, then every item a source skipped or repaired, on stderr."""
     for message in errors:
         warn(message)
+    for item in edition.skipped if edition is not None else ():
+        if item.reason in errors:
+            continue  # an unreadable source, already said
+        where = f":{item.line}" if item.line else ""
+        warn(f"{item.source}{where}: {item.reason}")
 
 
 def _note(message: str | None) -> None:
@@ -73,7 +80,7 @@ def build(config_path: str | None, list_name: str | None, sources: tuple[str, ..
             settings, lst, store, source_override=list(sources) or None, as_of=moment,
             force=force, next_edition=next_edition))
     _note(shown.note)
-    _report_source_errors(shown.errors)
+    _report_source_errors(shown.errors, shown.edition if shown.record is None else None)
     edition = shown.edition
     if as_json:
         click.echo(json.dumps(edition.to_json(), ensure_ascii=False, indent=2))
@@ -97,13 +104,6 @@ def _print_edition(edition) -> None:  # type: ignore[no-untyped-def]
     console.print(table)
     for why, count in edition.excluded:
         console.print(f"left out: {count} {why}", highlight=False, markup=False)
-    for item in edition.skipped:
-        if item.line is None and item.source in item.reason:
-            console.print(f"skipped: {item.reason}", highlight=False, markup=False)
-            continue
-        where = f":{item.line}" if item.line else ""
-        console.print(f"skipped: {item.source}{where}: {item.reason}", highlight=False,
-                      markup=False)
 
 
 @click.command()
@@ -139,7 +139,7 @@ def preview(config_path: str | None, list_name: str | None, sources: tuple[str, 
             settings, lst, store, source_override=list(sources) or None, as_of=moment,
             force=force, next_edition=next_edition))
         _note(shown.note)
-        _report_source_errors(shown.errors)
+        _report_source_errors(shown.errors, shown.edition if shown.record is None else None)
         files = pipeline.write_preview(settings, lst, shown.edition, Path(out_dir),
                                        store=store, subscriber=subscriber, as_of=moment)
     for warning in files.warnings:
@@ -173,8 +173,8 @@ def draft(config_path: str | None, list_name: str | None, sources: tuple[str, ..
         drafted = asyncio.run(pipeline.draft_edition(
             settings, lst, store, as_of=moment, source_override=list(sources) or None,
             force=force, editor=editor))
-    _report_source_errors(drafted.errors)
     record = drafted.record
+    _report_source_errors(drafted.errors, record.edition() if drafted.created else None)
     if drafted.created:
         console.print(f"Stored edition {record.id} of {lst.name} for {record.date} as a draft.",
                       highlight=False, markup=False)
@@ -219,7 +219,7 @@ def send(config_path: str | None, list_name: str | None, sources: tuple[str, ...
             settings, lst, store=store, source_override=list(sources) or None, as_of=moment,
             force=force, dry_run=dry_run, test_to=test_to, progress=console.is_terminal,
             editor=editor))
-    _report_source_errors(outcome.errors)
+    _report_source_errors(outcome.errors, outcome.edition)
     for line in outcome.warnings:  # what the size budget dropped, per variant
         warn(line)
     _print_send(outcome, settings)

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from digest.config import ListSettings, SiteSettings
 from digest.models import Edition, Story
 from digest.patterns import PREHEADER_MAX, SUBJECT_MAX, fill_pattern, pattern_fields
-from digest.render.environment import format_day, relative_time
+from digest.render.environment import format_date, format_day, relative_time
 from digest.render.text import LinkRefs
 
 __all__ = ["ImageView", "SectionView", "StoryView", "build_context", "reference_now",
@@ -106,8 +106,11 @@ def _view(story: Story, now: datetime | None, lst: ListSettings, refs: LinkRefs,
         image=_image(story),
         author=(story.author or "").strip() or None,
         published_at=story.published_at,
-        time_label=relative_time(story.published_at, now, lst.timezone, lst.language,
-                                 translations),
+        # A story its source dated in the future shows its date, never "just now".
+        time_label=(format_date(story.published_at, lst.timezone, lst.language)
+                    if story.future_dated and story.published_at
+                    else relative_time(story.published_at, now, lst.timezone, lst.language,
+                                       translations)),
         ref=refs.ref(url),
     )
 
@@ -118,12 +121,13 @@ def reference_now(edition: Edition, lst: ListSettings, as_of: datetime | None) -
     ``as_of`` when given; otherwise the later of the edition's scheduled send time (its date
     at the list's ``send_time`` in the list's timezone) and the newest ``published_at`` in the
     edition, so that a story is never "in the future" and the email does not depend on when
-    the render happens to run.
+    the render happens to run. Stories marked ``future_dated`` do not count.
     """
     if as_of is not None:
         return as_of
     scheduled = datetime.combine(edition.date, lst.send_time, tzinfo=lst.timezone)
-    stamps = [s.published_at for s in edition.stories if s.published_at is not None]
+    stamps = [s.published_at for s in edition.stories
+              if s.published_at is not None and not s.future_dated]
     return max([scheduled, *stamps])
 
 
