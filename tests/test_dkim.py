@@ -120,15 +120,18 @@ def dkimpy_sign(message: bytes, key: DkimKey, canon: tuple[bytes, bytes],
 
 @pytest.mark.parametrize("canon", ["relaxed/relaxed", "relaxed/simple", "simple/relaxed",
                                    "simple/simple"])
+@pytest.mark.parametrize("encoding", ["quoted-printable", "base64"])
 def test_signatures_are_dkimpys_byte_for_byte_and_verify(
-        both: DkimSettings, canon: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        both: DkimSettings, canon: str, encoding: str, monkeypatch: pytest.MonkeyPatch) -> None:
     header_c, body_c = canon.split("/")
     signing = replace(both, header_canonicalization=header_c, body_canonicalization=body_c)
-    plain = template(reply_to="Desk <desk@news.example.org>").render(recipient())
+    shape = {"reply_to": "Desk <desk@news.example.org>", "html_encoding": encoding,
+             "text_encoding": encoding}
+    plain = template(**shape).render(recipient())
+    assert f"Content-Transfer-Encoding: {encoding}".encode() in plain
     with monkeypatch.context() as m:
         m.setattr(time, "time", lambda: NOW)
-        signed = template(reply_to="Desk <desk@news.example.org>",
-                          dkim=DkimSigner(signing)).render(recipient())
+        signed = template(**shape, dkim=DkimSigner(signing)).render(recipient())
     expected = b"".join(dkimpy_sign(plain, key, (header_c.encode(), body_c.encode()),
                                     monkeypatch) for key in signing.keys)
     assert signed == expected + plain
@@ -245,14 +248,19 @@ slot_text = st.one_of(awkward_text, st.sampled_from([
     "李小龙", "https://news.example.org/u/" + "A" * 90, ".", "\r", "a \r\n\r\n \r\n"]))
 
 
+encodings = st.sampled_from(["quoted-printable", "base64"])
+
+
 @given(st.lists(st.tuples(slot_text, slot_text), min_size=1, max_size=4), slot_text,
-       st.one_of(st.none(), awkward_text))
-@settings(max_examples=60, deadline=None,
+       st.one_of(st.none(), awkward_text), encodings, encodings)
+@settings(max_examples=80, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 def test_property_template_messages_verify_in_dkimpy(
-        both: DkimSettings, values: list[tuple[str, str]], tail: str, name: str | None) -> None:
-    """Segments and slot values of every awkward shape: the message we sign verifies in
-    dkimpy with both keys, and the incremental body hash is dkimpy's."""
+        both: DkimSettings, values: list[tuple[str, str]], tail: str, name: str | None,
+        text_encoding: str, html_encoding: str) -> None:
+    """Segments and slot values of every awkward shape, each part in either transfer
+    encoding: the message we sign verifies in dkimpy with both keys, and the incremental
+    body hash is dkimpy's."""
     n = len(values)
     slots = tuple(f"s{i}" for i in range(n))
     text_segments = ("Hello ", *(v[0] for v in values[1:]), tail + "\n")
@@ -260,7 +268,8 @@ def test_property_template_messages_verify_in_dkimpy(
     built = MessageTemplate.build(
         html_segments=html_segments, html_slots=slots, text_segments=text_segments,
         text_slots=slots, subject="Digest", from_header="Ledger <briefing@news.example.org>",
-        list_id=f"Daily <daily.{DOMAIN}>", dkim=DkimSigner(both))
+        list_id=f"Daily <daily.{DOMAIN}>", dkim=DkimSigner(both),
+        text_encoding=text_encoding, html_encoding=html_encoding)
     r = Recipient(email="ana@example.com", name=name, message_id="<m.1@news.example.org>",
                   unsubscribe_url="https://news.example.org/u/t",
                   unsubscribe_mailto="mailto:u@news.example.org",
@@ -269,6 +278,7 @@ def test_property_template_messages_verify_in_dkimpy(
     signed = built.render(r)
     assert verify_all(signed, both) == [True, True]
     plain = strip_signatures(signed)
+    assert plain == replace(built, dkim=None).render(r)
     _, body = dkim.rfc822_parse(plain)
     expected = base64.b64encode(hashlib.sha256(
         CanonicalizationPolicy.from_c_value(b"relaxed/relaxed").canonicalize_body(body)).digest())

@@ -9,27 +9,36 @@ from __future__ import annotations
 from typing import Self
 
 from .bounces import BouncesMixin, DeliveryRef
+from .carried import CarriedMixin, StoryRecord
 from .editions import EditionRecord, EditionsMixin
 from .engine import create_engine, guarded
 from .importer import ImportMixin, ImportReport, RejectedRow
 from .ledger import Claim, LedgerMixin
+from .lifecycle import EDITION_STATUSES, PENDING, PUBLISHED, UNPUBLISHED, EditionEvent
 from .migrate import upgrade
 from .subscribers import InvalidSubscriberError, Membership, SubscribersMixin
 
 __all__ = [
+    "EDITION_STATUSES",
+    "PENDING",
+    "PUBLISHED",
+    "UNPUBLISHED",
     "Claim",
     "DeliveryRef",
+    "EditionEvent",
     "EditionRecord",
     "ImportReport",
     "InvalidSubscriberError",
     "Membership",
     "RejectedRow",
     "Store",
+    "StoryRecord",
     "open_store",
 ]
 
 
-class Store(ImportMixin, SubscribersMixin, EditionsMixin, LedgerMixin, BouncesMixin):
+class Store(ImportMixin, SubscribersMixin, EditionsMixin, CarriedMixin, LedgerMixin,
+            BouncesMixin):
     """Everything digest keeps in its database, behind short transactions."""
 
     def __enter__(self) -> Self:
