@@ -62,6 +62,8 @@ _BARE_LF = re.compile(rb"(?<!\r)\n")
 _TRAILING_WSP = re.compile(b"[\t ]+\r\n")
 _WSP = re.compile(b"[\t ]+")
 _CACHE_MAX = 512  # header layouts and canonical header lines kept per signer
+_LARGE = 512  # body values of this many bytes or more are remembered (BodyHashTemplate)
+_LARGE_MAX = 64  # ... at most this many per template
 _NAME_BYTES = bytes(range(0x21, 0x7F))  # a field name's bytes (rfc822_parse's pattern)
 
 
@@ -139,10 +141,14 @@ class BodyHashTemplate:
     per message. :meth:`digest` equals SHA-256 of dkimpy's canonicalized body (tested).
     """
 
-    __slots__ = ("_canon", "_emitted", "_pending", "_segments", "_start")
+    __slots__ = ("_canon", "_emitted", "_large", "_pending", "_segments", "_start")
 
     def __init__(self, canon: _BodyCanon, pieces: Sequence[bytes]) -> None:
         self._canon = canon
+        # Large values come back as the same objects (a base64 part's static runs, shared
+        # by every message): where their regular bytes start and end, and their canonical
+        # middle when it differs from theirs (else None).
+        self._large: dict[bytes, tuple[int, int, bytes | None]] = {}
         self._start = hashlib.sha256()
         self._pending, self._emitted = canon.feed(self._start, b"", pieces[0])
         # Per later piece: (head up to its first regular byte, the canonical middle up to its
@@ -172,6 +178,8 @@ class BodyHashTemplate:
         h = self._start.copy()
         pending, emitted = self._pending, self._emitted
         for value, (head, middle, tail) in zip(values, self._segments, strict=True):
+            if len(value) >= _LARGE:
+                pending, emitted, value = self._large_value(h, pending, emitted, value)
             if middle is None:
                 pending, hashed = canon.feed(h, pending, value + head)
                 emitted = emitted or hashed
@@ -181,6 +189,26 @@ class BodyHashTemplate:
                 pending, emitted = tail, True
         h.update(canon.end(pending, emitted))
         return h.digest()
+
+    def _large_value(self, h: hashlib._Hash, pending: bytes, emitted: bool,
+                     value: bytes) -> tuple[bytes, bool, bytes]:
+        """Hash a large value's settled bytes without copying or rescanning it when it was
+        seen before; returns (pending, emitted, what is left of the value)."""
+        canon = self._canon
+        found = self._large.get(value)
+        if found is None:
+            first = len(value) - len(value.lstrip(canon.strip))
+            if first == len(value):  # no regular byte: nothing settles inside it
+                return pending, emitted, value
+            last = len(value.rstrip(canon.strip))
+            inner = canon.middle(value[first + 1:last])
+            found = (first, last, None if inner == value[first + 1:last] else inner)
+            if len(self._large) < _LARGE_MAX:
+                self._large[value] = found
+        first, last, changed = found
+        h.update(canon.middle(pending + value[:first + 1]))
+        h.update(memoryview(value)[first + 1:last] if changed is None else changed)
+        return value[last:], True, b""
 
 
 def _sign_function(key: object) -> Callable[[bytes], bytes]:
