@@ -105,10 +105,13 @@ def test_export_import_round_trip(cli, tmp_path: Path) -> None:
     assert exported.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(exported.stdout)))
     assert len(rows) == 33
-    assert list(rows[0]) == ["email", "name", "sections", "status", "city"]
+    assert list(rows[0]) == ["email", "name", "sections", "status", "confirmed_at",
+                             "consent_source", "city"]
     amelie = next(r for r in rows if r["email"] == "amelie.durand@example.org")
+    assert amelie.pop("confirmed_at").endswith("+00:00")
     assert amelie == {"email": "amelie.durand@example.org", "name": "Amélie Durand",
-                      "sections": "Politics;World", "status": "active", "city": "Lyon"}
+                      "sections": "Politics;World", "status": "active",
+                      "consent_source": "import", "city": "Lyon"}
     again = cli("import", "-", "--list", "daily", stdin=exported.stdout.encode())
     assert "0 new, 0 updated, 32 unchanged, 1 kept inactive" in again.output
     out = tmp_path / "daily.csv"
@@ -130,13 +133,18 @@ def test_add_with_confirm_prints_a_link_and_stays_pending(cli) -> None:
     assert link.startswith("https://news.example.org/confirm/")
     assert "new.reader" not in link
     token = link.rsplit("/", 1)[1]
-    subscriber_id, list_name = read_confirm_token((KEY,), token, max_age=timedelta(days=7))
+    subscriber_id, list_name, request = read_confirm_token((KEY,), token,
+                                                           max_age=timedelta(days=7))
     with open_store(cli.url) as store:
         member = store.get_membership_by_id(subscriber_id, list_name)
         assert (member.email, member.status, member.sections) == (
             "new.reader@example.org", "pending", frozenset({"Politics", "World"}))
         assert list(store.iter_eligible("daily")) == []
-        store.confirm_subscription(subscriber_id, list_name)
+        assert store.confirm_subscription(subscriber_id, list_name,
+                                          request_id=request).status == "active"
+        [asked, confirmed] = store.membership_history("new.reader@example.org")
+        assert (asked.id, asked.actor, asked.cause) == (request, "editor", "editor-request")
+        assert (confirmed.actor, confirmed.cause) == ("reader", "confirm")
     assert "already active" in cli("add", "new.reader@example.org", "--list", "daily",
                                    "--confirm").output
 

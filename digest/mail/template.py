@@ -28,6 +28,7 @@ from digest.mail.headers import (
     parse_mailbox,
     to_header,
     unstructured_tokens,
+    utf8_to_header,
     validate_message_id,
 )
 from digest.mail.signing import dkim_sign
@@ -230,7 +231,7 @@ class MessageTemplate:
         encoded = [get(value) or seen.get(value) or seen.setdefault(value, self._encode(value))
                    for value in raw]
         message = self.format % (
-            to_header(name, email),
+            to_header(name, email) if email.isascii() else utf8_to_header(name, email),
             validate_message_id(message_id).encode("ascii"),
             list_unsubscribe(unsubscribe_url, unsubscribe_mailto),
             *self._pick(encoded))

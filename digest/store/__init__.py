@@ -1,7 +1,9 @@
 """The store: lists, subscribers, editions and the delivery ledger in SQLite or PostgreSQL.
 
 ``open_store(url)`` returns a :class:`Store`; see ``notes/LEDGER.md`` for the ledger contract
-the delivery workers rely on.
+the delivery workers rely on. Who may change a subscriber's status and sections is written
+once, in :mod:`digest.store.subscribers`, and every change is recorded in
+:mod:`digest.store.consent`.
 """
 
 from __future__ import annotations
@@ -9,12 +11,19 @@ from __future__ import annotations
 from typing import Self
 
 from .bounces import BouncesMixin, DeliveryRef
+from .consent import ConsentMixin, MembershipEvent
 from .editions import EditionRecord, EditionsMixin
 from .engine import create_engine, guarded
 from .importer import ImportMixin, ImportReport, RejectedRow
 from .ledger import Claim, LedgerMixin
 from .migrate import upgrade
-from .subscribers import InvalidSubscriberError, Membership, SubscribersMixin
+from .signups import SignupLimitsMixin
+from .subscribers import (
+    InvalidSubscriberError,
+    Membership,
+    SubscribersMixin,
+    SubscriptionRequest,
+)
 
 __all__ = [
     "Claim",
@@ -23,13 +32,16 @@ __all__ = [
     "ImportReport",
     "InvalidSubscriberError",
     "Membership",
+    "MembershipEvent",
     "RejectedRow",
     "Store",
+    "SubscriptionRequest",
     "open_store",
 ]
 
 
-class Store(ImportMixin, SubscribersMixin, EditionsMixin, LedgerMixin, BouncesMixin):
+class Store(ImportMixin, SubscribersMixin, ConsentMixin, SignupLimitsMixin, EditionsMixin,
+            LedgerMixin, BouncesMixin):
     """Everything digest keeps in its database, behind short transactions."""
 
     def __enter__(self) -> Self:
