@@ -89,7 +89,7 @@ class ImportMixin(SubscribersMixin, Database):
         name = source_name or (os.fspath(source) if isinstance(source, str | os.PathLike)
                                else "stdin")
         moment = _utc(now)
-        planned: set[str] = set()  # keys a dry run has already counted as new
+        planned: dict[str, Row] = {}  # rows a dry run has already counted as new
         try:
             pending: dict[str, Row] = {}
             for row in RowReader(text, known=known, smtputf8=allow_smtputf8, report=report):
@@ -116,7 +116,7 @@ class ImportMixin(SubscribersMixin, Database):
 
     @guarded
     def _apply(self, list_name: str, rows: list[Row], *, confirmed: bool, now: datetime,
-               report: ImportReport, file: str, planned: set[str]) -> None:
+               report: ImportReport, file: str, planned: dict[str, Row]) -> None:
         keys = [r.key for r in rows]
         dry = report.dry_run
         with (self.read() if dry else self.write()) as conn:
@@ -153,21 +153,27 @@ class ImportMixin(SubscribersMixin, Database):
 
     def _plan_new(self, row: Row, sub: Any, lid: int | None, fresh: set[str],
                   blocked: dict[str, str], confirmed: bool, now: datetime,
-                  report: ImportReport, planned: set[str], out: _Batch,
+                  report: ImportReport, planned: dict[str, Row], out: _Batch,
                   where: dict[str, Any]) -> None:
         status = self._first_status(row.status, confirmed)
         if row.key in blocked:
             status = "complained" if blocked[row.key] == "complained" else "bounced"
             report.kept_inactive += 1
         elif row.key in planned:  # a dry run met this address in an earlier batch
-            report.unchanged += 1
+            seen, planned[row.key] = planned[row.key], row
+            same = (seen.name, seen.sections, seen.attributes) == (
+                row.name, row.sections, row.attributes)
+            if same:
+                report.unchanged += 1
+            else:
+                report.updated += 1
             return
         else:
             report.accepted += 1
         if sub is not None and row.key not in fresh:
             self._sub_update(sub, row, now, out.subscriber_updates)
         if report.dry_run:
-            planned.add(row.key)
+            planned[row.key] = row
             if status == ACTIVE:
                 name = row.name if row.has_name or sub is None else sub.name
                 report.new_members.append((row.email, name, frozenset(row.sections)

@@ -45,7 +45,7 @@ class SignupLimitsMixin(Database):
             elapsed = max(0.0, (now - row.updated_at).total_seconds())
             tokens = min(float(capacity), row.tokens + elapsed * per_second)
             if tokens < 1.0:
-                return max(1, math.ceil((1.0 - tokens) / per_second))
+                return max(1, math.ceil((1.0 - tokens) / per_second - 1e-6))
             conn.execute(signup_limits.update().where(signup_limits.c.key == key)
                          .values(tokens=tokens - 1.0, updated_at=now))
             return 0
