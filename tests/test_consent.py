@@ -53,7 +53,7 @@ FILE = ("email,name,sections,status\n"
 
 def test_an_import_never_makes_an_opted_out_or_pending_reader_active(store: Store) -> None:
     _import(store, FILE)
-    ann, bob = _member(store, "ann@example.org"), _member(store, "bob@example.org")
+    ann = _member(store, "ann@example.org")
     assert store.unsubscribe(ann.subscriber_id, "daily", cause="one-click-unsubscribe")
     store.suppress("bob@example.org", "complained", cause="complaint")
     request = store.request_subscription("daily", "dan@example.org")  # pending, unconfirmed
