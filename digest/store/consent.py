@@ -11,9 +11,11 @@ subscriber deletes their rows with them. The rule deciding *which* changes are a
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -128,10 +130,41 @@ def event_row(*, list_id: int, subscriber_id: int, old_status: str | None, new_s
             "actor": actor, "cause": cause, "detail": detail or None}
 
 
+_EVENT_COLUMNS = ("created_at", "list_id", "subscriber_id", "old_status", "new_status",
+                  "old_sections", "new_sections", "actor", "cause", "detail")
+_JSON_COLUMNS = frozenset({"old_sections", "new_sections", "detail"})
+
+
+@functools.cache
+def _bulk_insert(dialect: str) -> str:
+    """The INSERT for :func:`record_events` in the driver's own parameter style."""
+    if dialect == "sqlite":
+        marks = ["?"] * len(_EVENT_COLUMNS)
+    else:  # psycopg: JSON travels as text and is cast by the server
+        marks = ["%s::json" if c in _JSON_COLUMNS else "%s" for c in _EVENT_COLUMNS]
+    return (f"INSERT INTO membership_events ({', '.join(_EVENT_COLUMNS)}) "
+            f"VALUES ({', '.join(marks)})")
+
+
+def _stamp(moment: datetime, sqlite: bool) -> Any:
+    naive = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    # SQLAlchemy's SQLite DATETIME text form, so UTCDateTime reads it back alike.
+    return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else naive
+
+
 def record_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert event rows in one statement (executemany)."""
-    if rows:
-        conn.execute(membership_events.insert(), list(rows))
+    """Insert event rows (from :func:`event_row`) with one executemany on the driver: an
+    import writes one per changed member, and SQLAlchemy's per-row type processing would
+    cost more than the insert itself. The values are the ones the table's types write."""
+    if not rows:
+        return
+    sqlite = conn.dialect.name == "sqlite"
+    dumps = json.dumps
+    params = [tuple(
+        _stamp(row["created_at"], sqlite) if c == "created_at"
+        else dumps(row[c], ensure_ascii=False) if c in _JSON_COLUMNS else row[c]
+        for c in _EVENT_COLUMNS) for row in rows]
+    conn.exec_driver_sql(_bulk_insert(conn.dialect.name), params)
 
 
 def record_event(conn: Connection, **values: Any) -> int:
