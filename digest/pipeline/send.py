@@ -17,7 +17,7 @@ from digest.pipeline.build import build_edition
 from digest.pipeline.messages import MessageFactory, new_message_id
 
 if TYPE_CHECKING:
-    from digest.store import Store
+    from digest.store import ImportReport, Store
 
 
 @dataclass(slots=True)
@@ -30,12 +30,12 @@ class SendOutcome:
     edition_id: int | None = None
     report: object | None = None  # a digest.deliver.DeliveryReport
     published: int = 0
-    imports: list[tuple[str, object]] = field(default_factory=list)
+    imports: list[tuple[str, ImportReport]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
 def sync_subscriber_files(settings: Settings, lst: ListSettings, store: Store, *,
-                          dry_run: bool = False) -> list[tuple[str, object]]:
+                          dry_run: bool = False) -> list[tuple[str, ImportReport]]:
     """Import the list's ``subscribers_files`` (an ``ImportReport`` per file).
 
     The import obeys the store's ownership rule: it adds new readers and updates names and
@@ -84,7 +84,7 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
     from digest.errors import EmptyEditionError
 
     relay = settings.relay_for(lst)
-    imports: list[tuple[str, object]] = []
+    imports: list[tuple[str, ImportReport]] = []
     if dry_run:  # the recipients a real send would have, with nothing written
         imports = sync_subscriber_files(settings, lst, store, dry_run=True)
     if test_to or dry_run:
@@ -114,7 +114,7 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
                                         subscriber_id=member.subscriber_id,
                                         message_id=new_message_id(settings, "dry-run")))
             count += 1
-        added = [m for _, report in imports for m in report.new_members]  # type: ignore[attr-defined]
+        added = [m for _, report in imports for m in report.new_members]
         for email, name, sections in added:  # not in the store yet: preview links
             size += len(factory.message(email=email, name=name, sections=sections,
                                         subscriber_id=None,

@@ -131,7 +131,7 @@ class BouncesMixin(Database):
                     return "recorded"
                 detail = (f"{count} soft bounces within {soft_window.days} days; last: "
                           f"{status or ''} {reason}").strip()
-            record = {k: v for k, v in (("report_message_id", report_message_id),
+            record: dict[str, object] = {k: v for k, v in (("report_message_id", report_message_id),
                                         ("status", status), ("reason", reason[:200]),
                                         ("delivery_id", delivery_id)) if v}
             return self._suppress_subscriber(conn, subscriber_id, key,

@@ -169,8 +169,10 @@ def record_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 def record_event(conn: Connection, **values: Any) -> int:
     """Insert one event (arguments of :func:`event_row`) and return its id."""
-    result = conn.execute(membership_events.insert().values(**event_row(**values)))
-    return int(result.inserted_primary_key[0])
+    key = conn.execute(membership_events.insert().values(**event_row(**values))
+                       ).inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def lower_everywhere(conn: Connection, subscriber_id: int, status: str, *, actor: str,

@@ -122,7 +122,7 @@ class ImportMixin(SubscribersMixin, Database):
         with (self.read() if dry else self.write()) as conn:
             lid = self._import_list(conn, list_name, create=not dry)
             subs = self._existing(conn, keys)
-            new_subs = [{
+            new_subs: list[dict[str, Any]] = [{
                 "email": r.email, "email_key": r.key, "name": r.name,
                 "attributes": {k: v for k, v in r.attributes.items() if v is not None},
                 "created_at": now, "updated_at": now} for r in rows if r.key not in subs]
@@ -334,7 +334,8 @@ class ImportMixin(SubscribersMixin, Database):
             return 0
         with self.read() as conn:
             lid = conn.execute(sa.select(lists.c.id).where(lists.c.name == list_name)).scalar()
-            sources = consent_sources(conn, int(lid), [m.subscriber_id for m in page])
+            sources = consent_sources(conn, int(lid), [m.subscriber_id for m in page]) \
+                if lid is not None else {}
         writer.writerows(_export_row(m, columns, sources.get(m.subscriber_id, ""))
                          for m in page)
         return len(page)

@@ -161,4 +161,4 @@ class MembersMixin(Database):
             if eligible:
                 query = query.where(~sa.select(suppressions.c.id).where(
                     suppressions.c.email_key == subscribers.c.email_key).exists())
-            return conn.execute(query).all()
+            return list(conn.execute(query).all())

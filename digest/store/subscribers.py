@@ -172,9 +172,11 @@ class SubscribersMixin(MembersMixin):
                                      subscribers.c.attributes)
                            .where(subscribers.c.email_key == key)).first()
         if row is None:
-            return int(conn.execute(subscribers.insert().values(
+            new = conn.execute(subscribers.insert().values(
                 email=address, email_key=key, name=name, attributes=dict(attributes or {}),
-                created_at=now, updated_at=now)).inserted_primary_key[0])
+                created_at=now, updated_at=now)).inserted_primary_key
+            assert new is not None
+            return int(new[0])
         values: dict[str, Any] = {}
         if name is not None and name != row.name:
             values["name"] = name

@@ -8,7 +8,7 @@ and without that prefix, so a proxy may pass the path through or strip it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Match, Route, get_route_path
+from starlette.routing import BaseRoute, Match, Route, get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from digest.config import Settings
@@ -176,7 +176,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     return app
 
 
-def _slash_redirect(web: WebState, routes: list[object], not_found: ASGIApp) -> ASGIApp:
+def _slash_redirect(web: WebState, routes: Sequence[BaseRoute], not_found: ASGIApp) -> ASGIApp:
     """The router's fallback: a 307 to ``web.base_url`` + the path with its trailing slash
     added or removed when that path has a route, else ``not_found``."""
 
@@ -185,8 +185,7 @@ def _slash_redirect(web: WebState, routes: list[object], not_found: ASGIApp) -> 
         if path != "/":
             other = path.rstrip("/") if path.endswith("/") else path + "/"
             probe = {**scope, "path": scope.get("root_path", "") + other}
-            if any(route.matches(probe)[0] is not Match.NONE  # type: ignore[attr-defined]
-                   for route in routes):
+            if any(route.matches(probe)[0] is not Match.NONE for route in routes):
                 query = scope.get("query_string", b"").decode("latin-1")
                 target = web.url(other or "/") + (f"?{query}" if query else "")
                 await RedirectResponse(target, status_code=307)(scope, receive, send)
