@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Self
 
 from .bounces import BouncesMixin, DeliveryRef
+from .carried import CarriedMixin, StoryRecord
 from .consent import ConsentMixin, MembershipEvent
 from .editions import EditionRecord, EditionsMixin
 from .engine import create_engine, guarded
@@ -35,13 +36,14 @@ __all__ = [
     "MembershipEvent",
     "RejectedRow",
     "Store",
+    "StoryRecord",
     "SubscriptionRequest",
     "open_store",
 ]
 
 
 class Store(ImportMixin, SubscribersMixin, ConsentMixin, SignupLimitsMixin, EditionsMixin,
-            LedgerMixin, BouncesMixin):
+            CarriedMixin, LedgerMixin, BouncesMixin):
     """Everything digest keeps in its database, behind short transactions."""
 
     def __enter__(self) -> Self:
