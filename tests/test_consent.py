@@ -16,7 +16,7 @@ from store_rows import all_rows
 
 from digest.errors import SubscriberNotFoundError
 from digest.models import Edition, EditionSection, Story
-from digest.store import InvalidSubscriberError, Store, open_store
+from digest.store import ImportReport, InvalidSubscriberError, Store, open_store
 from digest.store.engine import create_engine
 from digest.store.migrate import upgrade
 
@@ -26,9 +26,10 @@ NOW = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
 SECTIONS = ("Politics", "World", "Business", "Sports")
 
 
-def _import(store: Store, text: str, *, name: str = "list.csv", **kwargs):  # type: ignore[no-untyped-def]
+def _import(store: Store, text: str, *, name: str = "list.csv",
+            **kwargs: object) -> ImportReport:
     return store.import_csv("daily", io.BytesIO(text.encode()), known_sections=SECTIONS,
-                            source_name=name, **kwargs)
+                            source_name=name, **kwargs)  # type: ignore[arg-type]
 
 
 def _member(store: Store, email: str, list_name: str = "daily"):  # type: ignore[no-untyped-def]

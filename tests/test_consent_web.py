@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from smtp_servers import ServerInfo, smtp_server
+from starlette.applications import Starlette
 from store_rows import all_rows
 
 from digest import pipeline, tokens
@@ -109,9 +110,8 @@ class Site:
 
 def make_client(settings: Settings, store: Store, *, ip: str = "127.0.0.1",
                 base_url: str = "https://news.example.org",
-                app: object | None = None) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app or create_app(settings, store),  # type: ignore[arg-type]
-                                    client=(ip, 40000))
+                app: Starlette | None = None) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app or create_app(settings, store), client=(ip, 40000))
     return httpx.AsyncClient(transport=transport, base_url=base_url, follow_redirects=False)
 
 
