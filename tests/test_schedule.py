@@ -10,12 +10,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from test_edition import make_list
 
 from digest import pipeline
 from digest.config import load_settings
 from digest.errors import DigestError
 from digest.schedule import MISFIRE_GRACE, make_scheduler, missed_today, planned_jobs
-from test_edition import make_list
 
 
 def test_next_runs_follow_each_lists_timezone_and_days() -> None:

@@ -58,7 +58,8 @@ async def gather(settings: Settings, lst: ListSettings, *, source_override: list
         raise ConfigError(f"List {lst.name} in {settings.path} has no sources; add "
                           "sources = [...] there or pass --source.")
     return await sources.gather_stories(
-        wanted, as_of=as_of, section_map=section_map_for(lst), fetch=settings.fetch
+        wanted, as_of=as_of, section_map=section_map_for(lst), fetch=settings.fetch,
+        site_url=settings.site.url,
     )
 
 
