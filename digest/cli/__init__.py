@@ -4,7 +4,8 @@ One module per command group; each command parses its options, calls the pipelin
 prints. A :class:`~digest.errors.DigestError` becomes one sentence on stderr with exit code 1
 (2 for bad usage or configuration), see :mod:`digest.cli.support`.
 
-- :mod:`digest.cli.edition` — ``build``, ``preview``, ``send``
+- :mod:`digest.cli.edition` — ``build``, ``preview``, ``draft``, ``send``
+- :mod:`digest.cli.editions` — ``editions list|show|hold|approve|cancel``
 - :mod:`digest.cli.service` — ``schedule``, ``worker``, ``serve``
 - :mod:`digest.cli.subscribers` — ``subscribers …``
 - :mod:`digest.cli.bounces` — ``bounces …``
@@ -19,7 +20,7 @@ import click
 
 from digest import __version__
 
-from . import bounces, edition, service, subscribers
+from . import bounces, edition, editions, service, subscribers
 
 __all__ = ["main"]
 
@@ -47,6 +48,7 @@ def main(log_level: str) -> None:
 
 
 
-for _command in (edition.build, edition.preview, edition.send, service.schedule, service.worker,
-                 service.serve, subscribers.subscribers, bounces.bounces):
+for _command in (edition.build, edition.preview, edition.draft, edition.send,
+                 editions.editions, service.schedule, service.worker, service.serve,
+                 subscribers.subscribers, bounces.bounces):
     main.add_command(_command)

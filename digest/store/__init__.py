@@ -17,6 +17,7 @@ from .editions import EditionRecord, EditionsMixin
 from .engine import create_engine, guarded
 from .importer import ImportMixin, ImportReport, RejectedRow
 from .ledger import Claim, LedgerMixin
+from .lifecycle import EDITION_STATUSES, PENDING, PUBLISHED, UNPUBLISHED, EditionEvent
 from .migrate import upgrade
 from .signups import SignupLimitsMixin
 from .subscribers import (
@@ -27,8 +28,13 @@ from .subscribers import (
 )
 
 __all__ = [
+    "EDITION_STATUSES",
+    "PENDING",
+    "PUBLISHED",
+    "UNPUBLISHED",
     "Claim",
     "DeliveryRef",
+    "EditionEvent",
     "EditionRecord",
     "ImportReport",
     "InvalidSubscriberError",

@@ -4,7 +4,7 @@ Every existing membership gets one "record-start" event holding its state when t
 began (time: the membership's last change), so `subscribers history` explains every reader.
 
 Revision ID: 0005_consent
-Revises: 0005_carried
+Revises: 0005_lifecycle
 Create Date: 2026-12-01
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_consent"
-down_revision = "0005_carried"
+down_revision = "0005_lifecycle"
 branch_labels = None
 depends_on = None
 
