@@ -574,7 +574,7 @@ private_key_file = "ed.pem"
         assert verify_all(data, settings_.dkim) == [True, True], data[:600]
     lst = settings_.get_list("daily")
     _, _, confirm = confirmation_message(settings_, lst, email="zoë@example.org",
-                                         name="Zoë", confirm_link="https://x.example/c/1")
+                                         confirm_link="https://x.example/c/1")
     assert confirm.startswith(b"DKIM-Signature:")
     assert verify_all(confirm, settings_.dkim) == [True, True]
     assert pipeline.dkim_sign_if_configured(replace(settings_, dkim=None), b"x") == b"x"
