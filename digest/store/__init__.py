@@ -12,6 +12,7 @@ from .bounces import BouncesMixin, DeliveryRef
 from .editions import EditionRecord, EditionsMixin
 from .engine import create_engine, guarded
 from .importer import ImportMixin, ImportReport, RejectedRow
+from .leases import Lease, LeasesMixin
 from .ledger import Claim, LedgerMixin
 from .migrate import upgrade
 from .subscribers import InvalidSubscriberError, Membership, SubscribersMixin
@@ -22,6 +23,7 @@ __all__ = [
     "EditionRecord",
     "ImportReport",
     "InvalidSubscriberError",
+    "Lease",
     "Membership",
     "RejectedRow",
     "Store",
@@ -29,7 +31,8 @@ __all__ = [
 ]
 
 
-class Store(ImportMixin, SubscribersMixin, EditionsMixin, LedgerMixin, BouncesMixin):
+class Store(ImportMixin, SubscribersMixin, EditionsMixin, LedgerMixin, BouncesMixin,
+            LeasesMixin):
     """Everything digest keeps in its database, behind short transactions."""
 
     def __enter__(self) -> Self:

@@ -23,6 +23,7 @@ __all__ = [
     "deliveries",
     "edition_stories",
     "editions",
+    "leases",
     "lists",
     "memberships",
     "metadata",
@@ -192,4 +193,18 @@ bounce_events = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.CheckConstraint("kind IN ('hard', 'soft', 'complaint')", name="kind"),
     sa.Index(None, "subscriber_id", "kind", "created_at"),
+)
+
+# Named leases held where the database is, so they hold across hosts and working folders:
+# "scheduler" (one scheduler per database; its renewals are the heartbeat `status` shows)
+# and "send:<list>" (one send of a list at a time). A holder renews before ``expires_at``;
+# once that passes, or ``released_at`` is set, anyone may take the lease.
+leases = sa.Table(
+    "leases", metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("acquired_at", UTCDateTime, nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("released_at", UTCDateTime, nullable=True),
 )
