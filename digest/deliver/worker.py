@@ -29,6 +29,7 @@ from digest.config import DeliverySettings
 from digest.deliver.classify import Kind, Outcome, Phase, classify_exception, classify_reply
 from digest.deliver.pool import SMTPConnection, SMTPPool, TransactionError, send_with_deadline
 from digest.deliver.report import DeliveryReport, ProgressView
+from digest.deliver.stop import StopRequest
 from digest.errors import AuthenticationError, DeliveryError, RelayUnavailableError, StoreError
 
 __all__ = ["ClaimLike", "LedgerStore", "Worker", "backoff_delay"]
@@ -54,7 +55,7 @@ class LedgerStore(Protocol):
     def mark_failed(self, delivery_id: int, *, code: int | None, error: str, suppress: bool,
                     now: datetime) -> None: ...
     def mark_expired(self, delivery_id: int, *, error: str, now: datetime) -> None: ...
-    def release_claims(self, worker_id: str) -> int: ...
+    def release_claims(self, worker_id: str, *, edition_id: int | None = None) -> int: ...
     def delivery_summary(self, edition_id: int) -> dict[str, int]: ...
     def delivery_reasons(self, edition_id: int) -> dict[str, dict[str, int]]: ...
     def next_wakeup(self, edition_id: int) -> datetime | None: ...
@@ -84,7 +85,7 @@ class Worker:
                  build: Callable[[Any], tuple[str, str, bytes]], pools: Sequence[SMTPPool],
                  delivery: DeliverySettings, worker_id: str, report: DeliveryReport,
                  clock: Callable[[], datetime], lease: timedelta, max_wait: float | None,
-                 relay_patience: float) -> None:
+                 relay_patience: float, stop: StopRequest | None = None) -> None:
         self.edition_id = edition_id
         self.store = store
         self.build = build
@@ -96,6 +97,9 @@ class Worker:
         self.lease = lease
         self.max_wait = max_wait
         self.relay_patience = relay_patience
+        self.stop = stop
+        self.stopping = False  # a stop was requested: no new claim, no new transaction
+        self._stopped = asyncio.Event()
         self.tasks = sum(p.size for p in pools)
         # Claims are taken in batches (a claim transaction costs as much as ~5 marks) but
         # never more than the pools can send well inside the lease, and at most two rounds
@@ -153,8 +157,26 @@ class Worker:
                 await asyncio.sleep(0.2 * 2 ** attempt)
         raise AssertionError("unreachable")
 
+    def _on_stop(self) -> None:
+        self.stopping = True
+        self._stopped.set()
+        self.changed.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when a stop is requested."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopped.wait()
+
     async def run(self, progress: ProgressView | None = None) -> None:
-        """Run every task to the end; raise the error that stopped the run, if any."""
+        """Run every task to the end; raise the error that stopped the run, if any.
+
+        A requested stop (see :mod:`digest.deliver.stop`) ends every task once its
+        transaction under way, if any, has finished and been recorded."""
+        with self.stop.watch(self._on_stop) if self.stop else contextlib.nullcontext():
+            await self._run(progress)
+
+    async def _run(self, progress: ProgressView | None) -> None:
         self.progress = progress
         tasks = [asyncio.create_task(self._task(pool, conn))
                  for pool in self.pools for conn in pool.connections]
@@ -193,7 +215,7 @@ class Worker:
     async def _next_claim(self, pool: SMTPPool) -> Any | None:
         """The next row to send, waiting for backoffs and rate limits; None when done."""
         while True:
-            if self.stop_error is not None or self.finished:
+            if self.stop_error is not None or self.finished or self.stopping:
                 return None
             wait = pool.limiter.delay()
             too_long = self.max_wait is not None and wait > self.max_wait
@@ -204,14 +226,15 @@ class Worker:
                     async with self.claim_lock:
                         if not self.busy:
                             self.buffer.clear()
-                            await self.db(self.store.release_claims, self.worker_id)
+                            await self.db(self.store.release_claims, self.worker_id,
+                                          edition_id=self.edition_id)
                 if too_long and not self.busy:
                     self.report.stopped = self.report.stopped or (
                         f"the relay's rate limit allows the next message in {wait:.0f} s")
                     self.finished = True
                     return None
             if wait > 0:
-                await asyncio.sleep(min(wait, 1.0))
+                await self._pause(min(wait, 1.0))
                 continue
             if self.buffer:
                 claim = self.buffer.popleft()
@@ -258,6 +281,8 @@ class Worker:
             if self.max_wait is not None and delay > self.max_wait and not self.busy:
                 self.finished = True
                 return
+        if self.stopping:
+            return
         self.changed.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(min(max(delay, 0.01), 1.0)):
@@ -267,7 +292,7 @@ class Worker:
 
     async def _task(self, pool: SMTPPool, conn: SMTPConnection) -> None:
         pause = 0.2
-        while self.stop_error is None and not self.finished:
+        while self.stop_error is None and not self.finished and not self.stopping:
             try:
                 if not conn.connected:  # asyncio.timeout: wait_for can swallow a cancel (3.11)
                     async with asyncio.timeout(self.delivery.message_timeout):
@@ -275,7 +300,7 @@ class Worker:
             except (TransactionError, TimeoutError) as err:
                 cause = err.cause if isinstance(err, TransactionError) else err
                 self._connect_failed(pool, classify_exception(cause, Phase.CONNECT))
-                await asyncio.sleep(pause * (0.5 + random.random()))
+                await self._pause(pause * (0.5 + random.random()))
                 pause = min(pause * 2, 10.0)
                 continue
             pause = 0.2
@@ -322,7 +347,9 @@ class Worker:
             return
         self.in_flight += 1
         try:
-            await pool.limiter.acquire()
+            if not await self._slot(pool):  # stopping: the claim goes back untouched
+                self.buffer.appendleft(claim)
+                return
             try:
                 result = await send_with_deadline(conn, sender, [rcpt], data,
                                                   self.delivery.message_timeout)
@@ -341,6 +368,22 @@ class Worker:
         finally:
             self.in_flight -= 1
             self.changed.set()
+
+    async def _slot(self, pool: SMTPPool) -> bool:
+        """Take the relay's next rate-limit slot; False when a stop comes first."""
+        if self.stopping:
+            return False
+        if self.stop is None or pool.limiter.delay() <= 0:
+            await pool.limiter.acquire()
+            return True
+        acquire = asyncio.ensure_future(pool.limiter.acquire())
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait((acquire, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            acquire.cancel()
+            stopped.cancel()
+        return not self.stopping
 
     async def _record(self, pool: SMTPPool, claim: Any, outcome: Outcome) -> None:
         if outcome.ambiguous:
