@@ -1,18 +1,14 @@
-"""The scheduler: one cron job per list in its timezone, runs on time, one scheduler only."""
+"""The scheduler's triggers: one cron job per list in its timezone, runs on time, catches up.
+
+One scheduler per database (its lock, standby, clean stop) is tested with real processes in
+tests/test_scheduler_process.py."""
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import threading
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
-
-from digest import pipeline
-from digest.config import load_settings
 from digest.errors import DigestError
 from digest.schedule import MISFIRE_GRACE, make_scheduler, missed_today, planned_jobs
 from test_edition import make_list
@@ -58,34 +54,6 @@ def test_a_due_job_runs_once_and_a_failing_list_does_not_stop_others() -> None:
     assert sorted(ran) == ["bad", "good"]
     job_defaults = scheduler._job_defaults  # noqa: SLF001 - the policy is the point here
     assert job_defaults["coalesce"] is True and job_defaults["max_instances"] == 1
-
-
-def test_only_one_scheduler_per_machine_with_sqlite(repo: Path, tmp_path: Path) -> None:
-    settings = load_settings(repo / "digest.toml", env={"DIGEST_WORK_DIR": str(tmp_path)})
-    with pipeline.scheduler_lock(settings):
-        with pytest.raises(DigestError, match="Another scheduler"):
-            with pipeline.scheduler_lock(settings):
-                pass
-    with pipeline.scheduler_lock(settings):  # released
-        pass
-
-
-@pytest.mark.postgres
-def test_only_one_scheduler_per_postgresql_database(repo: Path, tmp_path: Path) -> None:
-    url = os.environ.get("DIGEST_TEST_DATABASE_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("DIGEST_TEST_DATABASE_URL must be set in CI")
-        pytest.skip("DIGEST_TEST_DATABASE_URL is not set")
-    settings = load_settings(repo / "digest.toml", env={"DIGEST_WORK_DIR": str(tmp_path),
-                                                        "DIGEST_DATABASE_URL": url})
-    settings = dataclasses.replace(settings, database_url=url)
-    with pipeline.scheduler_lock(settings):
-        with pytest.raises(DigestError, match="scheduler lock"):
-            with pipeline.scheduler_lock(settings):
-                pass
-    with pipeline.scheduler_lock(settings):
-        pass
 
 
 def test_a_scheduler_started_after_send_time_catches_up_once() -> None:

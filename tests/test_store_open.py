@@ -76,7 +76,7 @@ def test_many_threads_open_a_fresh_database_at_once(store_url: str) -> None:
 
 def test_a_migration_killed_half_way_leaves_nothing_behind(store_url: str) -> None:
     child = _child(store_url, "3")  # dies as it creates the third table of revision 0001
-    out, err = child.communicate(timeout=60)
+    _, err = child.communicate(timeout=60)
     assert child.returncode == -signal.SIGKILL, err
     engine = create_engine(store_url)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import click
 from rich.markup import escape
@@ -11,6 +12,7 @@ from rich.markup import escape
 from digest import pipeline
 from digest.config import ListSettings, Settings
 
+from .stopping import stop_on_signals
 from .subscribers import format_report
 from .support import (
     config_option,
@@ -24,6 +26,8 @@ from .support import (
 )
 
 __all__ = ["build", "preview", "send"]
+
+log = logging.getLogger("digest.send")
 
 
 def _context(config_path: str | None, list_name: str | None) -> tuple[Settings, ListSettings]:
@@ -137,7 +141,8 @@ def send(config_path: str | None, list_name: str | None, sources: tuple[str, ...
     """Publish today's edition and deliver it to every subscriber (resumes an unfinished one).
 
     Without a configured relay, an SMTP server on 127.0.0.1 stores the messages in the
-    Maildir under the working folder.
+    Maildir under the working folder. SIGTERM or Ctrl-C stops cleanly: messages in flight
+    finish and are recorded, the rest wait for the next run (exit 0).
 
     \b
     Example:
@@ -146,10 +151,14 @@ def send(config_path: str | None, list_name: str | None, sources: tuple[str, ...
     """
     settings, lst = _context(config_path, list_name)
     moment = pipeline.parse_as_of(as_of, lst)
-    with pipeline.open_store_for(settings) as store, pipeline.send_lock(settings, lst):
+    with stop_on_signals() as stop, pipeline.open_store_for(settings) as store, \
+            pipeline.send_lock(settings, lst, store=store, on_lost=stop.request):
         outcome = asyncio.run(pipeline.send_edition(
             settings, lst, store=store, source_override=list(sources) or None, as_of=moment,
-            force=force, dry_run=dry_run, test_to=test_to, progress=console.is_terminal))
+            force=force, dry_run=dry_run, test_to=test_to, progress=console.is_terminal,
+            stop=stop))
+    if outcome.status == "stopped":
+        log.info("send of %s stopped on %s", lst.name, stop.reason)
     _report_source_errors(outcome.errors)
     _print_send(outcome, settings)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -95,11 +93,6 @@ async def build_edition(settings: Settings, lst: ListSettings, *, store: object 
         force=force,
     )
     return BuildOutcome(edition=edition, errors=list(result.errors))
-
-
-def worker_id() -> str:
-    """This process's name in the ledger: host and pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -12,17 +11,20 @@ from typing import TYPE_CHECKING
 
 from digest.config import ListSettings, Settings
 from digest.errors import ConfigError
+from digest.logs import edition_event
 from digest.models import Edition
 from digest.pipeline.build import build_edition
 from digest.pipeline.messages import MessageFactory, new_message_id
 
 if TYPE_CHECKING:
+    from digest.deliver import StopRequest
     from digest.store import Store
 
 
 @dataclass(slots=True)
 class SendOutcome:
-    """What one ``send`` did: ``status`` is sent / already-sent / skipped / dry-run / test."""
+    """What one ``send`` did: ``status`` is sent / already-sent / skipped / dry-run / test /
+    stopped (a requested stop left rows queued for the next run)."""
 
     status: str
     message: str
@@ -65,16 +67,18 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
                        source_override: list[str] | None = None, as_of: datetime | None = None,
                        force: bool = False, dry_run: bool = False,
                        test_to: tuple[str, ...] = (), progress: bool = False,
-                       max_wait: float | None = None) -> SendOutcome:
+                       max_wait: float | None = None,
+                       stop: StopRequest | None = None) -> SendOutcome:
     """Publish today's edition of ``lst`` and deliver it, or resume one that is under way.
 
     A second call for the same day sends nothing (``force`` sends another edition).
     ``dry_run`` builds every message and sends none; ``test_to`` sends a "[TEST]" copy to
-    each address without touching the ledger.
+    each address without touching the ledger. ``stop`` ends the delivery cleanly when
+    requested (``status == "stopped"``; nothing is published if it comes before that).
 
     :raises EmptyEditionError: caught here and reported as ``status == "skipped"``.
     """
-    from digest.deliver import deliver_edition, send_test
+    from digest.deliver import deliver_edition, send_test, worker_id
     from digest.errors import EmptyEditionError
 
     relay = settings.relay_for(lst)
@@ -125,23 +129,42 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
             return SendOutcome("skipped", str(exc), imports=imports)
         errors = outcome.errors
         record = store.record_edition(outcome.edition, forced=force)
+        edition_event(lst.name, record.date, "built",
+                      {"stories": len(outcome.edition.stories)})
     edition = record.edition()
+    if stop is not None and stop.requested and record.published_at is None:
+        return SendOutcome("stopped", f"Stopped on request ({stop.reason}) before the "
+                           f"{lst.name} edition of {edition.date} was published; nothing was "
+                           "sent.", edition, record.id, imports=imports, errors=errors)
     published = store.publish_edition(record.id, message_id_domain=settings.site.domain,
                                       now=datetime.now(UTC))
+    if published:
+        edition_event(lst.name, record.date, "published", {"recipients": published})
     factory = MessageFactory(settings, lst, edition, as_of=as_of)
     async with smtp_target(settings, relay) as addr:
         report = await deliver_edition(
             record.id, store=store, build=factory.for_claim, relay=relay, smtp_addr=addr,
-            delivery=settings.delivery, worker_id=f"{socket.gethostname()}:send:{lst.name}",
+            delivery=settings.delivery, worker_id=worker_id(), stop=stop,
             progress=progress, **({"max_wait": max_wait} if max_wait is not None else {}))
     summary = store.delivery_summary(record.id)
-    if not published and not report.sent and not (report.failed or report.expired):  # type: ignore[attr-defined]
+    if report.sent or report.failed or report.expired or published:
+        edition_event(lst.name, record.date, "sent", summary)
+    if report.interrupted:
+        waiting = summary.get("queued", 0) + summary.get("sending", 0)
+        status, message = "stopped", (
+            f"Stopped on request ({report.interrupted}): the {lst.name} edition of "
+            f"{edition.date} has {summary.get('sent', 0)} sent and {waiting} waiting, none in "
+            "flight; run send again (or leave it to the scheduler or a worker) to finish it.")
+    elif not published and not report.sent and not (report.failed or report.expired):  # type: ignore[attr-defined]
         status, message = "already-sent", (
             f"The {lst.name} edition of {edition.date} already went out "
             f"({summary.get('sent', 0)} sent); use --force to send another.")
     else:
         status, message = "sent", f"The {lst.name} edition of {edition.date} was delivered."
     return SendOutcome(status, message, edition, record.id, report, published, imports, errors)
+
+
+
 
 
 @asynccontextmanager

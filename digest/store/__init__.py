@@ -15,6 +15,7 @@ from .importer import ImportMixin, ImportReport, RejectedRow
 from .leases import Lease, LeasesMixin
 from .ledger import Claim, LedgerMixin
 from .migrate import upgrade
+from .overview import OpenEdition, OverviewMixin
 from .subscribers import InvalidSubscriberError, Membership, SubscribersMixin
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "InvalidSubscriberError",
     "Lease",
     "Membership",
+    "OpenEdition",
     "RejectedRow",
     "Store",
     "open_store",
@@ -32,7 +34,7 @@ __all__ = [
 
 
 class Store(ImportMixin, SubscribersMixin, EditionsMixin, LedgerMixin, BouncesMixin,
-            LeasesMixin):
+            LeasesMixin, OverviewMixin):
     """Everything digest keeps in its database, behind short transactions."""
 
     def __enter__(self) -> Self:
