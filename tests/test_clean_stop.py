@@ -42,7 +42,7 @@ def _stop(proc: subprocess.Popen[str], sig: signal.Signals, srv: ServerInfo,
 
 def _ledger(url: str) -> dict[str, int]:
     with open_store(url, migrate=False) as store:
-        [edition] = [e for e in store.list_editions("daily", limit=5)]
+        [edition] = store.list_editions("daily", limit=5)
         return store.delivery_summary(edition.id)
 
 
@@ -91,7 +91,7 @@ def test_worker_stops_cleanly_on_sigterm_with_postgresql(tmp_path: Path, store_u
             assert store.publish_edition(record.id, message_id_domain="news.example.org",
                                          now=datetime.now(UTC)) == n
         proc = start(config, "worker", "--poll", "0.5", db_url=store_url)
-        out, err, took = _stop(proc, signal.SIGTERM, srv, after=150)
+        _, err, took = _stop(proc, signal.SIGTERM, srv, after=150)
         assert proc.returncode == 0, err
         at_stop = srv.handler.by_rcpt()
         lines = [ln for ln in err.splitlines() if ln.strip()]
@@ -116,7 +116,7 @@ def test_schedule_stops_a_running_edition_cleanly_on_sigint(tmp_path: Path) -> N
         config = write_project(tmp_path, relay=srv, rate=RATE,
                                lists={"daily": ListSpec(readers=n, send_time=due)})
         proc = start(config, "schedule", db_url=url)
-        out, err, took = _stop(proc, signal.SIGINT, srv, after=150)
+        _, err, took = _stop(proc, signal.SIGINT, srv, after=150)
         assert proc.returncode == 0, err
         at_stop = srv.handler.by_rcpt()
         assert "Traceback" not in err and "ERROR" not in err, err
@@ -126,6 +126,6 @@ def test_schedule_stops_a_running_edition_cleanly_on_sigint(tmp_path: Path) -> N
         assert set(ledger) <= {"sent", "queued"} and ledger["sent"] == len(at_stop)
 
         again = start(config, "send", db_url=url)  # resumes today's edition
-        out2, err2 = again.communicate(timeout=60)
+        _, err2 = again.communicate(timeout=60)
         assert again.returncode == 0, err2
     assert srv.handler.by_rcpt() == _everyone("daily", n)
