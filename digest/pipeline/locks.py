@@ -57,7 +57,7 @@ class LeaseLock:
 
     def __init__(self, store: Store, name: str, settings: SchedulerSettings, *,
                  holder: str | None = None,
-                 on_lost: Callable[[str], None] | None = None) -> None:
+                 on_lost: Callable[[str], object] | None = None) -> None:
         self.store = store
         self.name = name
         self.holder = holder or worker_id()
@@ -149,7 +149,7 @@ class LeaseLock:
 
 @contextmanager
 def send_lock(settings: Settings, lst: ListSettings, *, store: Store | None = None,
-              on_lost: Callable[[str], None] | None = None) -> Iterator[LeaseLock]:
+              on_lost: Callable[[str], object] | None = None) -> Iterator[LeaseLock]:
     """Hold list ``lst``'s send lock for the ``with`` block: one send (or scheduler pass)
     of a list at a time per database, renewed in the background, released at the end.
 

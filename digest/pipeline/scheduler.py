@@ -57,8 +57,9 @@ def run_scheduler(settings: Settings, store: Store, *, stop: StopRequest,
     lock = LeaseLock(store, SCHEDULER_LEASE, settings.scheduler)
     heartbeat = settings.scheduler.heartbeat.total_seconds()
     tick = min(heartbeat, notifier.watchdog_interval or heartbeat)
-    busy = lock.acquire()
+    busy: Lease | bool | None = lock.acquire()
     if busy is not None:
+        assert not isinstance(busy, bool)
         if not standby:
             return SchedulerExit("busy", f"Another scheduler is running for this database "
                                  f"({describe_lease(busy)}); this one exits. Start it with "
