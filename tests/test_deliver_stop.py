@@ -75,3 +75,22 @@ def test_worker_ids_are_unique_per_process_and_stable_within_one() -> None:
     with multiprocessing.get_context("fork").Pool(1) as pool:
         child = pool.apply(worker_id)
     assert child != me and child.split(":")[1] != pid
+
+
+async def test_a_run_leaves_claims_of_another_live_process_alone(store: Store) -> None:  # noqa: F811
+    from datetime import UTC, datetime, timedelta
+
+    emails = [f"r{i:02d}@example.org" for i in range(10)]
+    edition = publish(store, emails)
+    # Another process (another send on this host, say) holds three rows on a live lease.
+    held = store.claim_deliveries(edition, worker_id="mail1:4242:abcdef", limit=3,
+                                  now=datetime.now(UTC), lease=timedelta(minutes=5))
+    async with smtp_server() as srv:
+        report = await deliver_edition(edition, store=store, build=Builder(), relay=None,
+                                       smtp_addr=srv.addr, delivery=FAST,
+                                       worker_id=worker_id(), max_wait=0.5)
+    assert report.sent == 7 and report.deferred == 3
+    assert not {c.email for c in held} & set(srv.handler.by_rcpt())
+    assert store.delivery_summary(edition) == {"sent": 7, "sending": 3}
+    assert {store.get_delivery(c.delivery_id)["claimed_by"] for c in held} == {
+        "mail1:4242:abcdef"}

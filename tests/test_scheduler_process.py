@@ -182,3 +182,38 @@ def _status(config: Path, url: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, ["status", "--config", str(config)],
                                 env={"DIGEST_DATABASE_URL": url})
     return result.exit_code, result.stdout
+
+
+def test_worker_and_serve_tell_the_service_manager_too(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'digest.db'}"
+    config = write_project(tmp_path, lists={"daily": ListSpec(readers=1)}, relay=None)
+    port = _free_port()
+    with _notify_socket() as (path_w, sock_w), _notify_socket() as (path_s, sock_s):
+        env = {"WATCHDOG_USEC": "300000"}
+        worker = start(config, "worker", "--poll", "0.2", db_url=url,
+                       env={**env, "NOTIFY_SOCKET": path_w})
+        serve = start(config, "serve", "--port", str(port), db_url=url,
+                      env={**env, "NOTIFY_SOCKET": path_s})
+        try:
+            assert "STATUS=worker " in _expect(sock_w, "READY=1")
+            _expect(sock_w, "WATCHDOG=1")
+            assert f"STATUS=serving on 127.0.0.1:{port}" in _expect(sock_s, "READY=1")
+            _expect(sock_s, "WATCHDOG=1")
+            for proc, sock in ((worker, sock_w), (serve, sock_s)):
+                proc.send_signal(signal.SIGTERM)
+                _expect(sock, "STOPPING=1")
+                _, err = proc.communicate(timeout=30)
+                assert proc.returncode == 0, err
+                lines = [ln for ln in err.splitlines() if ln.strip()]
+                assert lines and all(ISO_LINE.match(ln) for ln in lines), lines
+        finally:
+            for proc in (worker, serve):
+                if proc.returncode is None:
+                    proc.kill()
+                    proc.communicate()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

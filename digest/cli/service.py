@@ -129,4 +129,10 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     """
     from digest.web import serve as run_server
 
-    run_server(open_settings(config_path), host=host, port=port, notifier=Notifier())
+    settings = open_settings(config_path)
+    # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again with the
+    # handlers it found: these, so the process exits 0 after its one line.
+    with stop_on_signals() as stop:
+        run_server(settings, host=host, port=port, notifier=Notifier())
+    if stop.requested:
+        log.info("serve stopped on %s", stop.reason)
