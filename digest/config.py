@@ -33,6 +33,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.config_table import Table, parse_duration
 from digest.errors import ConfigError
+from digest.i18n import (
+    DEFAULT_LANGUAGE,
+    LanguageError,
+    available_languages,
+    catalog_dirs,
+    has_catalog,
+    normalise_language,
+)
 
 __all__ = [
     "DeliverySettings",
@@ -97,6 +105,11 @@ class ListSettings:
     relay: str | None
     subscribers_files: tuple[str, ...] = ()
     send_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    #: How long a headline alone marks a linkless story as already sent (digest.edition).
+    repeat_window: timedelta = timedelta(days=7)
+    #: BCP 47 tag of the newsroom's language: the emails' and web pages' words, dates and
+    #: ``<html lang>`` (gettext catalogs and CLDR data through Babel).
+    language: str = "en"
 
     @property
     def from_header(self) -> str:
@@ -247,7 +260,30 @@ def _read_site(t: Table, fallback_domain: str) -> SiteSettings:
     return site
 
 
-def _read_list(name: str, t: Table, base_dir: Path, relays: tuple[str, ...]) -> ListSettings:
+def _read_language(t: Table, templates_dir: Path) -> str:
+    """The list's ``language``: a BCP 47 tag Babel knows, with a catalog to speak it."""
+    raw = t.raw("language", DEFAULT_LANGUAGE)
+    if not isinstance(raw, str):
+        raise t.error(t.key("language"), f"must be a language tag string, not {raw!r}",
+                      "write e.g. language = \"fr\"")
+    try:
+        tag = normalise_language(raw)
+    except LanguageError as exc:
+        raise t.error(t.key("language"), f"is not a language Babel knows ({exc})",
+                      "use a BCP 47 tag such as \"en\", \"fr\" or \"pt-BR\"") from None
+    dirs = catalog_dirs(templates_dir)
+    if not has_catalog(tag, dirs):
+        shipped = ", ".join(available_languages(dirs)) or "none"
+        raise t.error(t.key("language"), f"is {tag!r}, which has no translation catalog "
+                      f"(available: {shipped})",
+                      f"add {templates_dir.name}/locale/{tag.split('-')[0]}/LC_MESSAGES/"
+                      "digest.po as the README's \"Languages\" section says, or pick an "
+                      "available language")
+    return tag
+
+
+def _read_list(name: str, t: Table, base_dir: Path, relays: tuple[str, ...],
+               templates_dir: Path | None = None) -> ListSettings:
     if not _SLUG.match(name):
         raise t.error(t.prefix, "has a name that is not a short slug (a-z, 0-9, - and _)",
                       "rename the table, e.g. [lists.daily]")
@@ -314,6 +350,7 @@ def _read_list(name: str, t: Table, base_dir: Path, relays: tuple[str, ...]) -> 
         lead_section=t.str("lead_section"),
         teasers_per_section=t.int("teasers_per_section", 5, 1, 50),
         max_age=t.duration("max_age", None),
+        repeat_window=t.duration("repeat_window", timedelta(days=7)),
         timezone=tz,
         send_time=send_time,
         from_name=sender[0],
@@ -325,6 +362,7 @@ def _read_list(name: str, t: Table, base_dir: Path, relays: tuple[str, ...]) -> 
         send_days=days,
         subscribers_files=tuple(str((base_dir / f).resolve())
                                 for f in t.strings("subscribers_files")),
+        language=_read_language(t, templates_dir or base_dir / "templates"),
     )
     t.finish()
     return lst
@@ -488,7 +526,8 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         raise root.error("lists", "is missing", "add at least one [lists.NAME] table")
     lists = {}
     for name in lists_t.data:
-        lists[name] = _read_list(name, lists_t.table(name), base_dir, tuple(names))
+        lists[name] = _read_list(name, lists_t.table(name), base_dir, tuple(names),
+                                 templates_dir)
     first_domain = next(iter(lists.values())).from_email.rpartition("@")[2]
 
     site = _read_site(root.table("site"), first_domain)

@@ -19,6 +19,7 @@ from imap_server import ImapServer
 from smtp_servers import make_tls
 
 from digest.bounces import (
+    EVENT_KINDS,
     BounceEvent,
     BounceSourceError,
     ImapSource,
@@ -162,8 +163,8 @@ def test_mailto_unsubscribe_carries_the_token_from_the_subject() -> None:
 ])
 def test_garbage_and_truncated_input_is_unknown_and_never_raises(raw: bytes) -> None:
     event = classify(raw, domain=DOMAIN)
-    assert event.kind in ("unknown", "soft", "complaint")
-    if event.kind == "unknown":
+    assert event.kind in ("unknown", "soft", "feedback")
+    if event.kind in ("unknown", "feedback"):
         assert decide(event).kind == "ignore"
     assert event.message_id is None
 
@@ -174,7 +175,8 @@ def test_garbage_and_truncated_input_is_unknown_and_never_raises(raw: bytes) -> 
 def test_mangled_reports_never_raise(cut: int, junk: bytes, name: str) -> None:
     raw = fixture(name)
     event = classify(raw[:cut] + junk + raw[cut:], domain=DOMAIN)
-    assert event.kind in ("hard", "soft", "complaint", "unsubscribe", "auto-reply", "unknown")
+    assert event.kind in EVENT_KINDS
+    assert event.about in ("reader", "us")
 
 
 def test_auto_replies_never_suppress_whatever_they_say() -> None:
@@ -294,9 +296,22 @@ def world(app: Settings) -> World:
         yield World(store, {name: ids[f"{name}@example.org"] for name in READERS}, sids)
 
 
+# The address each fixture's report names; the end-to-end tests make it the reader's.
+NAMED = {"postfix-dsn-5.1.1.eml": b"gone.reader@example.net",
+         "mailbox-full-5.2.2.eml": b"voll@example.de"}
+
+
+def _about(name: str, message_id: str, who: str) -> bytes:
+    """A fixture report about our delivery ``message_id`` to ``who``@example.org."""
+    raw = fixture(name).replace(PLACEHOLDER_ID.encode(), message_id.encode())
+    if name in NAMED:
+        raw = raw.replace(NAMED[name], f"{who}@example.org".encode())
+    return raw
+
+
 def _reports(app: Settings, w: World) -> dict[str, bytes]:
     def about(name: str, who: str) -> bytes:
-        return fixture(name).replace(PLACEHOLDER_ID.encode(), w.ids[who].encode())
+        return _about(name, w.ids[who], who)
 
     token = make_unsubscribe_token(app.web.secret_keys, w.sids["leaver"], "daily")
     guess = ".".join(w.ids["victim"].split(".")[:2]) + ".ffffffffffff@" + DOMAIN + ">"
@@ -408,8 +423,8 @@ def test_dry_run_changes_and_marks_nothing(app: Settings, world: World,
 def test_three_soft_bounces_on_three_editions_suppress(app: Settings, world: World) -> None:
     ids = [world.ids["full"]] + [_publish(world.store, date(2026, 3, d))["full@example.org"]
                                  for d in (3, 4)]
-    messages = [RawMessage(f"m{i}", fixture("mailbox-full-5.2.2.eml").replace(
-        PLACEHOLDER_ID.encode(), mid.encode())) for i, mid in enumerate(ids)]
+    messages = [RawMessage(f"m{i}", _about("mailbox-full-5.2.2.eml", mid, "full"))
+                for i, mid in enumerate(ids)]
     report = process_bounces(app, world.store, messages[:2], dry_run=False, now=NOW)
     assert report.results["recorded"] == 2
     assert _statuses(world.store)["full"] == "active"
@@ -421,8 +436,7 @@ def test_three_soft_bounces_on_three_editions_suppress(app: Settings, world: Wor
 def test_a_store_failure_leaves_the_message_unacknowledged(app: Settings,
                                                            world: World) -> None:
     acked: list[str] = []
-    raw = fixture("postfix-dsn-5.1.1.eml").replace(PLACEHOLDER_ID.encode(),
-                                                   world.ids["hard"].encode())
+    raw = _about("postfix-dsn-5.1.1.eml", world.ids["hard"], "hard")
     world.store.close()
     with world.store.engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE bounce_events"))
@@ -564,7 +578,8 @@ def test_cli_processes_a_maildir_and_prints_the_summary(cli, app: Settings, worl
     result = cli("--maildir", str(box))
     assert result.exit_code == 0, result.output
     assert ("processed 9 messages: 3 hard, 1 soft, 1 complaint, 2 unsubscribes, "
-            "1 auto-reply, 1 unknown.") in result.output
+            "1 auto-reply, 0 other feedback reports, 1 unknown; 0 failures about our mail, "
+            "not the reader.") in result.output
     assert "2 suppressed" in result.output and "3 unattributed" in result.output
     assert "5.1.1 bad destination mailbox address" in result.output
     assert "example.org" not in result.output  # no addresses in the summary
@@ -613,13 +628,24 @@ def test_cli_imap_deadline_and_unreachable_server_exit_1(cli) -> None:
     assert "could not be reached" in _one_sentence_error(refused)
 
 
-@pytest.mark.parametrize(("status", "kind"), [
-    ("5.1.1", "hard"), ("5.1.10", "hard"), ("5.2.1", "hard"), ("5.4.4", "hard"),
-    ("5.0.0", "hard"), ("5.2.2", "soft"), ("5.2.3", "soft"), ("5.3.4", "soft"),
-    ("5.6.0", "soft"), ("5.7.1", "soft"), ("5.7.26", "soft"), ("4.7.1", "soft"),
+@pytest.mark.parametrize(("status", "kind", "about"), [
+    ("5.1.1", "hard", "reader"), ("5.1.2", "hard", "reader"), ("5.1.3", "hard", "reader"),
+    ("5.1.6", "hard", "reader"), ("5.1.10", "hard", "reader"), ("5.2.1", "hard", "reader"),
+    ("5.0.0", "soft", "reader"), ("5.1.0", "soft", "reader"), ("5.1.4", "soft", "reader"),
+    ("5.2.2", "soft", "reader"), ("5.4.4", "soft", "reader"), ("5.4.7", "soft", "reader"),
+    ("5.3.0", "soft", "reader"), ("4.2.2", "soft", "reader"), ("4.4.1", "soft", "reader"),
+    ("5.1.7", "soft", "us"), ("5.1.8", "soft", "us"), ("5.2.3", "soft", "us"),
+    ("5.3.4", "soft", "us"), ("5.5.0", "soft", "us"), ("5.6.0", "soft", "us"),
+    ("5.7.1", "soft", "us"), ("5.7.26", "soft", "us"), ("4.7.1", "soft", "us"),
 ])
-def test_only_permanent_failures_about_the_address_are_hard(status: str, kind: str) -> None:
+def test_only_permanent_failures_about_the_address_are_hard(status: str, kind: str,
+                                                            about: str) -> None:
     """A 5.7.x policy block (say, our server listed as spam) must not suppress a provider's
-    every reader; a full mailbox or a too-big message says nothing about the address."""
-    raw = fixture("postfix-dsn-5.1.1.eml").replace(b"5.1.1", status.encode())
-    assert classify(raw, domain=DOMAIN).kind == kind
+    every reader; a full mailbox or a too-big message says nothing about the address; a
+    bad *sender* address (5.1.7, 5.1.8) is ours. RFC 3463 sections 3.2-3.8."""
+    raw = fixture("postfix-dsn-5.1.1.eml").replace(b"5.1.1", status.encode()).replace(
+        b"User unknown", b"Refused").replace(b"Recipient address", b"Message")
+    event = classify(raw, domain=DOMAIN)
+    assert (event.kind, event.about, event.status) == (kind, about, status)
+    expected = {"hard": "suppress-bounced", "soft": "record-soft"}[kind]
+    assert decide(event).kind == (expected if about == "reader" else "ignore")

@@ -4,6 +4,7 @@ folders, a lost lease)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import socket
@@ -107,7 +108,7 @@ async def test_healthz_follows_the_schedulers_heartbeat(tmp_path: Path) -> None:
             assert store.acquire_lease("scheduler", "mail1:7:a1b2c3",
                                        ttl=timedelta(seconds=0.3))[0]
             assert await health() == (200, "ok\n", "alive")
-            time.sleep(0.4)
+            await asyncio.sleep(0.4)
             code, text, state = await health()
             assert (code, state) == (503, "stale")
             assert text.startswith("scheduler: stale (mail1:7:a1b2c3, last heartbeat")

@@ -9,9 +9,10 @@ import threading
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from test_edition import make_list
+
 from digest.errors import DigestError
 from digest.schedule import MISFIRE_GRACE, make_scheduler, missed_today, planned_jobs
-from test_edition import make_list
 
 
 def test_next_runs_follow_each_lists_timezone_and_days() -> None:

@@ -2,7 +2,11 @@
 
 Nothing is applied unless the report names one of our deliveries (a Message-ID found in the
 ledger) or carries a valid signed unsubscribe token: a report that names only an address is
-"unattributed" and changes nothing, so forged bounces cannot suppress anyone.
+"unattributed" and changes nothing, so forged bounces cannot suppress anyone. A failure
+report must also be about the address the delivery went to: when it names several
+recipients the reader's is the one read, and a hard bounce naming only other addresses (a
+forward's target, an alias expansion) counts as a soft bounce, never as proof that the
+reader's address is gone.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from digest.config import Settings
 from digest.errors import InvalidTokenError, SubscriberNotFoundError
 from digest.tokens import read_unsubscribe_token
 
-from .classify import BounceEvent, classify, decide
+from .classify import Action, classify, decide
+from .events import BounceEvent
 from .sources import RawMessage
+from .text import address_key
 
 if TYPE_CHECKING:
     from digest.store import Store
@@ -37,7 +43,8 @@ _KIND_OF_RECORD = {"suppress-bounced": "hard", "suppress-complained": "complaint
 class MessageOutcome:
     """What happened to one message: ``result`` is "suppressed", "already-suppressed",
     "recorded" (a soft bounce below the limit), "unsubscribed", "already-inactive",
-    "duplicate" (recorded by an earlier run), "unattributed", "ignored" or "dry-run"."""
+    "duplicate" (recorded by an earlier run), "unattributed", "ignored" or "dry-run";
+    ``about`` is "us" for a failure about our mail rather than the reader."""
 
     key: str
     kind: str
@@ -46,6 +53,7 @@ class MessageOutcome:
     reason: str
     status: str | None = None
     subscriber_id: int | None = None
+    about: str = "reader"
 
 
 @dataclass(slots=True)
@@ -80,8 +88,17 @@ class BounceReport:
         return self.kinds["auto-reply"]
 
     @property
+    def feedback(self) -> int:
+        return self.kinds["feedback"]
+
+    @property
     def unknown(self) -> int:
         return self.kinds["unknown"]
+
+    @property
+    def about_us(self) -> int:
+        """Failures (hard or soft by code) that concern our mail, not the reader."""
+        return sum(1 for o in self.outcomes if o.about == "us")
 
     @property
     def unattributed(self) -> int:
@@ -102,17 +119,19 @@ class BounceReport:
                 f"{_count(self.complaints, 'complaint')}, "
                 f"{_count(self.unsubscribes, 'unsubscribe')}, "
                 f"{_count(self.auto_replies, 'auto-reply', 'auto-replies')}, "
-                f"{self.unknown} unknown.")
+                f"{_count(self.feedback, 'other feedback report')}, "
+                f"{self.unknown} unknown; "
+                f"{_count(self.about_us, 'failure')} about our mail, not the reader.")
         r = self.results
         if self.dry_run:
             changes = (f"Nothing was changed; {r['dry-run']} would be applied, "
-                       f"{r['unattributed']} unattributed.")
+                       f"{r['unattributed']} unattributed, {r['ignored']} ignored.")
         else:
             changes = (f"{r['suppressed']} suppressed, {r['recorded']} soft bounces recorded, "
                        f"{r['unsubscribed']} unsubscribed, {r['already-suppressed']} already "
                        f"suppressed, {r['already-inactive']} already inactive, "
-                       f"{r['duplicate']} seen before, {r['unattributed']} unattributed "
-                       "(changed nothing).")
+                       f"{r['duplicate']} seen before, {r['unattributed']} unattributed, "
+                       f"{r['ignored']} ignored (these two changed nothing).")
         lines = [head, changes]
         lines += [f"  {n:5d}  {reason}" for reason, n in
                   sorted(self.reasons.items(), key=lambda item: (-item[1], item[0]))]
@@ -127,6 +146,7 @@ class _Target(NamedTuple):
     subscriber_id: int
     list_name: str
     delivery_id: int | None
+    email: str
 
 
 def _attribute(settings: Settings, store: Store, event: BounceEvent) -> _Target | None:
@@ -134,17 +154,38 @@ def _attribute(settings: Settings, store: Store, event: BounceEvent) -> _Target 
     if event.message_id:
         ref = store.find_delivery_by_message_id(event.message_id)
         if ref is not None:
-            return _Target(ref.subscriber_id, ref.list_name, ref.delivery_id)
+            return _Target(ref.subscriber_id, ref.list_name, ref.delivery_id, ref.email)
     if event.token:
         try:
             # Tokens carry real signing times, so they are checked against the real clock.
             sid, list_name = read_unsubscribe_token(settings.web.secret_keys, event.token,
                                                     max_age=settings.web.token_max_age)
-            store.get_membership_by_id(sid, list_name)
+            member = store.get_membership_by_id(sid, list_name)
         except (InvalidTokenError, SubscriberNotFoundError):
             return None
-        return _Target(sid, list_name, None)
+        return _Target(sid, list_name, None, member.email)
     return None
+
+
+def _for_reader(message: RawMessage, event: BounceEvent, action: Action, target: _Target,
+                domain: str | None) -> tuple[BounceEvent, Action]:
+    """The event and action for the address the delivery went to: the reader's own block
+    of a report naming several recipients; a hard bounce naming only other addresses is
+    counted as a soft one (still evidence that mail to the reader fails, not that the
+    reader's address is gone)."""
+    if event.kind not in ("hard", "soft") or not event.recipients:
+        return event, action
+    key = address_key(target.email)
+    keys = [address_key(a) for a in event.recipients]
+    if key in keys:
+        if event.recipient is None or address_key(event.recipient) != key:
+            event = classify(message.data, domain=domain, recipient=target.email)
+            action = decide(event)
+        return event, action
+    if action.kind == "suppress-bounced":
+        return event, Action("record-soft", f"{action.reason} (for another address than "
+                             "the delivery's: counted as soft)")
+    return event, action
 
 
 def process_bounces(settings: Settings, store: Store, messages: Iterable[RawMessage], *,
@@ -182,7 +223,9 @@ def _handle(settings: Settings, store: Store, message: RawMessage, *, dry_run: b
     def outcome(result: str, reason: str, target: _Target | None = None) -> MessageOutcome:
         return MessageOutcome(key=message.key, kind=event.kind, action=action.kind,
                               result=result, reason=reason, status=event.status,
-                              subscriber_id=target.subscriber_id if target else None)
+                              subscriber_id=target.subscriber_id if target else None,
+                              about=event.about if event.kind in ("hard", "soft")
+                              else "reader")
 
     if action.kind == "ignore":
         unattributed = action.reason.startswith("unattributed")
@@ -191,6 +234,9 @@ def _handle(settings: Settings, store: Store, message: RawMessage, *, dry_run: b
     if target is None:
         return outcome("unattributed", f"unattributed: {event.kind} names no delivery or "
                        "valid token of ours")
+    event, action = _for_reader(message, event, action, target, settings.site.domain)
+    if action.kind == "ignore":
+        return outcome("ignored", action.reason, target)
     if dry_run:
         return outcome("dry-run", action.reason, target)
     if action.kind == "unsubscribe":

@@ -5,13 +5,19 @@ from __future__ import annotations
 import re
 from email.header import decode_header, make_header
 from email.message import Message
+from email.parser import HeaderParser
+from email.policy import compat32
 
 __all__ = [
+    "address_key",
     "decoded_header",
     "find_message_ids",
     "find_unsubscribe_token",
     "header_block",
+    "own_parts",
     "part_text",
+    "report_address",
+    "report_fields",
     "status_reason",
 ]
 
@@ -43,6 +49,9 @@ _DETAILS = {
     "7.1": "delivery not authorized, message refused", "7.26": "multiple authentication checks failed",
 }
 _CLASSES = {"2": "success", "4": "persistent transient failure", "5": "permanent failure"}
+# RFC 6533 section 3: a utf-8 address type may write characters as \x{HEX}.
+_UNITEXT = re.compile(r"\\x\{([0-9A-Fa-f]{1,6})\}")
+_ADDRESS = re.compile(r"[^\s@<>()\[\]\\,;:\"]{1,64}@[^\s@<>()\[\]\\,;:\"]{1,253}")
 
 
 def decoded_header(msg: Message, name: str) -> str:
@@ -62,13 +71,27 @@ def header_block(msg: Message) -> str:
     return "\n".join(f"{k}: {' '.join(str(v).split())}" for k, v in msg.items())
 
 
+def own_parts(msg: Message) -> list[Message]:
+    """``msg`` and its parts, in order, without descending into attached messages: a
+    returned original's parts (its text, a DSN it quotes) are not the report's own."""
+    found: list[Message] = []
+    stack = [msg]
+    while stack and len(found) < 500:
+        part = stack.pop()
+        found.append(part)
+        if part.is_multipart() and part.get_content_maintype() != "message":
+            children = [p for p in part.get_payload() if isinstance(p, Message)]
+            stack.extend(reversed(children))
+    return found
+
+
 def part_text(part: Message) -> str:
     """The decoded text of a non-multipart part (undecodable bytes replaced), capped."""
     try:
         data = part.get_payload(decode=True)
     except (ValueError, TypeError, AssertionError):
         data = None
-    if data is None:
+    if not isinstance(data, bytes):
         payload = part.get_payload()
         return payload[:MAX_TEXT] if isinstance(payload, str) else ""
     charset = part.get_content_charset() or "utf-8"
@@ -112,3 +135,70 @@ def status_reason(status: str | None) -> str:
     klass, _, rest = status.partition(".")
     detail = _DETAILS.get(rest) or _CLASSES.get(klass, "unknown status")
     return f"{status} {detail}"
+
+
+def report_address(value: object) -> str | None:
+    """The address in a report field (``rfc822; reader@example.org``, ``utf-8; …`` with
+    RFC 6533 ``\\x{HEX}`` escapes, ``<reader@example.org>`` or a bare address), or None when
+    it is not one plausible address (empty local part, no domain dot, spaces, a path)."""
+    if not value:
+        return None
+    text = " ".join(str(value).split())
+    if ";" in text:
+        kind, _, text = text.partition(";")
+        if kind.strip().lower() == "utf-8":
+            text = _UNITEXT.sub(lambda m: _char(m.group(1)), text)
+    text = text.strip().strip("<>").strip()
+    if len(text) > 320 or not _ADDRESS.fullmatch(text):
+        return None
+    local, _, domain = text.rpartition("@")
+    if not local or "." not in domain.strip(".") or local.startswith("|"):
+        return None
+    return text
+
+
+def _char(hex_digits: str) -> str:
+    code = int(hex_digits, 16)
+    return chr(code) if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
+
+
+def address_key(address: str) -> str:
+    """``address`` compared as the store compares subscribers: the domain IDNA-encoded and
+    the whole address case-folded (``Ann@Bücher.example`` and ``ann@xn--bcher-kva.example``
+    are one key)."""
+    local, _, domain = address.strip().rpartition("@")
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass
+    return f"{local}@{domain}".casefold()
+
+
+def report_fields(part: Message) -> list[Message]:
+    """The field blocks of a ``message/delivery-status``, ``message/global-delivery-status``
+    or ``message/feedback-report`` part, each as a message whose headers are the fields.
+
+    Python splits only ``message/delivery-status`` into blocks; any other ``message/*``
+    part arrives as one message holding the first block, with the rest as its body.
+    """
+    payload = part.get_payload()
+    texts: list[str] = []
+    blocks: list[Message] = []
+    if isinstance(payload, list):
+        for sub in payload:
+            if not isinstance(sub, Message):
+                continue
+            if sub.keys():
+                blocks.append(sub)
+            body = sub.get_payload()
+            if isinstance(body, str) and body.strip():
+                texts.append(body)
+    else:
+        texts.append(part_text(part))
+    for text in texts:
+        for chunk in re.split(r"\r?\n[ \t]*\r?\n", text.strip()):
+            if chunk.strip():
+                block = HeaderParser(policy=compat32).parsestr(chunk.strip() + "\n")
+                if block.keys():
+                    blocks.append(block)
+    return blocks

@@ -45,11 +45,13 @@ def bounces() -> None:
 @handle_errors
 def process_command(maildir: str | None, imap_url: str | None, dry_run: bool, timeout: float,
                     config_path: str | None) -> None:
-    """Process each message once: hard bounces and complaints suppress the address, soft
-    bounces suppress after 3 within 14 days, mailto unsubscribes unsubscribe.
+    """Process each message once: hard bounces and abuse complaints suppress the address,
+    soft bounces of the reader's mailbox suppress after 3 within 14 days, mailto and opt-out
+    requests unsubscribe.
 
     Only reports that name one of our deliveries (its Message-ID) or carry a valid signed
-    unsubscribe token change anything; auto-replies never do. Exit 0 when done, 1 when the
+    unsubscribe token change anything; failures about our own mail (policy, spam, DMARC,
+    sender), other feedback reports and auto-replies never do. Exit 0 when done, 1 when the
     mailbox cannot be read, 2 for bad usage.
     """
     if (maildir is None) == (imap_url is None):

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from digest import pipeline
 from digest.config import ListSettings, Settings
+from digest.models import Edition
 
 from .stopping import stop_on_signals
 from .subscribers import format_report
@@ -35,9 +36,15 @@ def _context(config_path: str | None, list_name: str | None) -> tuple[Settings, 
     return settings, settings.get_list(list_name)
 
 
-def _report_source_errors(errors: list[str]) -> None:
+def _report_source_errors(errors: list[str], edition: Edition | None = None) -> None:
+    """Every unreadable source, then every item a source skipped or repaired, on stderr."""
     for message in errors:
         warn(message)
+    for item in edition.skipped if edition is not None else ():
+        if item.reason in errors:
+            continue  # an unreadable source, already said
+        where = f":{item.line}" if item.line else ""
+        warn(f"{item.source}{where}: {item.reason}")
 
 
 @click.command()
@@ -60,7 +67,7 @@ def build(config_path: str | None, list_name: str | None, sources: tuple[str, ..
         outcome = asyncio.run(pipeline.build_edition(
             settings, lst, store=store, source_override=list(sources) or None,
             as_of=moment, force=force))
-    _report_source_errors(outcome.errors)
+    _report_source_errors(outcome.errors, outcome.edition)
     edition = outcome.edition
     if as_json:
         click.echo(json.dumps(edition.to_json(), ensure_ascii=False, indent=2))
@@ -84,13 +91,6 @@ def _print_edition(edition) -> None:  # type: ignore[no-untyped-def]
     console.print(table)
     for why, count in edition.excluded:
         console.print(f"left out: {count} {why}", highlight=False, markup=False)
-    for item in edition.skipped:
-        if item.line is None and item.source in item.reason:
-            console.print(f"skipped: {item.reason}", highlight=False, markup=False)
-            continue
-        where = f":{item.line}" if item.line else ""
-        console.print(f"skipped: {item.source}{where}: {item.reason}", highlight=False,
-                      markup=False)
 
 
 @click.command()
@@ -118,7 +118,7 @@ def preview(config_path: str | None, list_name: str | None, sources: tuple[str, 
         outcome = asyncio.run(pipeline.build_edition(
             settings, lst, store=store, source_override=list(sources) or None,
             as_of=moment, force=force))
-        _report_source_errors(outcome.errors)
+        _report_source_errors(outcome.errors, outcome.edition)
         files = pipeline.write_preview(settings, lst, outcome.edition, Path(out_dir),
                                        store=store, subscriber=subscriber, as_of=moment)
     for warning in files.warnings:
@@ -159,7 +159,9 @@ def send(config_path: str | None, list_name: str | None, sources: tuple[str, ...
             stop=stop))
     if outcome.status == "stopped":
         log.info("send of %s stopped on %s", lst.name, stop.reason)
-    _report_source_errors(outcome.errors)
+    _report_source_errors(outcome.errors, outcome.edition)
+    for line in outcome.warnings:  # what the size budget dropped, per variant
+        warn(line)
     _print_send(outcome, settings)
 
 

@@ -102,7 +102,9 @@ def classify_reply(code: int, text: str, phase: Phase) -> Outcome:
     if phase is Phase.RCPT and code == 552:
         return Outcome(Kind.RETRY, reason, code)  # RFC 5321 §4.5.3.1.10
     if enh is not None:
-        if enh[1] == 1 or enh[1:] == (2, 1):  # bad address / mailbox disabled
+        # Bad address / mailbox disabled; 5.1.7 and 5.1.8 are about the *sender's* address
+        # (RFC 3463 section 3.2), never the recipient's.
+        if (enh[1] == 1 and enh[2] not in (7, 8)) or enh[1:] == (2, 1):
             return Outcome(Kind.SUPPRESS, reason, code)
         if enh[1:] == (2, 2):  # mailbox full: soft
             return Outcome(Kind.RETRY, reason, code)

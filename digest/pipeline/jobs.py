@@ -42,6 +42,8 @@ def run_scheduled(settings: Settings, list_name: str, *, store: Store | None = N
         outcome = asyncio.run(send_edition(settings, lst, store=store, stop=stop))
     if outcome.edition is None or outcome.edition_id is None:
         log.info("edition %s: %s", list_name, outcome.message)
+    for line in outcome.warnings:  # teasers the size budget dropped, per variant
+        log.warning("edition %s: %s", list_name, line)
     return outcome
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Self
 
 from .bounces import BouncesMixin, DeliveryRef
+from .carried import CarriedMixin, StoryRecord
 from .editions import EditionRecord, EditionsMixin
 from .engine import create_engine, guarded
 from .importer import ImportMixin, ImportReport, RejectedRow
@@ -29,12 +30,13 @@ __all__ = [
     "OpenEdition",
     "RejectedRow",
     "Store",
+    "StoryRecord",
     "open_store",
 ]
 
 
-class Store(ImportMixin, SubscribersMixin, EditionsMixin, LedgerMixin, BouncesMixin,
-            LeasesMixin, OverviewMixin):
+class Store(ImportMixin, SubscribersMixin, EditionsMixin, CarriedMixin, LedgerMixin,
+            BouncesMixin, LeasesMixin, OverviewMixin):
     """Everything digest keeps in its database, behind short transactions."""
 
     def __enter__(self) -> Self:
