@@ -101,12 +101,12 @@ def planned_jobs(lists: Iterable[ListSettings], now: datetime) -> list[PlannedJo
 
 def _logged(run: Callable[[str], object], list_name: str) -> Callable[[], None]:
     def job() -> None:
-        log.info("job started: %s", list_name)
+        log.debug("job started: %s", list_name)
         try:
             run(list_name)
         except Exception as exc:  # a failed edition must not stop the other lists' jobs
             log.error("job failed: %s: %s: %s", list_name, type(exc).__name__, exc)
         else:
-            log.info("job finished: %s", list_name)
+            log.debug("job finished: %s", list_name)
 
     return job
