@@ -47,7 +47,7 @@ class ClaimLike(Protocol):
 
 
 class LedgerStore(Protocol):
-    """The part of ``digest.store.Store`` delivery uses (see notes/LEDGER.md)."""
+    """The part of ``digest.store.Store`` delivery uses (see :mod:`digest.store.ledger`)."""
 
     def claim_deliveries(self, edition_id: int, *, worker_id: str, limit: int, now: datetime,
                          lease: timedelta) -> list[Any]: ...

@@ -1,7 +1,8 @@
 """The store: lists, subscribers, editions and the delivery ledger in SQLite or PostgreSQL.
 
-``open_store(url)`` returns a :class:`Store`; see ``notes/LEDGER.md`` for the ledger contract
-the delivery workers rely on.
+``open_store(url)`` returns a :class:`Store`, migrated once under a database-wide lock
+(:mod:`digest.store.migrate`); :mod:`digest.store.ledger` holds the ledger contract the
+delivery workers rely on, :mod:`digest.store.leases` the locks the scheduler and sends hold.
 """
 
 from __future__ import annotations
