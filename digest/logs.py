@@ -20,6 +20,7 @@ import logging
 import sys
 from collections.abc import Mapping
 from datetime import date, datetime
+from typing import Any
 
 __all__ = ["ISOFormatter", "configure_logging", "delivery_counts", "edition_event",
            "iso_time", "uvicorn_log_config"]
@@ -44,13 +45,28 @@ class ISOFormatter(logging.Formatter):
             timespec="milliseconds")
 
 
-def configure_logging(level: int | str, *, stream: object = None) -> None:
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each line (it may be swapped)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def configure_logging(level: int | str, *, stream: Any = None) -> None:
     """Send every log line to stderr (or ``stream``) in :data:`FORMAT` at ``level``.
 
     Replaces handlers set earlier, so it may be called again (tests, embedding).
     """
     numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
-    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
     handler.setFormatter(ISOFormatter(FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):
