@@ -1,8 +1,10 @@
 """Logging: one line per event on stderr, ISO 8601 timestamps with their UTC offset.
 
 ``schedule``, ``worker`` and ``serve`` log at INFO by default, so an operator sees one line
-per edition event (:func:`edition_event`), the scheduler's start with each list's next run,
-its lock changes and its stop; other commands log warnings only (their report is printed).
+per edition event (each status change the store records: built, held, published, sent with
+its counts, missed with the reason; and each delivery's counts), the scheduler's start with
+each list's next run, its lock changes and its stop; other commands log warnings only (their
+report is printed).
 Libraries stay at WARNING (APScheduler, Alembic: a migration is logged by the store as one
 line of its own) unless the level asked for is DEBUG; ``serve`` keeps uvicorn's startup
 lines and its access log (tokens redacted) in the same format (:func:`uvicorn_log_config`).
@@ -10,8 +12,8 @@ No line carries an address or a secret.
 
 Example line::
 
-    2026-11-28T07:00:04.127+00:00 INFO digest.edition: daily 2026-11-28 sent: sent=497
-    failed=1 waiting=2 skipped=0
+    2026-11-28T07:00:04.127+00:00 INFO digest.editions: edition 12 list=daily delivered:
+    sent=497 failed=1 waiting=2 skipped=0
 """
 
 from __future__ import annotations
@@ -19,17 +21,15 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
-__all__ = ["ISOFormatter", "configure_logging", "delivery_counts", "edition_event",
-           "iso_time", "uvicorn_log_config"]
+__all__ = ["ISOFormatter", "configure_logging", "delivery_counts", "iso_time",
+           "uvicorn_log_config"]
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: Loggers of libraries that are chatty at INFO (per job, per request, per migration step).
 QUIET = ("apscheduler", "alembic", "httpx", "aiosmtpd", "mail.log", "asyncio")
-
-_edition_log = logging.getLogger("digest.edition")
 
 
 def iso_time(moment: datetime) -> str:
@@ -105,17 +105,3 @@ def delivery_counts(summary: Mapping[str, int]) -> dict[str, int]:
     known = {"sent", "failed", "expired", "queued", "sending", "skipped"}
     counts.update({k: v for k, v in summary.items() if k not in known})
     return counts
-
-
-def edition_event(list_name: str, day: date, event: str,
-                  counts: Mapping[str, int] | None = None, *, reason: str | None = None,
-                  level: int = logging.INFO) -> None:
-    """Log one line for an edition event: built, held, published, sent (``counts`` is the
-    ledger summary, shown by :func:`delivery_counts`), missed (with ``reason``) and so on.
-    """
-    shown = delivery_counts(counts) if event == "sent" and counts is not None else counts
-    tail = " ".join(f"{k}={v}" for k, v in (shown or {}).items())
-    if reason:
-        tail = f"{tail} ({reason})" if tail else reason
-    _edition_log.log(level, "%s %s %s%s", list_name, day.isoformat(), event,
-                     f": {tail}" if tail else "")

@@ -194,8 +194,9 @@ async def _walk_the_pages(client: httpx.AsyncClient, store, settings: Settings) 
     edition = (await build_edition(settings, settings.get_list("quotidien"), store=None,
                                    as_of=AS_OF)).edition
     record = store.record_edition(edition)
-    store.publish_edition(record.id, message_id_domain="news.example.fr",
-                          now=datetime.now(UTC))
+    store.add_subscriber("quotidien", "paul@example.fr")  # an edition nobody gets stays private
+    assert store.publish_edition(record.id, message_id_domain="news.example.fr",
+                                 now=datetime.now(UTC)) == 1
     index = await page("GET", "/digest/archive/quotidien")
     assert "25 août 2025" in index.text
     archived = await page("GET", "/digest/archive/quotidien/2025-08-25")

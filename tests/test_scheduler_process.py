@@ -78,9 +78,13 @@ def test_three_lists_due_the_same_second_on_a_fresh_database_all_go_out(
     assert not any("Context impl" in ln or "Running upgrade" in ln for ln in lines)
     start_line = next(ln for ln in lines if "started: next runs:" in ln)
     assert all(f"{n} " in start_line for n in names) and "UTC (" in start_line
-    for n in names:
-        sent = [ln for ln in lines if f"digest.edition: {n} " in ln and " sent: " in ln]
-        assert len(sent) == 1 and "sent=5 failed=0 waiting=0 skipped=0" in sent[0], lines
+    for n in names:  # one line per edition event, the delivery with its counts
+        delivered = [ln for ln in lines if f" list={n} delivered: " in ln]
+        assert len(delivered) == 1, lines
+        assert delivered[0].endswith("sent=5 failed=0 waiting=0 skipped=0")
+        moves = [ln.split(" -> ")[1].split(" ")[0] for ln in lines
+                 if f" list={n} date=" in ln and " -> " in ln]
+        assert moves == ["draft", "sending", "sent"], lines
     assert "stopped on SIGTERM" in lines[-1]
     assert not any(" ERROR " in ln or " WARNING " in ln for ln in lines), lines
 

@@ -485,8 +485,13 @@ async def test_archive_shows_published_editions_only(client, store) -> None:
     record = store.record_edition(edition)
     day = f"/digest/archive/daily/{edition.date.isoformat()}"
     assert_clean_error(await client.get(day), 404)  # stored but not sent: still private
-    store.publish_edition(record.id, message_id_domain="news.example.org",
-                          now=datetime.now(UTC))
+    # With nobody to send to, publishing changes nothing: the page stays private.
+    assert store.publish_edition(record.id, message_id_domain="news.example.org",
+                                 now=datetime.now(UTC)) == 0
+    assert_clean_error(await client.get(day), 404)
+    store.add_subscriber("daily", "reader@example.org")
+    assert store.publish_edition(record.id, message_id_domain="news.example.org",
+                                 now=datetime.now(UTC)) == 1
     response = await client.get(day)
     assert response.status_code == 200
     assert edition.lead.headline.replace("'", "&#39;") in response.text or \

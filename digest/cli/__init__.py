@@ -4,7 +4,8 @@ One module per command group; each command parses its options, calls the pipelin
 prints. A :class:`~digest.errors.DigestError` becomes one sentence on stderr with exit code 1
 (2 for bad usage or configuration), see :mod:`digest.cli.support`.
 
-- :mod:`digest.cli.edition` — ``build``, ``preview``, ``send``
+- :mod:`digest.cli.edition` — ``build``, ``preview``, ``draft``, ``send``
+- :mod:`digest.cli.editions` — ``editions list|show|hold|approve|cancel``
 - :mod:`digest.cli.service` — ``schedule``, ``worker``, ``serve``
 - :mod:`digest.cli.status` — ``status``
 - :mod:`digest.cli.subscribers` — ``subscribers …``
@@ -18,7 +19,7 @@ import click
 from digest import __version__
 from digest.logs import configure_logging
 
-from . import bounces, edition, service, status, subscribers
+from . import bounces, edition, editions, service, status, subscribers
 
 __all__ = ["main"]
 
@@ -46,6 +47,7 @@ def main(ctx: click.Context, log_level: str | None) -> None:
 #: The long-running commands, which log each event at INFO by default.
 SERVICES = frozenset({"schedule", "worker", "serve"})
 
-for _command in (edition.build, edition.preview, edition.send, service.schedule, service.worker,
-                 service.serve, status.status, subscribers.subscribers, bounces.bounces):
+for _command in (edition.build, edition.preview, edition.draft, edition.send,
+                 editions.editions, service.schedule, service.worker, service.serve,
+                 status.status, subscribers.subscribers, bounces.bounces):
     main.add_command(_command)

@@ -51,8 +51,10 @@ def schedule(config_path: str | None, list_jobs: bool, standby: bool) -> None:
     if list_jobs:
         for job in planned_jobs(settings.lists.values(), datetime.now(UTC)):
             nxt = job.next_run.isoformat() if job.next_run else "never"
-            console.print(f"{job.list_name}: {job.trigger}; next {nxt}", highlight=False,
-                          markup=False)
+            review = f"; draft for review at {job.review_at.isoformat()}" if job.review_at \
+                else ""
+            console.print(f"{job.list_name}: {job.trigger}; next {nxt}{review}",
+                          highlight=False, markup=False, soft_wrap=True)
         return
     with stop_on_signals() as stop, pipeline.open_store_for(settings) as store:
         ended = pipeline.run_scheduler(settings, store, stop=stop, standby=standby,

@@ -19,6 +19,13 @@ from digest.pipeline.build import (
     parse_as_of,
     section_map_for,
 )
+from digest.pipeline.drafts import (
+    Drafted,
+    Shown,
+    draft_edition,
+    edition_to_show,
+    variant_audience,
+)
 from digest.pipeline.jobs import run_open_deliveries, run_scheduled, run_worker
 from digest.pipeline.locks import SCHEDULER_LEASE, LeaseLock, describe_lease, send_lock
 from digest.pipeline.messages import (
@@ -30,11 +37,15 @@ from digest.pipeline.messages import (
     new_message_id,
     write_preview,
 )
+from digest.pipeline.notices import draft_preview_url, read_draft_token
+from digest.pipeline.scheduled import DueOutcome, run_due
 from digest.pipeline.scheduler import SchedulerExit, run_scheduler
 from digest.pipeline.send import (
     SendOutcome,
+    deliver_record,
     send_edition,
     send_single_message,
+    stored_edition,
     sync_subscriber_files,
 )
 from digest.pipeline.status import (
@@ -49,6 +60,8 @@ from digest.pipeline.status import (
 __all__ = [
     "SCHEDULER_LEASE",
     "BuildOutcome",
+    "Drafted",
+    "DueOutcome",
     "LeaseLock",
     "Links",
     "MessageFactory",
@@ -58,16 +71,23 @@ __all__ = [
     "SchedulerHealth",
     "SendOutcome",
     "ServiceStatus",
+    "Shown",
     "StopRequest",
     "build_edition",
+    "deliver_record",
     "describe_lease",
     "dkim_sign_if_configured",
+    "draft_edition",
+    "draft_preview_url",
+    "edition_to_show",
     "gather",
     "links_for",
     "new_message_id",
     "next_runs",
     "open_store_for",
     "parse_as_of",
+    "read_draft_token",
+    "run_due",
     "run_open_deliveries",
     "run_scheduled",
     "run_scheduler",
@@ -78,7 +98,9 @@ __all__ = [
     "send_lock",
     "send_single_message",
     "service_status",
+    "stored_edition",
     "sync_subscriber_files",
+    "variant_audience",
     "worker_id",
     "write_preview",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,8 +69,9 @@ def _resolve_source(src: str) -> str:
 
 async def build_edition(settings: Settings, lst: ListSettings, *, store: Store | None,
                         source_override: list[str] | None = None, as_of: datetime | None = None,
-                        force: bool = False) -> BuildOutcome:
-    """Gather the sources and assemble the edition, leaving out what earlier editions carried.
+                        force: bool = False, also_carried: Collection[int] = ()) -> BuildOutcome:
+    """Gather the sources and assemble the edition, leaving out what earlier editions carried
+    (published ones, and the stored editions ``also_carried`` names: ``--next``).
 
     The store is asked only about the gathered stories' keys: identities ever received,
     headlines of linkless stories received within the list's ``repeat_window``, counted
@@ -90,7 +91,8 @@ async def build_edition(settings: Settings, lst: ListSettings, *, store: Store |
     if store is not None and not force:
         carried = store.carried_keys(
             lst.name, keys_to_check(result.stories),
-            headlines_since=(now - lst.repeat_window).astimezone(lst.timezone).date())
+            headlines_since=(now - lst.repeat_window).astimezone(lst.timezone).date(),
+            including=also_carried)
     edition = assemble_edition(
         result.stories,
         list_settings=lst,

@@ -2,6 +2,7 @@
 
 Every job gets the store the command opened (and migrated) once, and the process's
 :class:`~digest.deliver.StopRequest`, which ends its delivery cleanly on SIGTERM/SIGINT.
+The locks they take live in the database (:mod:`digest.pipeline.locks`).
 """
 
 from __future__ import annotations
@@ -9,16 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from digest.config import Settings
 from digest.deliver import StopRequest, worker_id
-from digest.errors import LockHeldError
-from digest.logs import edition_event
+from digest.errors import DigestError, LockHeldError
 from digest.pipeline.build import open_store_for
 from digest.pipeline.locks import send_lock
 from digest.pipeline.messages import MessageFactory
-from digest.pipeline.send import SendOutcome, send_edition, smtp_target
+from digest.pipeline.scheduled import DueOutcome, run_due
+from digest.pipeline.send import smtp_target
 
 if TYPE_CHECKING:
     from digest.store import Store
@@ -27,24 +29,29 @@ log = logging.getLogger("digest.pipeline")
 
 
 def run_scheduled(settings: Settings, list_name: str, *, store: Store | None = None,
-                  stop: StopRequest | None = None) -> SendOutcome:
-    """The scheduler's job: send today's edition of one list under its send lock.
+                  now: datetime | None = None, started_at: datetime | None = None,
+                  stop: StopRequest | None = None) -> DueOutcome:
+    """The scheduler's job for one list: whatever its edition needs now (build, review
+    mail, publish, mark missed; see :mod:`digest.pipeline.scheduled`), under the list's send
+    lock (held in the database) when there is something to do. Never raises for a failure:
+    it is "delayed". ``stop`` ends a delivery under way cleanly.
 
     :param store: the scheduler's open store (None: open one for this run).
-    :raises LockHeldError: another send of the list is running.
     """
     lst = settings.get_list(list_name)
-    if store is None:
-        with open_store_for(settings) as own:
-            return run_scheduled(settings, list_name, store=own, stop=stop)
     stop = stop or StopRequest()
-    with send_lock(settings, lst, store=store, on_lost=stop.request):
-        outcome = asyncio.run(send_edition(settings, lst, store=store, stop=stop))
-    if outcome.edition is None or outcome.edition_id is None:
-        log.info("edition %s: %s", list_name, outcome.message)
-    for line in outcome.warnings:  # teasers the size budget dropped, per variant
-        log.warning("edition %s: %s", list_name, line)
-    return outcome
+    if store is not None:
+        return run_due(settings, list_name, store=store, now=now, started_at=started_at,
+                       stop=stop, lock=lambda: send_lock(settings, lst, store=store,
+                                                         on_lost=stop.request))
+    try:
+        with open_store_for(settings) as opened:
+            return run_scheduled(settings, list_name, store=opened, now=now,
+                                 started_at=started_at, stop=stop)
+    except DigestError as exc:  # the database could not be opened: the next minute retries
+        logging.getLogger("digest.editions").warning("edition list=%s delayed: %s",
+                                                     list_name, exc)
+        return DueOutcome(list_name, "delayed", str(exc))
 
 
 def run_open_deliveries(settings: Settings, *, store: Store | None = None,
@@ -55,13 +62,15 @@ def run_open_deliveries(settings: Settings, *, store: Store | None = None,
         with open_store_for(settings) as own:
             run_open_deliveries(settings, store=own, stop=stop)
         return
-    asyncio.run(run_worker(settings, store, poll=5.0, once=True, stop=stop, lock_lists=True))
+    asyncio.run(run_worker(settings, store, poll=5.0, once=True, actor="scheduler", stop=stop,
+                           lock_lists=True))
 
 
 async def run_worker(settings: Settings, store: Store, *, poll: float, once: bool,
-                     progress: bool = False, stop: StopRequest | None = None,
-                     lock_lists: bool = False) -> None:
-    """Deliver the open ledger rows of every list's published editions until stopped.
+                     progress: bool = False, actor: str = "worker",
+                     stop: StopRequest | None = None, lock_lists: bool = False) -> None:
+    """Deliver the open ledger rows of every list's published editions until stopped;
+    an edition whose rows all ended is recorded as sent (by ``actor``).
 
     :param stop: ends the loop (and the delivery under way, cleanly) when requested.
     :param lock_lists: hold each list's send lock while delivering it, skipping lists
@@ -78,8 +87,8 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
         for lst in settings.lists.values():
             if stop is not None and stop.requested:
                 break
-            records = [r for r in store.list_editions(lst.name, limit=10)
-                       if r.status == "publishing"]
+            records = [r for r in store.list_editions(lst.name, limit=10, statuses=("sending",))
+                       if r.status == "sending"]  # every row ended: settled below
             if not records:
                 continue
             guard: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
@@ -102,11 +111,10 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
                                 progress=progress, max_wait=poll, stop=stop)
                         if report.sent or report.failed or report.expired:
                             worked = True
-                            if not report.deferred:
-                                edition_event(lst.name, record.date, "sent", report.ledger)
             except LockHeldError as exc:
                 log.debug("open deliveries of %s left to another run: %s", lst.name, exc)
                 open_ids.update(r.id for r in records)
+        store.settle_editions(actor=actor)
         for done in set(factories) - open_ids:  # finished editions: free their variants
             del factories[done]
         if once:

@@ -54,6 +54,7 @@ def run_scheduler(settings: Settings, store: Store, *, stop: StopRequest,
     :raises StoreError: the database cannot be reached at start.
     """
     notifier = notifier or Notifier()
+    started = datetime.now(UTC)  # watching from here (a standby watches too)
     lock = LeaseLock(store, SCHEDULER_LEASE, settings.scheduler)
     heartbeat = settings.scheduler.heartbeat.total_seconds()
     tick = min(heartbeat, notifier.watchdog_interval or heartbeat)
@@ -73,7 +74,7 @@ def run_scheduler(settings: Settings, store: Store, *, stop: StopRequest,
                                  f"{stop.reason} without taking over.")
         log.info("took over the scheduler lock as %s", lock.holder)
 
-    scheduler = _make(settings, store, lock, stop)
+    scheduler = _make(settings, store, lock, stop, started)
     scheduler.start()
     started = f"scheduler {lock.holder} started: {next_runs_text(settings, datetime.now(UTC))}"
     log.info("%s", started)
@@ -105,8 +106,8 @@ def run_scheduler(settings: Settings, store: Store, *, stop: StopRequest,
                          "running jobs finished, their claims released, the lock freed.")
 
 
-def _make(settings: Settings, store: Store, lock: LeaseLock,
-          stop: StopRequest) -> BaseScheduler:
+def _make(settings: Settings, store: Store, lock: LeaseLock, stop: StopRequest,
+          started: datetime) -> BaseScheduler:
     from digest.schedule import make_scheduler
 
     def job(name: str) -> None:
@@ -115,14 +116,14 @@ def _make(settings: Settings, store: Store, lock: LeaseLock,
         if not lock.valid:
             log.warning("not running %s: this scheduler does not hold the lock", name)
             return
-        run_scheduled(settings, name, store=store, stop=stop)
+        run_scheduled(settings, name, store=store, started_at=started, stop=stop)
 
     def open_pass() -> None:
         if lock.valid and not stop.requested:
             run_open_deliveries(settings, store=store, stop=stop)
 
     return make_scheduler(settings.lists.values(), job, deliver_open=open_pass,
-                          blocking=False)
+                          blocking=False, now=datetime.now(UTC))
 
 
 def _try_acquire(lock: LeaseLock) -> Lease | None | bool:

@@ -16,13 +16,19 @@ from .engine import create_engine, guarded
 from .importer import ImportMixin, ImportReport, RejectedRow
 from .leases import Lease, LeasesMixin
 from .ledger import Claim, LedgerMixin
+from .lifecycle import EDITION_STATUSES, PENDING, PUBLISHED, UNPUBLISHED, EditionEvent
 from .migrate import upgrade
 from .overview import OpenEdition, OverviewMixin
 from .subscribers import InvalidSubscriberError, Membership, SubscribersMixin
 
 __all__ = [
+    "EDITION_STATUSES",
+    "PENDING",
+    "PUBLISHED",
+    "UNPUBLISHED",
     "Claim",
     "DeliveryRef",
+    "EditionEvent",
     "EditionRecord",
     "ImportReport",
     "InvalidSubscriberError",

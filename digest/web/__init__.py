@@ -32,6 +32,7 @@ from digest.errors import (
 )
 
 from .archive import archive_edition, archive_index, personal_links
+from .drafts import draft_preview
 from .health import healthz, notifying_server
 from .middleware import (
     MAX_BODY,
@@ -94,6 +95,7 @@ def _routes() -> list[Route]:
         Route("/archive/{list}", archive_index, methods=["GET"]),
         Route("/archive/{list}/{day}", archive_edition, methods=["GET"]),
         Route("/links/{list}", personal_links, methods=["GET"]),
+        Route("/drafts/{token}", draft_preview, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
 
