@@ -76,8 +76,8 @@ def run_scheduler(settings: Settings, store: Store, *, stop: StopRequest,
 
     scheduler = _make(settings, store, lock, stop, started)
     scheduler.start()
-    started = f"scheduler {lock.holder} started: {next_runs_text(settings, datetime.now(UTC))}"
-    log.info("%s", started)
+    log.info("scheduler %s started: %s", lock.holder,
+             next_runs_text(settings, datetime.now(UTC)))
     notifier.ready(f"scheduling {len(settings.lists)} list(s) as {lock.holder}")
     active = True
     next_beat = time.monotonic() + heartbeat

@@ -56,6 +56,7 @@ class NextRun:
     list_name: str
     trigger: str
     local: datetime | None
+    review_at: datetime | None = None  # when the draft is built for review, if any
 
     @property
     def utc(self) -> datetime | None:
@@ -64,8 +65,10 @@ class NextRun:
     def text(self) -> str:
         if self.local is None or self.utc is None:
             return f"{self.list_name} never"
+        review = (f", draft for review at {iso_time(self.review_at)}"
+                  if self.review_at is not None else "")
         return (f"{self.list_name} {iso_time(self.local)} {self.local.tzinfo} "
-                f"({iso_time(self.utc).replace('+00:00', 'Z')})")
+                f"({iso_time(self.utc).replace('+00:00', 'Z')}{review})")
 
 
 @dataclass
@@ -109,7 +112,7 @@ def next_runs(settings: Settings, now: datetime,
     from digest.schedule import planned_jobs
 
     lists = [settings.get_list(list_name)] if list_name else list(settings.lists.values())
-    return [NextRun(job.list_name, job.trigger, job.next_run)
+    return [NextRun(job.list_name, job.trigger, job.next_run, job.review_at)
             for job in planned_jobs(lists, now)]
 
 
