@@ -94,3 +94,14 @@ async def test_a_run_leaves_claims_of_another_live_process_alone(store: Store) -
     assert store.delivery_summary(edition) == {"sent": 7, "sending": 3}
     assert {store.get_delivery(c.delivery_id)["claimed_by"] for c in held} == {
         "mail1:4242:abcdef"}
+
+
+def test_a_linked_request_stops_one_run_and_follows_the_process() -> None:
+    process = StopRequest()
+    one, two = process.linked(), process.linked()
+    assert one.request("lost the send:daily lock")
+    assert one.reason == "lost the send:daily lock" and not two.requested
+    assert not process.requested  # a lost lock does not stop the process
+    assert process.request("SIGTERM")
+    assert two.reason == "SIGTERM" and one.reason == "lost the send:daily lock"
+    assert process.linked().reason == "SIGTERM"  # linked after the stop: stopped at once

@@ -227,6 +227,9 @@ def send(config_path: str | None, list_name: str | None, sources: tuple[str, ...
             editor=editor, stop=stop))
     if outcome.status == "stopped":
         log.info("send of %s stopped on %s", lst.name, stop.reason)
+        if stop.reason not in ("SIGTERM", "SIGINT"):  # e.g. the send lock was lost
+            _print_send(outcome, settings)
+            fail(f"The send stopped early: {stop.reason}; run it again to finish.")
     _report_source_errors(outcome.errors, outcome.edition)
     for line in outcome.warnings:  # what the size budget dropped, per variant
         warn(line)

@@ -3,7 +3,9 @@
 A :class:`StopRequest` is created once per process (a command), handed to
 :func:`digest.deliver.deliver_edition` and to anything else that loops, and set once by
 whoever decides the process must stop: the SIGTERM/SIGINT handler of a long-running
-command, a lost lock, a test. It is never cleared.
+command, a test. It is never cleared. :meth:`StopRequest.linked` gives one run its own
+request that follows the process's but may be set alone (a lost send lock stops that run,
+not the process).
 
 What a delivery run does once a stop is requested (see ``Worker``):
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections.abc import Callable, Iterator
 
 __all__ = ["StopRequest"]
@@ -36,6 +39,7 @@ class StopRequest:
     def __init__(self) -> None:
         self._reason: str | None = None
         self._watchers: list[tuple[asyncio.AbstractEventLoop, Callable[[], None]]] = []
+        self._children: weakref.WeakSet[StopRequest] = weakref.WeakSet()
 
     @property
     def requested(self) -> bool:
@@ -58,7 +62,18 @@ class StopRequest:
         for loop, callback in tuple(self._watchers):
             with contextlib.suppress(RuntimeError):  # that loop has closed meanwhile
                 loop.call_soon_threadsafe(callback)
+        for child in tuple(self._children):
+            child.request(reason)
         return True
+
+    def linked(self) -> StopRequest:
+        """A request for one run: set when this one is (with its reason), and settable on
+        its own (a lost lock stops that run, not the process)."""
+        child = StopRequest()
+        self._children.add(child)
+        if self._reason is not None:
+            child.request(self._reason)
+        return child
 
     @contextlib.contextmanager
     def watch(self, callback: Callable[[], None]) -> Iterator[None]:

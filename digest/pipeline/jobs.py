@@ -39,11 +39,12 @@ def run_scheduled(settings: Settings, list_name: str, *, store: Store | None = N
     :param store: the scheduler's open store (None: open one for this run).
     """
     lst = settings.get_list(list_name)
-    stop = stop or StopRequest()
     if store is not None:
+        # A lost send lock stops this run only; the process's stop stops it too.
+        run_stop = stop.linked() if stop is not None else StopRequest()
         return run_due(settings, list_name, store=store, now=now, started_at=started_at,
-                       stop=stop, lock=lambda: send_lock(settings, lst, store=store,
-                                                         on_lost=stop.request))
+                       stop=run_stop, lock=lambda: send_lock(settings, lst, store=store,
+                                                             on_lost=run_stop.request))
     try:
         with open_store_for(settings) as opened:
             return run_scheduled(settings, list_name, store=opened, now=now,
@@ -92,9 +93,9 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
             if not records:
                 continue
             guard: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
-            if lock_lists:
-                guard = send_lock(settings, lst, store=store,
-                                  on_lost=stop.request if stop else None)
+            list_stop = stop.linked() if stop is not None else StopRequest()
+            if lock_lists:  # a lost lock stops this list's delivery, not the loop
+                guard = send_lock(settings, lst, store=store, on_lost=list_stop.request)
             try:
                 with guard:
                     for record in records:
@@ -108,7 +109,7 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
                             report = await deliver_edition(
                                 record.id, store=store, build=factory.for_claim, relay=relay,
                                 smtp_addr=addr, delivery=settings.delivery, worker_id=me,
-                                progress=progress, max_wait=poll, stop=stop)
+                                progress=progress, max_wait=poll, stop=list_stop)
                         if report.sent or report.failed or report.expired:
                             worked = True
             except LockHeldError as exc:
