@@ -239,18 +239,33 @@ def test_send_on_the_embedded_defaults_delivers_once(project: Path) -> None:
     assert len(subjects) == 1 and subjects[0].startswith("[TEST] ")
 
 
-def test_dry_run_sends_nothing_and_records_nothing(project: Path) -> None:
+def _sqlite_dump(settings) -> list[str]:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    with sqlite3.connect(settings.database_url.removeprefix("sqlite:///")) as conn:
+        return list(conn.iterdump())
+
+
+def test_dry_run_sends_nothing_and_writes_nothing(project: Path) -> None:
     settings = load_settings(project)
     with open_store(settings.database_url) as store:
         store.add_subscriber("daily", "ana@example.org")
+    before = _sqlite_dump(settings)
     code, out, err = run("send", "--config", str(project), "--dry-run")
     assert code == 0, err
-    with open_store(settings.database_url) as store:
-        eligible = sum(1 for _ in store.iter_eligible("daily"))
-        assert store.list_editions("daily") == []
-    assert eligible > 20  # the list's subscriber file was synced, as a real send would
-    assert f"built {eligible} messages" in out
+    assert _sqlite_dump(settings) == before  # not one row: not even the file's readers
+    # The recipients a real send would have: the store's and the subscriber file's.
+    said = " ".join(out.split())
+    assert "built 27 messages (26 of them to readers the list's subscriber files would add)" \
+        in said
+    assert "Dry run: " in said and "nothing was written to the database" in said
     assert not settings.maildir.exists() or not list((settings.maildir / "new").iterdir())
+    # After a real send (which syncs the file) a dry run still writes nothing.
+    assert run("send", "--config", str(project))[0] == 0
+    before = _sqlite_dump(settings)
+    code, out, _ = run("send", "--config", str(project), "--dry-run", "--force")
+    assert code == 0 and "built 27 messages" in out
+    assert _sqlite_dump(settings) == before
 
 
 @pytest.mark.parametrize("args", [

@@ -3,6 +3,8 @@
 ``open_store(url)`` returns a :class:`Store`, migrated once under a database-wide lock
 (:mod:`digest.store.migrate`); :mod:`digest.store.ledger` holds the ledger contract the
 delivery workers rely on, :mod:`digest.store.leases` the locks the scheduler and sends hold.
+Who may change a subscriber's status and sections is written once, in
+:mod:`digest.store.subscribers`, and every change is recorded in :mod:`digest.store.consent`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Self
 
 from .bounces import BouncesMixin, DeliveryRef
 from .carried import CarriedMixin, StoryRecord
+from .consent import ConsentMixin, MembershipEvent
 from .editions import EditionRecord, EditionsMixin
 from .engine import create_engine, guarded
 from .importer import ImportMixin, ImportReport, RejectedRow
@@ -19,7 +22,13 @@ from .ledger import Claim, LedgerMixin
 from .lifecycle import EDITION_STATUSES, PENDING, PUBLISHED, UNPUBLISHED, EditionEvent
 from .migrate import upgrade
 from .overview import OpenEdition, OverviewMixin
-from .subscribers import InvalidSubscriberError, Membership, SubscribersMixin
+from .signups import SignupLimitsMixin
+from .subscribers import (
+    InvalidSubscriberError,
+    Membership,
+    SubscribersMixin,
+    SubscriptionRequest,
+)
 
 __all__ = [
     "EDITION_STATUSES",
@@ -34,16 +43,18 @@ __all__ = [
     "InvalidSubscriberError",
     "Lease",
     "Membership",
+    "MembershipEvent",
     "OpenEdition",
     "RejectedRow",
     "Store",
     "StoryRecord",
+    "SubscriptionRequest",
     "open_store",
 ]
 
 
-class Store(ImportMixin, SubscribersMixin, EditionsMixin, CarriedMixin, LedgerMixin,
-            BouncesMixin, LeasesMixin, OverviewMixin):
+class Store(ImportMixin, SubscribersMixin, ConsentMixin, SignupLimitsMixin, EditionsMixin,
+            CarriedMixin, LedgerMixin, BouncesMixin, LeasesMixin, OverviewMixin):
     """Everything digest keeps in its database, behind short transactions."""
 
     def __enter__(self) -> Self:

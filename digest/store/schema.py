@@ -15,6 +15,7 @@ __all__ = [
     "ACTIVE",
     "DELIVERY_STATUSES",
     "EDITION_STATUSES",
+    "EVENT_ACTORS",
     "INACTIVE",
     "MEMBERSHIP_STATUSES",
     "NON_TERMINAL",
@@ -27,13 +28,16 @@ __all__ = [
     "editions",
     "leases",
     "lists",
+    "membership_events",
     "memberships",
     "metadata",
+    "signup_limits",
     "subscribers",
     "suppressions",
 ]
 
 ACTIVE = "active"
+EVENT_ACTORS = ("reader", "editor", "system", "import")
 MEMBERSHIP_STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 INACTIVE = frozenset({"unsubscribed", "bounced", "complained"})
 DELIVERY_STATUSES = ("queued", "sending", "sent", "failed", "expired", "skipped")
@@ -106,6 +110,10 @@ memberships = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("confirmed_at", UTCDateTime, nullable=True),
     sa.Column("changed_at", UTCDateTime, nullable=False),
+    # When the reader last chose their sections themselves (preferences page, or a sign-up
+    # they confirmed); NULL while the sections are the editor's. An import never overwrites
+    # sections a reader chose.
+    sa.Column("sections_chosen_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("list_id", "subscriber_id"),
     sa.CheckConstraint(
         "status IN ('pending', 'active', 'unsubscribed', 'bounced', 'complained')",
@@ -232,6 +240,38 @@ bounce_events = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.CheckConstraint("kind IN ('hard', 'soft', 'complaint')", name="kind"),
     sa.Index(None, "subscriber_id", "kind", "created_at"),
+)
+
+# The consent record (GDPR Art. 7(1)): one append-only row per change of a membership's
+# status or sections, and per sign-up request, with what caused it. See consent.py.
+membership_events = sa.Table(
+    "membership_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("list_id", sa.Integer, sa.ForeignKey("lists.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("subscriber_id", sa.Integer,
+              sa.ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("old_status", sa.String(16), nullable=True),  # NULL: the membership is new
+    sa.Column("new_status", sa.String(16), nullable=False),
+    sa.Column("old_sections", sa.JSON, nullable=True),  # JSON list; null: every section
+    sa.Column("new_sections", sa.JSON, nullable=True),
+    sa.Column("actor", sa.String(16), nullable=False),
+    sa.Column("cause", sa.String(32), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=True),
+    sa.CheckConstraint("actor IN ('reader', 'editor', 'system', 'import')", name="actor"),
+    sa.Index(None, "subscriber_id", "list_id", "id"),
+)
+
+# Sign-up rate limits shared by every `serve` process: one token bucket per key (a hashed
+# client network or mailbox), refilled as time passes; rows of full buckets are pruned.
+signup_limits = sa.Table(
+    "signup_limits", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(100), nullable=False, unique=True),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "updated_at"),
 )
 
 # Named leases held where the database is, so they hold across hosts and working folders:

@@ -1,7 +1,7 @@
 """Leases: the scheduler lock with its heartbeat, and per-list send locks, in the database.
 
 Revision ID: 0005_sched
-Revises: 0005_lifecycle
+Revises: 0005_consent
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_sched"
-down_revision = "0005_lifecycle"
+down_revision = "0005_consent"
 branch_labels = None
 depends_on = None
 
