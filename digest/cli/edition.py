@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
@@ -27,6 +30,10 @@ from .support import (
     stderr,
     warn,
 )
+
+if TYPE_CHECKING:
+    from digest.deliver import StopRequest
+    from digest.store import Store
 
 __all__ = ["build", "draft", "preview", "send"]
 
@@ -220,7 +227,7 @@ def send(config_path: str | None, list_name: str | None, sources: tuple[str, ...
     settings, lst = _context(config_path, list_name)
     moment = pipeline.parse_as_of(as_of, lst)
     with stop_on_signals() as stop, pipeline.open_store_for(settings) as store, \
-            pipeline.send_lock(settings, lst, store=store, on_lost=stop.request):
+            _send_lock(settings, lst, store, stop, ledger=not (dry_run or test_to)):
         outcome = asyncio.run(pipeline.send_edition(
             settings, lst, store=store, source_override=list(sources) or None, as_of=moment,
             force=force, dry_run=dry_run, test_to=test_to, progress=console.is_terminal,
@@ -234,6 +241,15 @@ def send(config_path: str | None, list_name: str | None, sources: tuple[str, ...
     for line in outcome.warnings:  # what the size budget dropped, per variant
         warn(line)
     _print_send(outcome, settings)
+
+
+def _send_lock(settings: Settings, lst: ListSettings, store: Store, stop: StopRequest, *,
+               ledger: bool) -> AbstractContextManager[object]:
+    """The list's send lock for a send that touches the ledger; a dry run or a test send
+    writes nothing and takes no lock (so it never delays the scheduled edition)."""
+    if not ledger:
+        return contextlib.nullcontext()
+    return pipeline.send_lock(settings, lst, store=store, on_lost=stop.request)
 
 
 def _print_send(outcome: pipeline.SendOutcome, settings: Settings) -> None:
