@@ -51,6 +51,7 @@ __all__ = [
     "FetchSettings",
     "ListSettings",
     "RelaySettings",
+    "SchedulerSettings",
     "Settings",
     "SiteSettings",
     "WebSettings",
@@ -158,6 +159,16 @@ class DeliverySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SchedulerSettings:
+    """Locks held in the database: the scheduler's (one per database) and each list's send
+    lock. The holder renews every ``heartbeat``; a holder silent for ``lease`` (crashed,
+    hung, cut off from the database) loses it, and a standby or the next run takes over."""
+
+    heartbeat: timedelta = timedelta(seconds=5)
+    lease: timedelta = timedelta(seconds=30)
+
+
+@dataclass(frozen=True, slots=True)
 class WebSettings:
     """The web app: its public base URL (used in every link) and signing keys."""
 
@@ -195,6 +206,7 @@ class Settings:
     lists: Mapping[str, ListSettings]
     relays: tuple[RelaySettings, ...] = ()
     dkim: DkimSettings | None = None
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     allow_smtputf8: bool = False
 
     @property
@@ -595,6 +607,17 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     )
     del_t.finish()
 
+    sched_t = root.table("scheduler")
+    scheduler = SchedulerSettings(
+        heartbeat=sched_t.duration("heartbeat", timedelta(seconds=5)),
+        lease=sched_t.duration("lease", timedelta(seconds=30)),
+    )
+    sched_t.finish()
+    if scheduler.heartbeat <= timedelta(0) or scheduler.lease < 2 * scheduler.heartbeat:
+        raise sched_t.error("scheduler.lease", "must be at least twice scheduler.heartbeat "
+                            "(and the heartbeat above zero)", "e.g. heartbeat = \"5s\", "
+                            "lease = \"30s\"")
+
     dkim = None
     if "dkim" in data:
         dkim = read_dkim(root.table("dkim"), env, base_dir, site.domain)
@@ -613,5 +636,6 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         lists=lists,
         relays=relays,
         dkim=dkim,
+        scheduler=scheduler,
         allow_smtputf8=allow_smtputf8,
     )

@@ -21,6 +21,7 @@ and exits 2 for :class:`ConfigError`, 1 for every other :class:`DigestError`.
     │   ├── InvalidSubscriberError   (also ValueError) an address, name or section is refused
     │   └── InvalidTokenError        a signed link is forged, expired or for another list
     ├── BounceSourceError            a Maildir or IMAP folder of bounces cannot be read
+    ├── LockHeldError                another process holds the lock (.holder); wait or stop it
     └── DeliveryError                .recipient
         ├── AuthenticationError      the relay refused our credentials: the run stops
         └── RelayUnavailableError    no relay could be reached
@@ -40,6 +41,7 @@ __all__ = [
     "FetchError",
     "InvalidSubscriberError",
     "InvalidTokenError",
+    "LockHeldError",
     "ParseError",
     "RelayUnavailableError",
     "RenderError",
@@ -108,6 +110,15 @@ class InvalidTokenError(StoreError):
 
 class BounceSourceError(DigestError):
     """Raised when a Maildir or IMAP mailbox of bounces cannot be read or updated."""
+
+
+class LockHeldError(DigestError):
+    """Raised when another process holds a lock this one needs (the scheduler's, or a list's
+    send lock); ``holder`` names that process (``host:pid:random``)."""
+
+    def __init__(self, message: str, *, holder: str | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class DeliveryError(DigestError):

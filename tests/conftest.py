@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from digest.logs import ISOFormatter
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -31,3 +35,16 @@ def repo() -> Path:
 @pytest.fixture
 def seed_page() -> Path:
     return SEED_PAGE
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """A command run in-process (CliRunner) configures logging for its process; undo that
+    after each test so one test's level and handler do not leak into the next."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in root.handlers[:]:
+        if isinstance(handler.formatter, ISOFormatter):
+            root.removeHandler(handler)
+    root.setLevel(level)

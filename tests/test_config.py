@@ -56,6 +56,8 @@ def test_minimal_configuration_has_defaults(tmp_path: Path) -> None:
     assert lst.subject == "{lead_headline}"
     assert lst.sources == (str(tmp_path / "front.txt"),)
     assert settings.site.domain == "gazette.example"
+    assert settings.scheduler.heartbeat == timedelta(seconds=5)
+    assert settings.scheduler.lease == timedelta(seconds=30)
     assert settings.web.secret_keys  # generated once, kept under the work folder
     again = load_settings(tmp_path / "digest.toml", env={})
     assert again.web.secret_keys == settings.web.secret_keys
@@ -113,6 +115,10 @@ def test_environment_overrides_secrets(tmp_path: Path) -> None:
         (lambda t: t.replace("[lists.morning]", '[lists."Morning Paper"]'), "short slug"),
         (lambda t: t.replace('sources = ["front.txt"]', 'sources = ["ftp://x/feed"]'),
          "lists.morning.sources"),
+        (lambda t: '[scheduler]\nheartbeat = "20s"\nlease = "30s"\n' + t,
+         "scheduler.lease in"),
+        (lambda t: '[scheduler]\nheartbeat = "0s"\n' + t, "scheduler.lease in"),
+        (lambda t: '[scheduler]\nheartbeats = "5s"\n' + t, "scheduler.heartbeats"),
     ],
 )
 def test_wrong_settings_name_the_setting_and_file(tmp_path: Path, edit, expected: str) -> None:

@@ -51,7 +51,7 @@ def test_every_documented_command_parses(repo: Path) -> None:
 
 
 @pytest.mark.parametrize("command", ["build", "preview", "send", "schedule", "worker", "serve",
-                                     "subscribers"])
+                                     "status", "subscribers"])
 def test_commands_have_help_with_an_example(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0

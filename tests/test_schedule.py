@@ -1,9 +1,10 @@
-"""The scheduler: one job per list firing on its slots (DST-proof), one scheduler only."""
+"""The scheduler: one job per list firing on its slots (DST-proof).
+
+One scheduler per database (its lock, standby, clean stop) is tested with real processes in
+tests/test_scheduler_process.py."""
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import threading
 import time as clock
 from datetime import UTC, date, datetime, time, timedelta
@@ -15,7 +16,6 @@ from click.testing import CliRunner
 from test_cli import make_project
 from test_edition import make_list
 
-from digest import pipeline
 from digest.cli import main
 from digest.config import load_settings
 from digest.errors import DigestError
@@ -208,34 +208,6 @@ def test_list_jobs_prints_what_the_scheduler_computes(tmp_path: Path, repo: Path
     for job in planned_jobs(settings.lists.values(), before):
         assert f"{job.list_name}: {job.trigger}; next {job.next_run.isoformat()}" in \
             result.output
-
-
-def test_only_one_scheduler_per_machine_with_sqlite(repo: Path, tmp_path: Path) -> None:
-    settings = load_settings(repo / "digest.toml", env={"DIGEST_WORK_DIR": str(tmp_path)})
-    with pipeline.scheduler_lock(settings):
-        with pytest.raises(DigestError, match="Another scheduler"):
-            with pipeline.scheduler_lock(settings):
-                pass
-    with pipeline.scheduler_lock(settings):  # released
-        pass
-
-
-@pytest.mark.postgres
-def test_only_one_scheduler_per_postgresql_database(repo: Path, tmp_path: Path) -> None:
-    url = os.environ.get("DIGEST_TEST_DATABASE_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("DIGEST_TEST_DATABASE_URL must be set in CI")
-        pytest.skip("DIGEST_TEST_DATABASE_URL is not set")
-    settings = load_settings(repo / "digest.toml", env={"DIGEST_WORK_DIR": str(tmp_path),
-                                                        "DIGEST_DATABASE_URL": url})
-    settings = dataclasses.replace(settings, database_url=url)
-    with pipeline.scheduler_lock(settings):
-        with pytest.raises(DigestError, match="scheduler lock"):
-            with pipeline.scheduler_lock(settings):
-                pass
-    with pipeline.scheduler_lock(settings):
-        pass
 
 
 def test_open_deliveries_are_finished_periodically() -> None:

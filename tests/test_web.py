@@ -636,6 +636,7 @@ async def test_database_trouble_gives_503(client, store, monkeypatch) -> None:
     sid = store.add_subscriber("daily", "reader@example.org")
     monkeypatch.setattr(store, "unsubscribe", down)
     monkeypatch.setattr(store, "list_names", down)
+    monkeypatch.setattr(store, "get_lease", down)  # what /healthz reads
     response = await client.post(unsub(sid))
     assert_clean_error(response, 503)
     assert response.headers["retry-after"] == "60"

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
@@ -12,6 +16,7 @@ from digest import pipeline
 from digest.config import ListSettings, Settings
 from digest.models import Edition
 
+from .stopping import stop_on_signals
 from .subscribers import format_report
 from .support import (
     config_option,
@@ -26,7 +31,13 @@ from .support import (
     warn,
 )
 
+if TYPE_CHECKING:
+    from digest.deliver import StopRequest
+    from digest.store import Store
+
 __all__ = ["build", "draft", "preview", "send"]
+
+log = logging.getLogger("digest.send")
 
 
 def _context(config_path: str | None, list_name: str | None) -> tuple[Settings, ListSettings]:
@@ -205,7 +216,8 @@ def send(config_path: str | None, list_name: str | None, sources: tuple[str, ...
     Today's stored draft (or approved edition) is the one sent; without one, a fresh build.
     A held, missed or unapproved edition needs --force, which is recorded with your name.
     Without a configured relay, an SMTP server on 127.0.0.1 stores the messages in the
-    Maildir under the working folder.
+    Maildir under the working folder. SIGTERM or Ctrl-C stops cleanly: messages in flight
+    finish and are recorded, the rest wait for the next run (exit 0).
 
     \b
     Example:
@@ -214,15 +226,30 @@ def send(config_path: str | None, list_name: str | None, sources: tuple[str, ...
     """
     settings, lst = _context(config_path, list_name)
     moment = pipeline.parse_as_of(as_of, lst)
-    with pipeline.open_store_for(settings) as store, pipeline.send_lock(settings, lst):
+    with stop_on_signals() as stop, pipeline.open_store_for(settings) as store, \
+            _send_lock(settings, lst, store, stop, ledger=not (dry_run or test_to)):
         outcome = asyncio.run(pipeline.send_edition(
             settings, lst, store=store, source_override=list(sources) or None, as_of=moment,
             force=force, dry_run=dry_run, test_to=test_to, progress=console.is_terminal,
-            editor=editor))
+            editor=editor, stop=stop))
+    if outcome.status == "stopped":
+        log.info("send of %s stopped on %s", lst.name, stop.reason)
+        if stop.reason not in ("SIGTERM", "SIGINT"):  # e.g. the send lock was lost
+            _print_send(outcome, settings)
+            fail(f"The send stopped early: {stop.reason}; run it again to finish.")
     _report_source_errors(outcome.errors, outcome.edition)
     for line in outcome.warnings:  # what the size budget dropped, per variant
         warn(line)
     _print_send(outcome, settings)
+
+
+def _send_lock(settings: Settings, lst: ListSettings, store: Store, stop: StopRequest, *,
+               ledger: bool) -> AbstractContextManager[object]:
+    """The list's send lock for a send that touches the ledger; a dry run or a test send
+    writes nothing and takes no lock (so it never delays the scheduled edition)."""
+    if not ledger:
+        return contextlib.nullcontext()
+    return pipeline.send_lock(settings, lst, store=store, on_lost=stop.request)
 
 
 def _print_send(outcome: pipeline.SendOutcome, settings: Settings) -> None:

@@ -1,32 +1,51 @@
-"""The long-running commands: ``schedule``, ``worker`` and ``serve``."""
+"""The long-running commands: ``schedule``, ``worker`` and ``serve``.
+
+Each opens (and migrates) the store once before it starts, logs at INFO by default (one
+line per event, see :mod:`digest.logs`), tells a service manager when it is ready, alive
+and stopping (:mod:`digest.systemd`), and stops cleanly on SIGTERM or SIGINT: no new
+claim, messages in flight finish and are recorded, the rest released, one line logged,
+exit 0 (:mod:`digest.cli.stopping`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
 
 import click
 
 from digest import pipeline
+from digest.systemd import Notifier
 
+from .stopping import stop_on_signals
 from .support import config_option, console, handle_errors, open_settings
 
 __all__ = ["schedule", "serve", "worker"]
+
+log = logging.getLogger("digest.service")
 
 
 @click.command()
 @config_option
 @click.option("--list-jobs", is_flag=True, help="Print each list's job and next run, then exit.")
+@click.option("--standby", is_flag=True,
+              help="If another scheduler holds this database's lock, wait and take over when "
+                   "it stops or dies (without it: say so and exit 0).")
 @handle_errors
-def schedule(config_path: str | None, list_jobs: bool) -> None:
-    """Run each list's daily edition at its send time, in its timezone (Ctrl-C stops).
+def schedule(config_path: str | None, list_jobs: bool, standby: bool) -> None:
+    """Run each list's daily edition at its send time, in its timezone, until SIGTERM or
+    Ctrl-C (one scheduler per database; see `status`).
 
     \b
     Example:
       python run_digest.py schedule --list-jobs
+      python run_digest.py schedule --standby
     """
     from datetime import UTC, datetime
 
-    from digest.schedule import make_scheduler, planned_jobs
+    from digest.schedule import planned_jobs
 
     settings = open_settings(config_path)
     if list_jobs:
@@ -37,17 +56,13 @@ def schedule(config_path: str | None, list_jobs: bool) -> None:
             console.print(f"{job.list_name}: {job.trigger}; next {nxt}{review}",
                           highlight=False, markup=False, soft_wrap=True)
         return
-    with pipeline.scheduler_lock(settings):
-        started = datetime.now(UTC)
-        scheduler = make_scheduler(
-            settings.lists.values(),
-            lambda name: pipeline.run_scheduled(settings, name, started_at=started),
-            deliver_open=lambda: pipeline.run_open_deliveries(settings), now=started)
-        console.print(f"Scheduling {len(settings.lists)} list(s); Ctrl-C stops.")
-        try:
-            scheduler.start()
-        except (KeyboardInterrupt, SystemExit):
-            scheduler.shutdown(wait=False)
+    with stop_on_signals() as stop, pipeline.open_store_for(settings) as store:
+        ended = pipeline.run_scheduler(settings, store, stop=stop, standby=standby,
+                                       notifier=Notifier())
+    if ended.state == "busy":
+        console.print(ended.message, highlight=False, markup=False, soft_wrap=True)
+    else:
+        log.info("%s", ended.message)
 
 
 @click.command()
@@ -56,16 +71,46 @@ def schedule(config_path: str | None, list_jobs: bool) -> None:
 @click.option("--once", is_flag=True, help="Work through what is due now, then exit.")
 @handle_errors
 def worker(config_path: str | None, poll: float, once: bool) -> None:
-    """Deliver ledger rows of every published edition (run one or more per host).
+    """Deliver ledger rows of every published edition (run one or more per host) until
+    SIGTERM or Ctrl-C.
 
     \b
     Example:
       DIGEST_DATABASE_URL=postgresql+psycopg://db/digest python run_digest.py worker
     """
     settings = open_settings(config_path)
-    with pipeline.open_store_for(settings) as store:
-        asyncio.run(pipeline.run_worker(settings, store, poll=poll, once=once,
-                                        progress=console.is_terminal))
+    notifier = Notifier()
+    me = pipeline.worker_id()
+    with stop_on_signals() as stop, pipeline.open_store_for(settings) as store:
+        log.info("worker %s started: delivering every list's published editions", me)
+        notifier.ready(f"worker {me}")
+        asyncio.run(_watched(pipeline.run_worker(settings, store, poll=poll, once=once,
+                                                 progress=console.is_terminal, stop=stop),
+                             notifier))
+        if stop.requested:
+            notifier.stopping(f"stopping ({stop.reason})")
+    if stop.requested:
+        log.info("worker %s stopped on %s: messages in flight finished, its claims released",
+                 me, stop.reason)
+
+
+async def _watched(work: Coroutine[Any, Any, None], notifier: Notifier) -> None:
+    """Run ``work`` while pinging the service manager's watchdog from the event loop."""
+    interval = notifier.watchdog_interval
+    if interval is None:
+        await work
+        return
+
+    async def ping() -> None:
+        while True:
+            notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    pinger = asyncio.create_task(ping())
+    try:
+        await work
+    finally:
+        pinger.cancel()
 
 
 @click.command()
@@ -75,7 +120,8 @@ def worker(config_path: str | None, poll: float, once: bool) -> None:
               help="Port (default: [web] port).")
 @handle_errors
 def serve(config_path: str | None, host: str | None, port: int | None) -> None:
-    """Serve the archive, one-click unsubscribe, preferences and sign-up pages.
+    """Serve the archive, one-click unsubscribe, preferences and sign-up pages, and
+    /healthz (503 when the scheduler's heartbeat is stale).
 
     Put it behind the https address configured as [web] base_url.
 
@@ -85,4 +131,10 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     """
     from digest.web import serve as run_server
 
-    run_server(open_settings(config_path), host=host, port=port)
+    settings = open_settings(config_path)
+    # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again with the
+    # handlers it found: these, so the process exits 0 after its one line.
+    with stop_on_signals() as stop:
+        run_server(settings, host=host, port=port, notifier=Notifier())
+    if stop.requested:
+        log.info("serve stopped on %s", stop.reason)

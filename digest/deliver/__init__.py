@@ -6,6 +6,11 @@ or the rest wait for a backoff beyond ``max_wait``. :func:`send_test` sends mess
 ledger (``send --test-to``). :func:`embedded_smtp_server` is the local Maildir server used
 when no relay is configured.
 
+Stopping: a :class:`StopRequest` passed as ``stop`` ends a run cleanly (no new claim,
+transactions under way finish and are recorded, the rest of its claims go back to
+"queued"); see :mod:`digest.deliver.stop`. :func:`worker_id` names this process in the
+ledger (``host:pid:random``).
+
 Repeats: a row stays "sending" until its outcome is committed. "Sent" outcomes are
 group-committed while the connections go on sending, so a connection may start its next
 message before its previous "sent" is committed, but no more than one row per connection
@@ -25,9 +30,11 @@ from typing import Any
 from digest.config import DeliverySettings, RelaySettings
 from digest.deliver.classify import Kind, Outcome, Phase, classify_exception, classify_reply
 from digest.deliver.embedded import embedded_smtp_server
+from digest.deliver.identity import worker_id
 from digest.deliver.pool import RelayTarget, SMTPPool, TransactionError
 from digest.deliver.ratelimit import RateLimiter
 from digest.deliver.report import DeliveryReport, ProgressView
+from digest.deliver.stop import StopRequest
 from digest.deliver.worker import LedgerStore, Worker, backoff_delay
 from digest.errors import ConfigError
 
@@ -36,11 +43,13 @@ __all__ = [
     "RateLimiter",
     "RelayTarget",
     "SMTPPool",
+    "StopRequest",
     "backoff_delay",
     "default_lease",
     "deliver_edition",
     "embedded_smtp_server",
     "send_test",
+    "worker_id",
 ]
 
 DEFAULT_MAX_WAIT = 300.0
@@ -52,7 +61,8 @@ def _now() -> datetime:
 
 def default_lease(delivery: DeliverySettings) -> timedelta:
     """How long a claimed row stays ours: three message deadlines plus slack. A crashed
-    worker's rows are claimable again after this (sooner with ``release_claims``)."""
+    worker's rows are claimable again after this (a cleanly stopped run releases its own
+    at once)."""
     return timedelta(seconds=3 * delivery.message_timeout + 10)
 
 
@@ -77,7 +87,7 @@ async def deliver_edition(edition_id: int, *, store: LedgerStore,
                           clock: Callable[[], datetime] = _now, stop_when_idle: bool = True,
                           max_wait: float = DEFAULT_MAX_WAIT, lease: timedelta | None = None,
                           pool_size: int | None = None, relay_patience: float = 120.0,
-                          recover_own_claims: bool = True,
+                          stop: StopRequest | None = None,
                           tls_context: ssl.SSLContext | None = None) -> DeliveryReport:
     """Send every due ledger row of a published edition and record each outcome.
 
@@ -88,9 +98,12 @@ async def deliver_edition(edition_id: int, *, store: LedgerStore,
     A crash of this run repeats at most the rows it left "sending", and no more than two
     messages per connection (see the module docstring).
 
-    :param worker_id: unique among workers running at the same time. With
-        ``recover_own_claims`` rows an earlier, crashed run of the same id left in
-        "sending" are put back at once instead of after their lease.
+    :param worker_id: who claims the rows (:func:`worker_id` for this process); unique
+        among processes running at the same time, and not used by two runs over the same
+        edition at once (a run releases its own claims of the edition when it ends). Rows
+        another process left "sending" are taken over only once their lease ran out.
+    :param stop: ends the run cleanly when requested (:mod:`digest.deliver.stop`); the
+        report's ``interrupted`` then names the reason if rows are left.
     :param stop_when_idle: when true, return as soon as every remaining row waits for a
         backoff (or a rate-limit slot) more than ``max_wait`` seconds away; the report
         says how many are deferred and when the next is due. When false, wait for them.
@@ -104,8 +117,6 @@ async def deliver_edition(edition_id: int, *, store: LedgerStore,
     started = time.monotonic()
     report = DeliveryReport(edition_id=edition_id)
     pools = _targets(relay, smtp_addr, pool_size, tls_context)
-    if recover_own_claims:
-        store.release_claims(worker_id)
     before = store.delivery_summary(edition_id)
     skipped_before = store.delivery_reasons(edition_id).get("skipped", {})
     pending = before.get("queued", 0) + before.get("sending", 0)
@@ -113,14 +124,14 @@ async def deliver_edition(edition_id: int, *, store: LedgerStore,
                     worker_id=worker_id, report=report, clock=clock,
                     lease=lease or default_lease(delivery),
                     max_wait=max_wait if stop_when_idle else None,
-                    relay_patience=relay_patience)
+                    relay_patience=relay_patience, stop=stop)
     try:
         if pending:
             with ProgressView(pending, enabled=progress) as view:
                 await worker.run(view)
     finally:
         try:
-            store.release_claims(worker_id)
+            store.release_claims(worker_id, edition_id=edition_id)
         finally:
             await asyncio.gather(*(p.close() for p in pools), return_exceptions=True)
             report.elapsed = time.monotonic() - started
@@ -131,6 +142,8 @@ async def deliver_edition(edition_id: int, *, store: LedgerStore,
         if n - skipped_before.get(reason, 0) > 0:
             report.reasons["skipped"][reason or "skipped"] = n - skipped_before.get(reason, 0)
     report.deferred = after.get("queued", 0) + after.get("sending", 0)
+    if stop is not None and stop.requested and report.deferred:
+        report.interrupted = stop.reason
     if report.deferred:
         wake = store.next_wakeup(edition_id)
         report.next_retry_at = wake.replace(tzinfo=UTC) if wake and wake.tzinfo is None \

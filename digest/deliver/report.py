@@ -31,6 +31,7 @@ class DeliveryReport:
     deferred: int = 0
     next_retry_at: datetime | None = None
     stopped: str | None = None  # why the run ended before every row was terminal
+    interrupted: str | None = None  # a requested stop (e.g. "SIGTERM") left rows queued
     reasons: dict[str, dict[str, int]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     ledger: dict[str, int] = field(default_factory=dict)  # the edition's rows per status
@@ -45,7 +46,7 @@ class DeliveryReport:
     @property
     def done(self) -> bool:
         """True when nothing of the edition is left to send."""
-        return self.deferred == 0 and self.stopped is None
+        return self.deferred == 0 and self.stopped is None and self.interrupted is None
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for ``--json`` and logs."""
@@ -55,7 +56,7 @@ class DeliveryReport:
             "suppressed": self.suppressed, "ambiguous": self.ambiguous,
             "deferred": self.deferred,
             "next_retry_at": self.next_retry_at.isoformat() if self.next_retry_at else None,
-            "stopped": self.stopped, "elapsed": round(self.elapsed, 3),
+            "stopped": self.stopped, "interrupted": self.interrupted, "elapsed": round(self.elapsed, 3),
             "reasons": {k: dict(v) for k, v in self.reasons.items()},
             "ledger": dict(self.ledger),
         }
@@ -81,7 +82,11 @@ class DeliveryReport:
             console.print(f"[bold]{status}[/]:")
             for reason, n in sorted(grouped.items(), key=lambda kv: -kv[1]):
                 console.print(f"  {n:>6}  {reason}", highlight=False, markup=False)
-        if self.deferred:
+        if self.interrupted:
+            console.print(f"Stopped on request ({escape(self.interrupted)}): {self.deferred} "
+                          "left queued, none in flight; they go out on the next run.",
+                          highlight=False)
+        elif self.deferred:
             when = self.next_retry_at.isoformat(timespec="seconds") if self.next_retry_at \
                 else "unknown"
             console.print(f"{self.deferred} still queued; next retry due {when}. Run `send` "

@@ -9,7 +9,8 @@ go on sending, but never more than one row per connection waits for its commit: 
 holding a 250 waits while that many are queued. A row stays "sending" until its result is
 committed, so after a crash (kill -9) only rows still "sending" can be sent again, and at
 most two per connection: those whose "sent" was waiting for its commit, and the messages
-on the wire."""
+on the wire. A requested stop (:mod:`digest.deliver.stop`) ends every task after its
+transaction under way; the claims it still holds are released by ``deliver_edition``."""
 
 from __future__ import annotations
 
@@ -27,8 +28,10 @@ from typing import Any, Protocol
 
 from digest.config import DeliverySettings
 from digest.deliver.classify import Kind, Outcome, Phase, classify_exception, classify_reply
+from digest.deliver.outcomes import OutcomeRecorder, backoff_delay
 from digest.deliver.pool import SMTPConnection, SMTPPool, TransactionError, send_with_deadline
 from digest.deliver.report import DeliveryReport, ProgressView
+from digest.deliver.stop import StopRequest
 from digest.errors import AuthenticationError, DeliveryError, RelayUnavailableError, StoreError
 
 __all__ = ["ClaimLike", "LedgerStore", "Worker", "backoff_delay"]
@@ -44,7 +47,7 @@ class ClaimLike(Protocol):
 
 
 class LedgerStore(Protocol):
-    """The part of ``digest.store.Store`` delivery uses (see notes/LEDGER.md)."""
+    """The part of ``digest.store.Store`` delivery uses (see :mod:`digest.store.ledger`)."""
 
     def claim_deliveries(self, edition_id: int, *, worker_id: str, limit: int, now: datetime,
                          lease: timedelta) -> list[Any]: ...
@@ -54,37 +57,25 @@ class LedgerStore(Protocol):
     def mark_failed(self, delivery_id: int, *, code: int | None, error: str, suppress: bool,
                     now: datetime) -> None: ...
     def mark_expired(self, delivery_id: int, *, error: str, now: datetime) -> None: ...
-    def release_claims(self, worker_id: str) -> int: ...
+    def release_claims(self, worker_id: str, *, edition_id: int | None = None) -> int: ...
     def delivery_summary(self, edition_id: int) -> dict[str, int]: ...
     def delivery_reasons(self, edition_id: int) -> dict[str, dict[str, int]]: ...
     def next_wakeup(self, edition_id: int) -> datetime | None: ...
-
-
-def backoff_delay(attempts: int, settings: DeliverySettings,
-                  rand: Callable[[], float] = random.random) -> timedelta:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, first·2^attempts)],
-    but never under a quarter of ``first_retry`` (a greylisting server needs a pause)."""
-    first = settings.first_retry.total_seconds()
-    ceiling = min(settings.max_retry_delay.total_seconds(), first * 2 ** min(attempts, 30))
-    return timedelta(seconds=max(first / 4, ceiling * rand()))
 
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-class Worker:
-    """Sends one edition's due rows through ``pools`` until none is left (or it must stop)."""
-
-    #: A group commit of "sent" rows waits this long for more rows unless it must go now
-    #: (seconds): fewer, larger commits leave more of the GIL to the SMTP conversations.
-    commit_window = 0.002
+class Worker(OutcomeRecorder):
+    """Sends one edition's due rows through ``pools`` until none is left (or it must stop);
+    :class:`~digest.deliver.outcomes.OutcomeRecorder` records each outcome."""
 
     def __init__(self, edition_id: int, *, store: LedgerStore,
                  build: Callable[[Any], tuple[str, str, bytes]], pools: Sequence[SMTPPool],
                  delivery: DeliverySettings, worker_id: str, report: DeliveryReport,
                  clock: Callable[[], datetime], lease: timedelta, max_wait: float | None,
-                 relay_patience: float) -> None:
+                 relay_patience: float, stop: StopRequest | None = None) -> None:
         self.edition_id = edition_id
         self.store = store
         self.build = build
@@ -96,6 +87,9 @@ class Worker:
         self.lease = lease
         self.max_wait = max_wait
         self.relay_patience = relay_patience
+        self.stop = stop
+        self.stopping = False  # a stop was requested: no new claim, no new transaction
+        self._stopped = asyncio.Event()
         self.tasks = sum(p.size for p in pools)
         # Claims are taken in batches (a claim transaction costs as much as ~5 marks) but
         # never more than the pools can send well inside the lease, and at most two rounds
@@ -153,8 +147,26 @@ class Worker:
                 await asyncio.sleep(0.2 * 2 ** attempt)
         raise AssertionError("unreachable")
 
+    def _on_stop(self) -> None:
+        self.stopping = True
+        self._stopped.set()
+        self.changed.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when a stop is requested."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopped.wait()
+
     async def run(self, progress: ProgressView | None = None) -> None:
-        """Run every task to the end; raise the error that stopped the run, if any."""
+        """Run every task to the end; raise the error that stopped the run, if any.
+
+        A requested stop (see :mod:`digest.deliver.stop`) ends every task once its
+        transaction under way, if any, has finished and been recorded."""
+        with self.stop.watch(self._on_stop) if self.stop else contextlib.nullcontext():
+            await self._run(progress)
+
+    async def _run(self, progress: ProgressView | None) -> None:
         self.progress = progress
         tasks = [asyncio.create_task(self._task(pool, conn))
                  for pool in self.pools for conn in pool.connections]
@@ -193,7 +205,7 @@ class Worker:
     async def _next_claim(self, pool: SMTPPool) -> Any | None:
         """The next row to send, waiting for backoffs and rate limits; None when done."""
         while True:
-            if self.stop_error is not None or self.finished:
+            if self.stop_error is not None or self.finished or self.stopping:
                 return None
             wait = pool.limiter.delay()
             too_long = self.max_wait is not None and wait > self.max_wait
@@ -204,14 +216,15 @@ class Worker:
                     async with self.claim_lock:
                         if not self.busy:
                             self.buffer.clear()
-                            await self.db(self.store.release_claims, self.worker_id)
+                            await self.db(self.store.release_claims, self.worker_id,
+                                          edition_id=self.edition_id)
                 if too_long and not self.busy:
                     self.report.stopped = self.report.stopped or (
                         f"the relay's rate limit allows the next message in {wait:.0f} s")
                     self.finished = True
                     return None
             if wait > 0:
-                await asyncio.sleep(min(wait, 1.0))
+                await self._pause(min(wait, 1.0))
                 continue
             if self.buffer:
                 claim = self.buffer.popleft()
@@ -258,6 +271,8 @@ class Worker:
             if self.max_wait is not None and delay > self.max_wait and not self.busy:
                 self.finished = True
                 return
+        if self.stopping:
+            return
         self.changed.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(min(max(delay, 0.01), 1.0)):
@@ -267,7 +282,7 @@ class Worker:
 
     async def _task(self, pool: SMTPPool, conn: SMTPConnection) -> None:
         pause = 0.2
-        while self.stop_error is None and not self.finished:
+        while self.stop_error is None and not self.finished and not self.stopping:
             try:
                 if not conn.connected:  # asyncio.timeout: wait_for can swallow a cancel (3.11)
                     async with asyncio.timeout(self.delivery.message_timeout):
@@ -275,7 +290,7 @@ class Worker:
             except (TransactionError, TimeoutError) as err:
                 cause = err.cause if isinstance(err, TransactionError) else err
                 self._connect_failed(pool, classify_exception(cause, Phase.CONNECT))
-                await asyncio.sleep(pause * (0.5 + random.random()))
+                await self._pause(pause * (0.5 + random.random()))
                 pause = min(pause * 2, 10.0)
                 continue
             pause = 0.2
@@ -322,7 +337,9 @@ class Worker:
             return
         self.in_flight += 1
         try:
-            await pool.limiter.acquire()
+            if not await self._slot(pool):  # stopping: the claim goes back untouched
+                self.buffer.appendleft(claim)
+                return
             try:
                 result = await send_with_deadline(conn, sender, [rcpt], data,
                                                   self.delivery.message_timeout)
@@ -342,100 +359,18 @@ class Worker:
             self.in_flight -= 1
             self.changed.set()
 
-    async def _record(self, pool: SMTPPool, claim: Any, outcome: Outcome) -> None:
-        if outcome.ambiguous:
-            self.report.ambiguous += 1
-        if outcome.kind is Kind.SENT:
-            self.config_failures = 0
-            if hasattr(self.store, "mark_sent_many"):
-                await self._queue_sent(claim.delivery_id, outcome.reason)
-                return
-            await self._finish(claim, "sent", outcome)
-        elif outcome.kind is Kind.RETRY:
-            await self._retry(claim, outcome)
-        elif outcome.kind in (Kind.FAIL, Kind.SUPPRESS):
-            await self._finish(claim, "failed", outcome)
-        else:
-            # Not this recipient's fault: hand the row to another task, untouched.
-            self.buffer.appendleft(claim)
-            if outcome.kind is Kind.AUTH:
-                self._connect_failed(pool, outcome)
-            elif outcome.kind is Kind.SENDER:
-                self._config_failure(outcome, DeliveryError(
-                    f"The relay {pool.target.name} refuses our envelope sender "
-                    f"({outcome.reason}); check the list's from address and the relay's "
-                    "sender policy."))
-            else:
-                self._connect_failed(pool, outcome)
-
-    async def _retry(self, claim: Any, outcome: Outcome) -> None:
-        now = self.clock()
-        retry_at = now + backoff_delay(claim.attempts, self.delivery)
-        first = _utc(claim.first_attempt_at or now)
-        if retry_at - first > self.delivery.retry_window:
-            await self._finish(claim, "expired", outcome)
-            return
-        await self.db(self.store.mark_deferred, claim.delivery_id, error=outcome.reason,
-                      retry_at=retry_at, now=now)
-        self.report.count("retried", outcome.reason)
-
-    async def _finish(self, claim: Any, status: str, outcome: Outcome) -> None:
-        now = self.clock()
-        if status == "sent":  # a store without group commit
-            await self.db(self.store.mark_sent, claim.delivery_id, response=outcome.reason,
-                          now=now)
-        elif status == "failed":
-            suppress = outcome.kind is Kind.SUPPRESS
-            await self.db(self.store.mark_failed, claim.delivery_id, code=outcome.code,
-                          error=outcome.reason, suppress=suppress, now=now)
-            if suppress:
-                self.report.suppressed += 1
-        else:
-            await self.db(self.store.mark_expired, claim.delivery_id,
-                          error=f"last error: {outcome.reason}", now=now)
-        self.report.count(status, outcome.reason)
-        if self.progress is not None:
-            self.progress.advance(self.report)
-
-    # -- group commit of "sent" rows -------------------------------------------------------
-
-    async def _queue_sent(self, delivery_id: int, response: str) -> None:
-        """Queue a "sent" result for the group commit, once fewer than ``tasks`` rows are
-        waiting for one (the row stays "sending" in the ledger until it is committed)."""
+    async def _slot(self, pool: SMTPPool) -> bool:
+        """Take the relay's next rate-limit slot; False when a stop comes first."""
+        if self.stopping:
+            return False
+        if self.stop is None or pool.limiter.delay() <= 0:
+            await pool.limiter.acquire()
+            return True
+        acquire = asyncio.ensure_future(pool.limiter.acquire())
+        stopped = asyncio.ensure_future(self._stopped.wait())
         try:
-            while self._uncommitted >= self.tasks:
-                self._flush_now.set()
-                self._room.clear()
-                await self._room.wait()
+            await asyncio.wait((acquire, stopped), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            # Queued even when cancelled meanwhile (the task sends nothing more): the
-            # relay has the message, so the row must not go back to the queue.
-            self._uncommitted += 1
-            self._sent.append((delivery_id, response))
-            if self._flusher is None or self._flusher.done():
-                self._flusher = asyncio.create_task(self._flush_sent())
-
-    async def _flush_sent(self) -> None:
-        while self._sent:
-            if self.commit_window > 0 and not self._flush_now.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.commit_window):
-                        await self._flush_now.wait()
-            self._flush_now.clear()
-            batch, self._sent = self._sent, []
-            try:
-                await self.db(self.store.mark_sent_many,  # type: ignore[attr-defined]
-                              batch, now=self.clock())
-            except Exception as exc:  # noqa: BLE001 - run() raises it; rows stay "sending"
-                if self.stop_error is None:
-                    self.stop_error = exc
-                self._unsaved.extend(batch)  # run() tries once more before claims are released
-                continue
-            finally:
-                self._uncommitted -= len(batch)
-                self._room.set()
-                self.changed.set()
-            for _, response in batch:
-                self.report.count("sent", response)
-            if self.progress is not None:
-                self.progress.advance(self.report)
+            acquire.cancel()
+            stopped.cancel()
+        return not self.stopping

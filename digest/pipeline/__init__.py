@@ -1,13 +1,16 @@
 """The one place the stages meet: sources → edition → render → mail → deliver, with the store.
 
-Dependency direction: ``cli``, ``web``, ``schedule`` → ``pipeline`` → the stage modules
-(``sources``, ``edition``, ``render``, ``mail``, ``deliver``, ``store``) → ``models``,
-``errors``, ``config``. Stages never import each other; they exchange ``models`` objects
-and plain values, and this module adapts one stage's output to the next one's input.
+Dependency direction: ``cli``, ``web`` → ``pipeline`` → the stage modules (``sources``,
+``edition``, ``render``, ``mail``, ``deliver``, ``store``, and ``schedule``'s triggers) →
+``models``, ``errors``, ``config``, ``logs``. Stages never import each other; they exchange
+``models`` objects and plain values, and this module adapts one stage's output to the next
+one's input. ``pipeline.scheduler`` runs the ``schedule`` process (lock, heartbeat, jobs,
+clean stop) and ``pipeline.status`` answers ``status`` and ``/healthz``.
 """
 
 from __future__ import annotations
 
+from digest.deliver import StopRequest, worker_id
 from digest.pipeline.build import (
     BuildOutcome,
     build_edition,
@@ -15,7 +18,6 @@ from digest.pipeline.build import (
     open_store_for,
     parse_as_of,
     section_map_for,
-    worker_id,
 )
 from digest.pipeline.drafts import (
     Drafted,
@@ -24,14 +26,8 @@ from digest.pipeline.drafts import (
     edition_to_show,
     variant_audience,
 )
-from digest.pipeline.jobs import (
-    SCHEDULER_LOCK_KEY,
-    run_open_deliveries,
-    run_scheduled,
-    run_worker,
-    scheduler_lock,
-    send_lock,
-)
+from digest.pipeline.jobs import run_open_deliveries, run_scheduled, run_worker
+from digest.pipeline.locks import SCHEDULER_LEASE, LeaseLock, describe_lease, send_lock
 from digest.pipeline.messages import (
     Links,
     MessageFactory,
@@ -43,6 +39,7 @@ from digest.pipeline.messages import (
 )
 from digest.pipeline.notices import draft_preview_url, read_draft_token
 from digest.pipeline.scheduled import DueOutcome, run_due
+from digest.pipeline.scheduler import SchedulerExit, run_scheduler
 from digest.pipeline.send import (
     SendOutcome,
     deliver_record,
@@ -51,19 +48,34 @@ from digest.pipeline.send import (
     stored_edition,
     sync_subscriber_files,
 )
+from digest.pipeline.status import (
+    NextRun,
+    SchedulerHealth,
+    ServiceStatus,
+    next_runs,
+    scheduler_health,
+    service_status,
+)
 
 __all__ = [
-    "SCHEDULER_LOCK_KEY",
+    "SCHEDULER_LEASE",
     "BuildOutcome",
     "Drafted",
     "DueOutcome",
+    "LeaseLock",
     "Links",
     "MessageFactory",
+    "NextRun",
     "PreviewFiles",
+    "SchedulerExit",
+    "SchedulerHealth",
     "SendOutcome",
+    "ServiceStatus",
     "Shown",
+    "StopRequest",
     "build_edition",
     "deliver_record",
+    "describe_lease",
     "dkim_sign_if_configured",
     "draft_edition",
     "draft_preview_url",
@@ -71,18 +83,21 @@ __all__ = [
     "gather",
     "links_for",
     "new_message_id",
+    "next_runs",
     "open_store_for",
     "parse_as_of",
     "read_draft_token",
     "run_due",
     "run_open_deliveries",
     "run_scheduled",
+    "run_scheduler",
     "run_worker",
-    "scheduler_lock",
+    "scheduler_health",
     "section_map_for",
     "send_edition",
     "send_lock",
     "send_single_message",
+    "service_status",
     "stored_edition",
     "sync_subscriber_files",
     "variant_audience",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -105,11 +103,6 @@ async def build_edition(settings: Settings, lst: ListSettings, *, store: Store |
         force=force,
     )
     return BuildOutcome(edition=edition, errors=list(result.errors))
-
-
-def worker_id() -> str:
-    """This process's name in the ledger: host and pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @contextmanager

@@ -37,6 +37,7 @@ from digest.pipeline.send import deliver_record, sync_subscriber_files
 from digest.slots import SendSchedule, Slot
 
 if TYPE_CHECKING:
+    from digest.deliver import StopRequest
     from digest.store import EditionRecord, Store
 
 __all__ = ["EMPTY_RETRY", "DueMemory", "DueOutcome", "run_due"]
@@ -100,6 +101,7 @@ class _Run:
     now: datetime
     injected: bool
     started_at: datetime | None
+    stop: StopRequest | None = None
 
     def as_of(self, slot: Slot) -> datetime | None:
         """"Now" for a build: the slot's send time when the clock shows another local date
@@ -113,7 +115,7 @@ class _Run:
 
 def run_due(settings: Settings, list_name: str, *, store: Store, lock: Lock,
             now: datetime | None = None, started_at: datetime | None = None,
-            memory: DueMemory | None = None) -> DueOutcome:
+            memory: DueMemory | None = None, stop: StopRequest | None = None) -> DueOutcome:
     """Apply the due rule to ``list_name`` at ``now``.
 
     :param lock: the list's send lock (one send of a list at a time); taken only when the
@@ -123,10 +125,14 @@ def run_due(settings: Settings, list_name: str, *, store: Store, lock: Lock,
     :param started_at: when the scheduler started; a slot that closed after it, with no
         edition built at all, is recorded as missed (before it, nobody was watching).
     :param memory: what this scheduler remembers between runs (default: the process's).
+    :param stop: the process's stop request: a delivery under way ends cleanly, and a run
+        that starts after it does nothing.
     :returns: what was done; failures are returned as ``action == "delayed"``, never raised.
     """
     run = _Run(settings, settings.get_list(list_name), store, lock, memory or _MEMORY,
-               now or datetime.now(UTC), now is not None, started_at)
+               now or datetime.now(UTC), now is not None, started_at, stop)
+    if stop is not None and stop.requested:
+        return DueOutcome(list_name, "delayed", f"stopping ({stop.reason})")
     lst, schedule = run.lst, SendSchedule(run.lst)
     try:
         outcome = asyncio.run(_due(run, schedule))
@@ -192,9 +198,11 @@ async def _act(run: _Run, slot: Slot) -> DueOutcome:
         return DueOutcome(lst.name, "waiting", edition_id=record.id)
     sync_subscriber_files(run.settings, lst, store)
     outcome = await deliver_record(run.settings, lst, store, record, actor="scheduler",
-                                   as_of=run.as_of(slot))
+                                   as_of=run.as_of(slot), stop=run.stop)
     if outcome.status == "no-recipients":
         raise _Delay(outcome.message)
+    if outcome.status == "stopped":  # the process is stopping: the rest waits, quietly
+        return DueOutcome(lst.name, "delayed", outcome.message, record.id)
     for line in outcome.warnings:  # teasers the size budget dropped, per variant
         log.warning("edition %d list=%s %s", record.id, lst.name, line)
     report = outcome.report

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -19,13 +18,14 @@ from digest.pipeline.carried import drop_warnings, record_carried, variants_for
 from digest.pipeline.messages import MessageFactory, new_message_id
 
 if TYPE_CHECKING:
+    from digest.deliver import StopRequest
     from digest.store import EditionRecord, ImportReport, Store
 
 
 @dataclass(slots=True)
 class SendOutcome:
     """What one ``send`` did: ``status`` is sent / already-sent / no-recipients / skipped /
-    dry-run / test."""
+    dry-run / test / stopped (a requested stop left rows queued for the next run)."""
 
     status: str
     message: str
@@ -85,7 +85,8 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
                        source_override: list[str] | None = None, as_of: datetime | None = None,
                        force: bool = False, dry_run: bool = False,
                        test_to: tuple[str, ...] = (), progress: bool = False,
-                       max_wait: float | None = None, editor: str | None = None) -> SendOutcome:
+                       max_wait: float | None = None, editor: str | None = None,
+                       stop: StopRequest | None = None) -> SendOutcome:
     """Publish today's edition of ``lst`` and deliver it, or resume one that is under way
     (``send``: an editor's command).
 
@@ -95,7 +96,9 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
     edition's events with ``editor``: it sends a held or missed edition, an unapproved one,
     or (when today's went out or was cancelled) a new one. ``dry_run`` builds every message
     and sends none; ``test_to`` sends a "[TEST]" copy to each address without the ledger.
-    An edition that finds no recipient is not published (status "no-recipients").
+    An edition that finds no recipient is not published (status "no-recipients"). ``stop``
+    ends the delivery cleanly when requested (status "stopped"; nothing is published if it
+    comes before that).
 
     :raises EmptyEditionError: caught here and reported as ``status == "skipped"``.
     :raises EditionStateError: today's edition is held, cancelled, missed or awaits review,
@@ -185,7 +188,7 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
     assert record is not None
     return await deliver_record(settings, lst, store, record, actor=actor, force=force,
                                 as_of=as_of, progress=progress, max_wait=max_wait,
-                                imports=imports, errors=errors)
+                                imports=imports, errors=errors, stop=stop)
 
 
 async def deliver_record(settings: Settings, lst: ListSettings, store: Store,
@@ -193,21 +196,27 @@ async def deliver_record(settings: Settings, lst: ListSettings, store: Store,
                          as_of: datetime | None = None, progress: bool = False,
                          max_wait: float | None = None,
                          imports: list[tuple[str, ImportReport]] | None = None,
-                         errors: list[str] | None = None) -> SendOutcome:
+                         errors: list[str] | None = None,
+                         stop: StopRequest | None = None) -> SendOutcome:
     """Publish a stored edition (unless it is already) and deliver its ledger rows; then
     record "sent" if every row ended. Status "no-recipients" when the list has nobody
     eligible (the edition stays unpublished), else "sent" (rows may still wait for retries)
-    or "already-sent".
+    or "already-sent"; "stopped" when ``stop`` was requested (before publishing: nothing
+    is published; during the delivery: the rest waits, none in flight).
 
     :raises EditionStateError: the edition's status forbids publishing it (see
         ``Store.publish_edition``).
     """
-    from digest.deliver import deliver_edition
+    from digest.deliver import deliver_edition, worker_id
 
     relay = settings.relay_for(lst)
     imports = imports if imports is not None else []
     errors = errors if errors is not None else []
     edition = record.edition()
+    if stop is not None and stop.requested and not record.published:
+        return SendOutcome("stopped", f"Stopped on request ({stop.reason}) before the "
+                           f"{lst.name} edition of {edition.date} was published; nothing was "
+                           "sent.", edition, record.id, imports=imports, errors=errors)
     published = store.publish_edition(record.id, message_id_domain=settings.site.domain,
                                       now=datetime.now(UTC), actor=actor, force=force)
     if not published:
@@ -223,11 +232,17 @@ async def deliver_record(settings: Settings, lst: ListSettings, store: Store,
     async with smtp_target(settings, relay) as addr:
         report = await deliver_edition(
             record.id, store=store, build=factory.for_claim, relay=relay, smtp_addr=addr,
-            delivery=settings.delivery, worker_id=f"{socket.gethostname()}:send:{lst.name}",
+            delivery=settings.delivery, worker_id=worker_id(), stop=stop,
             progress=progress, **({"max_wait": max_wait} if max_wait is not None else {}))
     store.settle_editions(lst.name, actor=actor)
     summary = store.delivery_summary(record.id)
-    if not published and not report.sent and not (report.failed or report.expired):  # type: ignore[attr-defined]
+    if report.interrupted:
+        waiting = summary.get("queued", 0) + summary.get("sending", 0)
+        status, message = "stopped", (
+            f"Stopped on request ({report.interrupted}): the {lst.name} edition of "
+            f"{edition.date} has {summary.get('sent', 0)} sent and {waiting} waiting, none in "
+            "flight; run send again (or leave it to the scheduler or a worker) to finish it.")
+    elif not published and not report.sent and not (report.failed or report.expired):  # type: ignore[attr-defined]
         status, message = "already-sent", (
             f"The {lst.name} edition of {edition.date} already went out "
             f"({summary.get('sent', 0)} sent); use --force to send another.")

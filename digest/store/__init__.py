@@ -1,9 +1,10 @@
 """The store: lists, subscribers, editions and the delivery ledger in SQLite or PostgreSQL.
 
-``open_store(url)`` returns a :class:`Store`; see ``notes/LEDGER.md`` for the ledger contract
-the delivery workers rely on. Who may change a subscriber's status and sections is written
-once, in :mod:`digest.store.subscribers`, and every change is recorded in
-:mod:`digest.store.consent`.
+``open_store(url)`` returns a :class:`Store`, migrated once under a database-wide lock
+(:mod:`digest.store.migrate`); :mod:`digest.store.ledger` holds the ledger contract the
+delivery workers rely on, :mod:`digest.store.leases` the locks the scheduler and sends hold.
+Who may change a subscriber's status and sections is written once, in
+:mod:`digest.store.subscribers`, and every change is recorded in :mod:`digest.store.consent`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from .consent import ConsentMixin, MembershipEvent
 from .editions import EditionRecord, EditionsMixin
 from .engine import create_engine, guarded
 from .importer import ImportMixin, ImportReport, RejectedRow
+from .leases import Lease, LeasesMixin
 from .ledger import Claim, LedgerMixin
 from .lifecycle import EDITION_STATUSES, PENDING, PUBLISHED, UNPUBLISHED, EditionEvent
 from .migrate import upgrade
+from .overview import OpenEdition, OverviewMixin
 from .signups import SignupLimitsMixin
 from .subscribers import (
     InvalidSubscriberError,
@@ -38,8 +41,10 @@ __all__ = [
     "EditionRecord",
     "ImportReport",
     "InvalidSubscriberError",
+    "Lease",
     "Membership",
     "MembershipEvent",
+    "OpenEdition",
     "RejectedRow",
     "Store",
     "StoryRecord",
@@ -49,7 +54,7 @@ __all__ = [
 
 
 class Store(ImportMixin, SubscribersMixin, ConsentMixin, SignupLimitsMixin, EditionsMixin,
-            CarriedMixin, LedgerMixin, BouncesMixin):
+            CarriedMixin, LedgerMixin, BouncesMixin, LeasesMixin, OverviewMixin):
     """Everything digest keeps in its database, behind short transactions."""
 
     def __enter__(self) -> Self:

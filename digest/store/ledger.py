@@ -229,12 +229,16 @@ class LedgerMixin(Database):
                    last_error=clip(error), finished_at=_utc(now))
 
     @guarded
-    def release_claims(self, worker_id: str) -> int:
-        """Put every "sending" row of ``worker_id`` back to "queued"; returns how many."""
+    def release_claims(self, worker_id: str, *, edition_id: int | None = None) -> int:
+        """Put the "sending" rows of ``worker_id`` (of one edition, if given) back to
+        "queued", untouched; returns how many. Only the run that claimed them calls this:
+        rows another process left behind come back when their lease runs out."""
+        where = [deliveries.c.claimed_by == worker_id, deliveries.c.status == "sending"]
+        if edition_id is not None:
+            where.append(deliveries.c.edition_id == edition_id)
         with self.write() as conn:
-            result = conn.execute(deliveries.update().where(
-                deliveries.c.claimed_by == worker_id, deliveries.c.status == "sending",
-            ).values(status="queued", claimed_by=None, lease_until=None))
+            result = conn.execute(deliveries.update().where(*where).values(
+                status="queued", claimed_by=None, lease_until=None))
             return int(result.rowcount)
 
     @guarded

@@ -26,6 +26,7 @@ __all__ = [
     "edition_events",
     "edition_stories",
     "editions",
+    "leases",
     "lists",
     "membership_events",
     "memberships",
@@ -271,4 +272,18 @@ signup_limits = sa.Table(
     sa.Column("tokens", sa.Float, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index(None, "updated_at"),
+)
+
+# Named leases held where the database is, so they hold across hosts and working folders:
+# "scheduler" (one scheduler per database; its renewals are the heartbeat `status` shows)
+# and "send:<list>" (one send of a list at a time). A holder renews before ``expires_at``;
+# once that passes, or ``released_at`` is set, anyone may take the lease.
+leases = sa.Table(
+    "leases", metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("acquired_at", UTCDateTime, nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("released_at", UTCDateTime, nullable=True),
 )

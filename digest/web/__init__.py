@@ -31,8 +31,9 @@ from digest.errors import (
     StoreError,
 )
 
-from .archive import archive_edition, archive_index, healthz, personal_links
+from .archive import archive_edition, archive_index, personal_links
 from .drafts import draft_preview
+from .health import healthz, notifying_server
 from .middleware import (
     MAX_BODY,
     BodyLimit,
@@ -49,6 +50,7 @@ from .subscriptions import confirm, manage, subscribe, unsubscribe
 
 if TYPE_CHECKING:
     from digest.store import Store
+    from digest.systemd import Notifier
 
 __all__ = ["create_app", "serve"]
 
@@ -243,8 +245,10 @@ def _redact_access_log() -> None:
         access.addFilter(RedactTokens())
 
 
-def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
-    """Run the web app with uvicorn until interrupted (``digest serve``).
+def serve(settings: Settings, *, host: str | None = None, port: int | None = None,
+          notifier: Notifier | None = None) -> None:
+    """Run the web app with uvicorn until SIGTERM or SIGINT (``digest serve``), logging
+    through digest's own format and telling ``notifier`` (sd_notify) when it is ready.
 
     Forwarded client addresses (``X-Forwarded-For``, for the sign-up rate limit) are
     trusted only from the addresses in uvicorn's ``FORWARDED_ALLOW_IPS`` environment
@@ -254,6 +258,8 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
     import socket
 
     import uvicorn
+
+    from digest.logs import uvicorn_log_config
 
     host, port = host or settings.web.host, port or settings.web.port
     # uvicorn reports a port in use as log lines and exit status 3; check first so the
@@ -266,5 +272,9 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
     except OSError as exc:
         raise DigestError(f"Cannot listen on {host}:{port} ({exc.strerror or exc}); pick "
                           "another --port or --host, or stop what is using it.") from None
-    uvicorn.run(create_app(settings), host=host, port=port, server_header=False,
-                proxy_headers=True)
+    config = uvicorn.Config(create_app(settings), host=host, port=port, server_header=False,
+                            proxy_headers=True, log_config=uvicorn_log_config())
+    if notifier is None:
+        uvicorn.Server(config).run()
+    else:
+        notifying_server(config, notifier).run()

@@ -8,15 +8,14 @@ from datetime import date
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, Response
 
 from digest import i18n
 from digest.config import ListSettings
-from digest.errors import StoreError
 
 from .state import ARCHIVE_CACHE_SIZE, WebState, state_of
 
-__all__ = ["archive_edition", "archive_index", "healthz", "personal_links"]
+__all__ = ["archive_edition", "archive_index", "personal_links"]
 
 log = logging.getLogger("digest.web")
 
@@ -126,13 +125,3 @@ async def personal_links(request: Request) -> Response:
                 web.url(f"/archive/{lst.name}"))],
         headers=PUBLIC_CACHE, lang=lst.language)
 
-
-async def healthz(request: Request) -> Response:
-    """``ok`` when the app can read its database, else 503."""
-    web = state_of(request)
-    try:
-        await run_in_threadpool(lambda: web.get_store().list_names())
-    except StoreError as exc:
-        log.warning("health check: %s", exc)
-        return PlainTextResponse("database unavailable\n", status_code=503)
-    return PlainTextResponse("ok\n")

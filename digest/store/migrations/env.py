@@ -1,4 +1,9 @@
-"""Alembic environment: runs digest's migrations on the connection the store hands over."""
+"""Alembic environment: runs digest's migrations on the connection the store hands over.
+
+``digest.store.migrate.upgrade`` passes a connection already inside its transaction (and
+holding the migration lock), so Alembic neither begins nor commits: every revision of one
+upgrade lands in that one transaction, or none does.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +21,7 @@ context.configure(
     target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    transactional_ddl=True,
 )
 with context.begin_transaction():
-    if connection.dialect.name == "postgresql":
-        # Two processes opening a fresh database at once: one migrates, the other waits
-        # and then finds the schema at head.
-        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7243511)")
     context.run_migrations()

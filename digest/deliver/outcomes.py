@@ -1,0 +1,168 @@
+"""Recording what happened to each message: sent (group-committed), retried with backoff,
+failed or expired, or handed back when the fault is not the recipient's.
+
+:class:`OutcomeRecorder` is the part of :class:`digest.deliver.worker.Worker` that writes
+outcomes to the ledger. "Sent" results are group-committed in the background while the
+tasks go on sending, but never more than one row per connection (``tasks``) waits for its
+commit: a task holding a 250 waits while that many are queued. A row stays "sending" until
+its result is committed, so after a crash only rows still "sending" can be sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from digest.config import DeliverySettings
+from digest.deliver.classify import Kind, Outcome
+from digest.deliver.pool import SMTPPool
+from digest.deliver.report import DeliveryReport, ProgressView
+from digest.errors import DeliveryError
+
+__all__ = ["OutcomeRecorder", "backoff_delay"]
+
+
+def backoff_delay(attempts: int, settings: DeliverySettings,
+                  rand: Callable[[], float] = random.random) -> timedelta:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, first·2^attempts)],
+    but never under a quarter of ``first_retry`` (a greylisting server needs a pause)."""
+    first = settings.first_retry.total_seconds()
+    ceiling = min(settings.max_retry_delay.total_seconds(), first * 2 ** min(attempts, 30))
+    return timedelta(seconds=max(first / 4, ceiling * rand()))
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+class OutcomeRecorder:
+    """Writes each outcome to the ledger; mixed into ``Worker``, whose state it shares."""
+
+    #: A group commit of "sent" rows waits this long for more rows unless it must go now
+    #: (seconds): fewer, larger commits leave more of the GIL to the SMTP conversations.
+    commit_window = 0.002
+
+    if TYPE_CHECKING:  # provided by Worker
+        store: Any
+        report: DeliveryReport
+        clock: Callable[[], datetime]
+        delivery: DeliverySettings
+        progress: ProgressView | None
+        tasks: int
+        buffer: deque[Any]
+        changed: asyncio.Event
+        stop_error: BaseException | None
+        config_failures: int
+        _sent: list[tuple[int, str]]
+        _uncommitted: int
+        _room: asyncio.Event
+        _flush_now: asyncio.Event
+        _flusher: asyncio.Task[None] | None
+        _unsaved: list[tuple[int, str]]
+
+        async def db(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
+        def _connect_failed(self, pool: SMTPPool, outcome: Outcome) -> None: ...
+        def _config_failure(self, outcome: Outcome, error: DeliveryError) -> None: ...
+
+    async def _record(self, pool: SMTPPool, claim: Any, outcome: Outcome) -> None:
+        if outcome.ambiguous:
+            self.report.ambiguous += 1
+        if outcome.kind is Kind.SENT:
+            self.config_failures = 0
+            if hasattr(self.store, "mark_sent_many"):
+                await self._queue_sent(claim.delivery_id, outcome.reason)
+                return
+            await self._finish(claim, "sent", outcome)
+        elif outcome.kind is Kind.RETRY:
+            await self._retry(claim, outcome)
+        elif outcome.kind in (Kind.FAIL, Kind.SUPPRESS):
+            await self._finish(claim, "failed", outcome)
+        else:
+            # Not this recipient's fault: hand the row to another task, untouched.
+            self.buffer.appendleft(claim)
+            if outcome.kind is Kind.AUTH:
+                self._connect_failed(pool, outcome)
+            elif outcome.kind is Kind.SENDER:
+                self._config_failure(outcome, DeliveryError(
+                    f"The relay {pool.target.name} refuses our envelope sender "
+                    f"({outcome.reason}); check the list's from address and the relay's "
+                    "sender policy."))
+            else:
+                self._connect_failed(pool, outcome)
+
+    async def _retry(self, claim: Any, outcome: Outcome) -> None:
+        now = self.clock()
+        retry_at = now + backoff_delay(claim.attempts, self.delivery)
+        first = _utc(claim.first_attempt_at or now)
+        if retry_at - first > self.delivery.retry_window:
+            await self._finish(claim, "expired", outcome)
+            return
+        await self.db(self.store.mark_deferred, claim.delivery_id, error=outcome.reason,
+                      retry_at=retry_at, now=now)
+        self.report.count("retried", outcome.reason)
+
+    async def _finish(self, claim: Any, status: str, outcome: Outcome) -> None:
+        now = self.clock()
+        if status == "sent":  # a store without group commit
+            await self.db(self.store.mark_sent, claim.delivery_id, response=outcome.reason,
+                          now=now)
+        elif status == "failed":
+            suppress = outcome.kind is Kind.SUPPRESS
+            await self.db(self.store.mark_failed, claim.delivery_id, code=outcome.code,
+                          error=outcome.reason, suppress=suppress, now=now)
+            if suppress:
+                self.report.suppressed += 1
+        else:
+            await self.db(self.store.mark_expired, claim.delivery_id,
+                          error=f"last error: {outcome.reason}", now=now)
+        self.report.count(status, outcome.reason)
+        if self.progress is not None:
+            self.progress.advance(self.report)
+
+    # -- group commit of "sent" rows -------------------------------------------------------
+
+    async def _queue_sent(self, delivery_id: int, response: str) -> None:
+        """Queue a "sent" result for the group commit, once fewer than ``tasks`` rows are
+        waiting for one (the row stays "sending" in the ledger until it is committed)."""
+        try:
+            while self._uncommitted >= self.tasks:
+                self._flush_now.set()
+                self._room.clear()
+                await self._room.wait()
+        finally:
+            # Queued even when cancelled meanwhile (the task sends nothing more): the
+            # relay has the message, so the row must not go back to the queue.
+            self._uncommitted += 1
+            self._sent.append((delivery_id, response))
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush_sent())
+
+    async def _flush_sent(self) -> None:
+        while self._sent:
+            if self.commit_window > 0 and not self._flush_now.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.commit_window):
+                        await self._flush_now.wait()
+            self._flush_now.clear()
+            batch, self._sent = self._sent, []
+            try:
+                await self.db(self.store.mark_sent_many,  # type: ignore[attr-defined]
+                              batch, now=self.clock())
+            except Exception as exc:  # noqa: BLE001 - run() raises it; rows stay "sending"
+                if self.stop_error is None:
+                    self.stop_error = exc
+                self._unsaved.extend(batch)  # run() tries once more before claims are released
+                continue
+            finally:
+                self._uncommitted -= len(batch)
+                self._room.set()
+                self.changed.set()
+            for _, response in batch:
+                self.report.count("sent", response)
+            if self.progress is not None:
+                self.progress.advance(self.report)
