@@ -8,6 +8,7 @@ prints. A :class:`~digest.errors.DigestError` becomes one sentence on stderr wit
 - :mod:`digest.cli.service` — ``schedule``, ``worker``, ``serve``
 - :mod:`digest.cli.subscribers` — ``subscribers …``
 - :mod:`digest.cli.bounces` — ``bounces …``
+- :mod:`digest.cli.editors` — ``editors …`` (who may sign in to the desk)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import click
 
 from digest import __version__
 
-from . import bounces, edition, service, subscribers
+from . import bounces, edition, editors, service, subscribers
 
 __all__ = ["main"]
 
@@ -48,5 +49,5 @@ def main(log_level: str) -> None:
 
 
 for _command in (edition.build, edition.preview, edition.send, service.schedule, service.worker,
-                 service.serve, subscribers.subscribers, bounces.bounces):
+                 service.serve, subscribers.subscribers, bounces.bounces, editors.editors):
     main.add_command(_command)

@@ -10,17 +10,21 @@ from typing import Self
 
 from .bounces import BouncesMixin, DeliveryRef
 from .editions import EditionRecord, EditionsMixin
+from .editors import Editor, EditorsMixin, InvalidEditorError
 from .engine import create_engine, guarded
 from .importer import ImportMixin, ImportReport, RejectedRow
 from .ledger import Claim, LedgerMixin
 from .migrate import upgrade
+from .ratelimits import RateLimitsMixin
 from .subscribers import InvalidSubscriberError, Membership, SubscribersMixin
 
 __all__ = [
     "Claim",
     "DeliveryRef",
     "EditionRecord",
+    "Editor",
     "ImportReport",
+    "InvalidEditorError",
     "InvalidSubscriberError",
     "Membership",
     "RejectedRow",
@@ -29,7 +33,8 @@ __all__ = [
 ]
 
 
-class Store(ImportMixin, SubscribersMixin, EditionsMixin, LedgerMixin, BouncesMixin):
+class Store(ImportMixin, SubscribersMixin, EditionsMixin, LedgerMixin, BouncesMixin,
+            EditorsMixin, RateLimitsMixin):
     """Everything digest keeps in its database, behind short transactions."""
 
     def __enter__(self) -> Self:

@@ -23,9 +23,11 @@ __all__ = [
     "deliveries",
     "edition_stories",
     "editions",
+    "editors",
     "lists",
     "memberships",
     "metadata",
+    "rate_limits",
     "subscribers",
     "suppressions",
 ]
@@ -192,4 +194,30 @@ bounce_events = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.CheckConstraint("kind IN ('hard', 'soft', 'complaint')", name="kind"),
     sa.Index(None, "subscriber_id", "kind", "created_at"),
+)
+
+# The people who may sign in to the editor's desk (``editors add``): an Argon2 hash of each
+# password, never the password. ``session_key`` is part of every session cookie and changes
+# with the password, so a new password (or removing the editor) ends every open session.
+editors = sa.Table(
+    "editors", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("name_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("session_key", sa.String(32), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("password_changed_at", UTCDateTime, nullable=False),
+    sa.Column("last_sign_in_at", UTCDateTime, nullable=True),
+)
+
+# Token buckets shared by every `serve` process (failed desk sign-ins per account and per
+# client network): keys are keyed hashes, never names or addresses.
+rate_limits = sa.Table(
+    "rate_limits", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(100), nullable=False, unique=True),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "updated_at"),
 )
