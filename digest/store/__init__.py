@@ -16,6 +16,7 @@ from .importer import ImportMixin, ImportReport, RejectedRow
 from .ledger import Claim, LedgerMixin
 from .migrate import upgrade
 from .ratelimits import RateLimitsMixin
+from .reports import ReportsMixin
 from .subscribers import InvalidSubscriberError, Membership, SubscribersMixin
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
 
 
 class Store(ImportMixin, SubscribersMixin, EditionsMixin, LedgerMixin, BouncesMixin,
-            EditorsMixin, RateLimitsMixin):
+            EditorsMixin, RateLimitsMixin, ReportsMixin):
     """Everything digest keeps in its database, behind short transactions."""
 
     def __enter__(self) -> Self:

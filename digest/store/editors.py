@@ -119,6 +119,13 @@ class EditorsMixin(Database):
             ).values(password_hash=new_hash))
 
     @guarded
+    def end_sessions(self, name: str) -> None:
+        """End every session of the editor (signing out ends them on every device)."""
+        with self.write() as conn:
+            conn.execute(editors.update().where(editors.c.name_key == name.casefold())
+                         .values(session_key=secrets.token_hex(16)))
+
+    @guarded
     def remove_editor(self, name: str) -> bool:
         """Remove the editor (their sessions end at their next request); False when there
         was none by that name."""

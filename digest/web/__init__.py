@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import Scope
 
 from digest.config import Settings
@@ -32,6 +32,7 @@ from digest.errors import (
 )
 
 from .archive import archive_edition, archive_index, healthz, personal_links
+from .desk import DESK_PATH, create_desk, desk_root
 from .middleware import (
     MAX_BODY,
     BodyLimit,
@@ -149,7 +150,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
                                  status=500)
 
     app = Starlette(
-        routes=_routes(),
+        routes=[*_routes(), desk_root(web), Mount(DESK_PATH, app=create_desk(web))],
         middleware=[
             Middleware(PrefixRoot, prefix=urlsplit(settings.web.base_url).path),
             Middleware(SecurityHeaders),

@@ -1,0 +1,231 @@
+"""The desk's door: every request passes here before any desk page runs.
+
+In order, for each request under ``/desk/``:
+
+1. Security headers for the desk (its own Content-Security-Policy: scripts and styles from
+   the desk's own path only, never inline scripts; frames only from itself).
+2. A state-changing request (any method but GET, HEAD, OPTIONS) must come from a page of the
+   desk's own origin: ``Sec-Fetch-Site: same-origin`` when the browser sends that header,
+   else an ``Origin`` equal to ``web.base_url``'s origin; anything else (another site, a
+   sandboxed frame's ``null``, or no browser header at all) is refused with 403. The desk
+   has no RFC 8058 endpoint to keep open.
+3. Static files and the sign-in page are open; every other page needs a valid session
+   (signed cookie whose ``session_key`` still matches the editor's in the store), else it
+   answers 303 to the sign-in page with ``next`` set to the page asked for.
+4. A state-changing request also needs the session's CSRF token in its ``csrf`` form field
+   (urlencoded forms only); else 403.
+
+Only then does the request reach the page, with ``scope["digest.desk"]`` set to the
+:class:`~digest.web.desk.state.SignedIn` editor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qs, quote, urlsplit
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import get_route_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..middleware import MAX_BODY
+from .sessions import SESSION_COOKIE, SessionCodec
+from .state import DeskState, SignedIn
+
+__all__ = ["DESK_HEADERS", "FRAME_HEADERS", "DeskGuard", "origin_of", "same_origin"]
+
+log = logging.getLogger("digest.web.desk")
+
+#: The desk's pages: everything from the desk itself, no inline script, framed by nobody.
+DESK_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy",
+     (b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+      b"connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+      b"base-uri 'none'")),
+    (b"x-frame-options", b"DENY"),
+    # Desk URLs carry no secrets; this lets the browser send the desk's own Origin with its
+    # forms (with no-referrer it sends "null") and sends nothing to other sites.
+    (b"referrer-policy", b"same-origin"),
+)
+#: An email shown in the desk's sandboxed frames: its own inline styles and https images,
+#: no script, no form, framed only by the desk, and sandboxed even when opened alone.
+FRAME_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy",
+     (b"default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+      b"form-action 'none'; frame-ancestors 'self'; base-uri 'none'; "
+      b"sandbox allow-popups allow-popups-to-escape-sandbox")),
+    (b"x-frame-options", b"SAMEORIGIN"),
+)
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+_OPEN = ("/login", "/static/")
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> str | None:
+    """The RFC 6454 origin of ``url`` as browsers send it in ``Origin``
+    (``https://host[:port]``, lower case, default port left out), or None."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}" + (f":{port}" if port and port != _DEFAULT_PORTS[scheme] else "")
+
+
+def same_origin(scope: Scope, origin: str) -> bool:
+    """True when a browser says this request comes from a page of ``origin``."""
+    headers = {k.decode("latin-1"): v.decode("latin-1").strip()
+               for k, v in scope.get("headers", ()) if k in (b"origin", b"sec-fetch-site")}
+    site = headers.get("sec-fetch-site")
+    if site is not None:  # set by the browser itself, and no page can change it
+        return site.lower() == "same-origin"
+    sent = headers.get("origin")
+    # "null" (a sandboxed frame, a privacy setting) never matches; no header at all means
+    # no browser form sent it, and the desk has nothing for anything else to post.
+    return sent is not None and origin_of(sent) == origin
+
+
+def _headers_for(path: str) -> tuple[tuple[bytes, bytes], ...]:
+    return FRAME_HEADERS if path.endswith("/frame") else DESK_HEADERS
+
+
+class DeskGuard:
+    """ASGI middleware of the desk app doing the checks in the module docstring.
+
+    :param refuse: makes the 403 page (``(request, sentence) -> response``).
+    :param crashed: makes the 500 page for an exception no handler took.
+    """
+
+    def __init__(self, app: ASGIApp, desk: DeskState, origin: str,
+                 refuse: Callable[[Request, str], Awaitable[Response]],
+                 crashed: Callable[[Request], Awaitable[Response]]) -> None:
+        self.app = app
+        self.desk = desk
+        self.origin = origin
+        self.refuse = refuse
+        self.crashed = crashed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = get_route_path(scope) or "/"
+        extra = _headers_for(path)
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k for k, _ in extra}
+                headers = [(k, v) for k, v in message.get("headers", ()) if k not in names]
+                message = {**message, "headers": [*headers, *extra]}
+            await send(message)
+
+        request = Request(scope, receive)
+        unsafe = scope["method"] not in _SAFE
+        if unsafe and not same_origin(scope, self.origin):
+            log.info("refused a cross-site %s on the desk", scope["method"])
+            response = await self.refuse(request, "This form can only be sent from the desk's "
+                                                  "own pages; open the page again and retry.")
+            await response(scope, receive, with_headers)
+            return
+        if path.startswith(_OPEN):
+            await self.app(scope, receive, with_headers)
+            return
+        who = await self._signed_in(request)
+        if who is None:
+            await self._to_login(scope, receive, with_headers, path)
+            return
+        if unsafe:
+            body = await _read_body(receive)
+            if body is None or not self._csrf_ok(scope, body, who):
+                log.info("refused a desk form without a valid CSRF token")
+                response = await self.refuse(request, "This form has expired or did not come "
+                                                      "from the desk; open the page again and "
+                                                      "retry.")
+                await response(scope, receive, with_headers)
+                return
+            receive = _replay(body, receive)
+        scope["digest.desk"] = who
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await with_headers(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as exc:  # no traceback reaches an editor; the log has the type
+            log.error("desk %s %s failed: %s", scope["method"], path, type(exc).__name__)
+            log.debug("traceback of the failed desk request", exc_info=True)
+            if not started:
+                response = await self.crashed(request)
+                await response(scope, receive, with_headers)
+
+    async def _signed_in(self, request: Request) -> SignedIn | None:
+        session = self.desk.sessions.read(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            return None
+        editor = await run_in_threadpool(self.desk.store.get_editor, session.editor)
+        if editor is None or editor.session_key != session.key:
+            return None  # removed, new password, or signed out
+        return SignedIn(editor, session.csrf)
+
+    async def _to_login(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        query = scope.get("query_string", b"").decode("latin-1")
+        wanted = self.desk.public_path + path + (f"?{query}" if query else "")
+        target = self.desk.url("/login")
+        if path not in ("/", "") or query:
+            target += "?next=" + quote(wanted, safe="/")
+        await RedirectResponse(target, status_code=303)(scope, receive, send)
+
+    @staticmethod
+    def _csrf_ok(scope: Scope, body: bytes, who: SignedIn) -> bool:
+        kind = dict(scope.get("headers", ())).get(b"content-type", b"").split(b";")[0]
+        if kind.strip().lower() != b"application/x-www-form-urlencoded":
+            return False
+        try:
+            fields = parse_qs(body.decode("utf-8"), max_num_fields=200)
+        except (UnicodeDecodeError, ValueError):
+            return False
+        values = fields.get("csrf", [])
+        return len(values) == 1 and SessionCodec.csrf_ok(who.csrf, values[0])
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None when it is over :data:`MAX_BODY` or the client left."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
