@@ -96,6 +96,8 @@ class ListSettings:
     relay: str | None
     subscribers_files: tuple[str, ...] = ()
     send_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    #: How long a headline alone marks a linkless story as already sent (digest.edition).
+    repeat_window: timedelta = timedelta(days=7)
 
     @property
     def from_header(self) -> str:
@@ -302,6 +304,7 @@ def _read_list(name: str, t: Table, base_dir: Path, relays: tuple[str, ...]) -> 
         lead_section=t.str("lead_section"),
         teasers_per_section=t.int("teasers_per_section", 5, 1, 50),
         max_age=t.duration("max_age", None),
+        repeat_window=t.duration("repeat_window", timedelta(days=7)),
         timezone=tz,
         send_time=send_time,
         from_name=sender[0],

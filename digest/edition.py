@@ -1,33 +1,80 @@
-"""Edition assembly (pure): choose the lead, group teasers by section, drop repeats and old news."""
+"""Edition assembly (pure): choose the lead, group teasers by section, drop repeats and old news,
+and decide which stories of a sent edition its readers received.
+
+What counts as a repeat (an earlier edition of the list carried it, see
+:func:`carried_stories`):
+
+- the same story identity, ever: the normalised guid or link (:mod:`digest.identity`), so a
+  feed that moved from http to https, or appended ``utm_*`` parameters, sends nothing again;
+- the same headline only for a story without a link (a page teaser, whose id is made from its
+  headline), and only when an edition within the list's ``repeat_window`` carried it: "Letters
+  to the Editor" with a new link comes back the next day, and a page teaser that has no other
+  identity is not suppressed forever.
+
+The store looks those keys up (:class:`digest.models.RepeatKeys`); nothing here does I/O.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from digest.config import ListSettings
-from digest.errors import ConfigError, EmptyEditionError
-from digest.models import Edition, EditionSection, SkippedItem, Story, normalise_headline
+from digest.errors import EmptyEditionError
+from digest.identity import headline_key, identity_keys, link_key
+from digest.models import (
+    CarriedStory,
+    Edition,
+    EditionSection,
+    RepeatKeys,
+    SkippedItem,
+    Story,
+)
+from digest.patterns import PREHEADER_MAX, SUBJECT_MAX, fill_pattern, pattern_fields
 
-__all__ = ["assemble_edition", "story_keys"]
+__all__ = ["assemble_edition", "carried_stories", "is_repeat", "keys_to_check", "story_keys"]
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
-PREHEADER_MAX = 140
-SUBJECT_MAX = 200
+_NOTHING_CARRIED = RepeatKeys()
 
 
-def story_keys(story: Story) -> set[str]:
-    """The keys that make two stories the same: id, url, and the normalised headline."""
-    keys = {story.id, "h:" + normalise_headline(story.headline)}
-    if story.url:
-        keys.add(story.url)
-    return keys
+def story_keys(story: Story) -> frozenset[str]:
+    """The keys that make two stories in one edition the same: identity and headline."""
+    return identity_keys(story) | {headline_key(story.headline)}
 
 
-def _newest_first(story: Story) -> tuple[bool, datetime]:
+def keys_to_check(stories: Iterable[Story]) -> RepeatKeys:
+    """The keys to ask the store about: every identity, and the headlines of linkless stories."""
+    identities: set[str] = set()
+    headlines: set[str] = set()
+    for story in stories:
+        identities |= identity_keys(story)
+        if link_key(story.url) is None:
+            headlines.add(headline_key(story.headline))
+    return RepeatKeys(frozenset(identities), frozenset(headlines))
+
+
+def is_repeat(story: Story, carried: RepeatKeys) -> bool:
+    """True when an earlier edition carried ``story`` (see the module docstring for the rule)."""
+    if identity_keys(story) & carried.identities:
+        return True
+    return link_key(story.url) is None and headline_key(story.headline) in carried.headlines
+
+
+def _newest_first(story: Story) -> tuple[bool, float]:
     # Undated stories sort after dated ones, keeping their source order (sorted is stable).
     return (story.published_at is None, -(story.published_at or _OLDEST).timestamp())
+
+
+def _has_text(story: Story) -> bool:
+    return bool((story.summary or "").strip()
+                or any(block.text.strip() for block in story.body))
+
+
+def _richness(story: Story) -> int:
+    """0 (a bare headline) to 2 (text and a link): which copy of a duplicate to keep."""
+    return int(_has_text(story)) + int(link_key(story.url) is not None)
 
 
 def assemble_edition(
@@ -35,22 +82,23 @@ def assemble_edition(
     *,
     list_settings: ListSettings,
     as_of: datetime,
-    carried: Collection[str] = frozenset(),
+    carried: RepeatKeys = _NOTHING_CARRIED,
     skipped: Sequence[SkippedItem] = (),
     site_name: str = "",
     force: bool = False,
 ) -> Edition:
     """Build one list's edition from the stories its sources gave.
 
-    The lead is the first story a page marked as its lead, else the newest story of the
-    list's ``lead_section``, else the newest story. Teasers follow grouped by section in the
+    The lead is chosen by :func:`_choose_lead`. Teasers follow grouped by section in the
     configured order (other sections after, alphabetically), newest first, at most
-    ``teasers_per_section`` each. No story appears twice (same id, url or normalised
-    headline), none older than ``max_age``, and none that an earlier edition carried
-    (``carried`` holds :func:`story_keys` of those) unless ``force``.
+    ``teasers_per_section`` each. No story appears twice (same guid, link or normalised
+    headline; the copy with the most text and a link is kept), none older than ``max_age``,
+    and none that an earlier edition carried (:func:`is_repeat` with ``carried``) unless
+    ``force``.
 
     :raises EmptyEditionError: when nothing new is left (``force`` builds it anyway) or
         there are no stories at all.
+    :raises ConfigError: when the subject or preheader pattern cannot be filled.
     """
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
@@ -62,8 +110,10 @@ def assemble_edition(
             "unreadable; check the sources listed above."
         )
 
-    # Leads first, then newest: when two copies of a story meet, the better one is kept.
-    ordered = sorted(all_stories, key=lambda s: (not s.is_lead, *_newest_first(s)))
+    # Leads first, then the richer copy, then the newest: when two copies of a story meet,
+    # the better one is kept.
+    ordered = sorted(all_stories,
+                     key=lambda s: (not s.is_lead, -_richness(s), *_newest_first(s)))
     seen: set[str] = set()
     fresh: list[Story] = []
     oldest_allowed = as_of - list_settings.max_age if list_settings.max_age else None
@@ -73,7 +123,7 @@ def assemble_edition(
             excluded["duplicate"] += 1
             continue
         seen |= keys
-        if not force and keys & set(carried):
+        if not force and is_repeat(story, carried):
             excluded["already sent"] += 1
             continue
         if oldest_allowed and story.published_at and story.published_at < oldest_allowed:
@@ -88,17 +138,19 @@ def assemble_edition(
             "use --force to build it anyway."
         )
 
-    lead = _choose_lead(fresh, list_settings)
+    lead = _choose_lead(fresh, list_settings, as_of)
     rest = [s for s in fresh if s is not lead]
     sections = _group(rest, list_settings, excluded)
     day = as_of.astimezone(list_settings.timezone).date()
-    fields = _pattern_fields(lead, sections, list_settings, site_name, day)
+    fields = pattern_fields(
+        lead_headline=lead.headline, lead_section=lead.section,
+        teaser_headlines=[s.headline for sec in sections for s in sec.teasers],
+        title=list_settings.title, site=site_name, day=day)
     return Edition(
         list_name=list_settings.name,
         date=day,
-        subject=_one_line(_format(list_settings.subject, fields, "subject"), SUBJECT_MAX),
-        preheader=_one_line(_format(list_settings.preheader, fields, "preheader"),
-                            PREHEADER_MAX),
+        subject=fill_pattern(list_settings.subject, fields, "subject", SUBJECT_MAX),
+        preheader=fill_pattern(list_settings.preheader, fields, "preheader", PREHEADER_MAX),
         lead=lead,
         sections=sections,
         skipped=tuple(skipped),
@@ -106,16 +158,35 @@ def assemble_edition(
     )
 
 
-def _choose_lead(stories: list[Story], lst: ListSettings) -> Story:
-    for story in stories:
-        if story.is_lead:
-            return story
-    if lst.lead_section:
-        wanted = lst.lead_section.casefold()
-        in_section = [s for s in stories if s.section.casefold() == wanted]
-        if in_section:
-            return sorted(in_section, key=_newest_first)[0]
-    return sorted(stories, key=_newest_first)[0]
+def _lead_tier(story: Story, lst: ListSettings, as_of: datetime) -> int:
+    has_text = _has_text(story)
+    if story.is_lead and has_text:
+        return 0
+    linked = link_key(story.url) is not None
+    timely = story.published_at is not None and (
+        lst.max_age is None or story.published_at >= as_of - lst.max_age)
+    if has_text and linked:
+        return 1 if timely else 2
+    if has_text:
+        return 3
+    return 4 if linked else 5
+
+
+def _choose_lead(stories: list[Story], lst: ListSettings, as_of: datetime) -> Story:
+    """The lead: the best tier first; within a tier the story a page marked as its lead,
+    then the ``lead_section``'s, then the newest.
+
+    Tiers, best first: (0) the story a page marked as its lead, when it has a body or a
+    summary (the newsroom chose it, and its text is in the email, so no link is needed);
+    (1) a story with a body or summary and a link, published within ``max_age`` (any
+    publication date when the list has none); (2) the same, undated; (3) a body or summary
+    without a link; (4) a headline with a link; (5) a bare headline. A month-old teaser with
+    neither text nor link therefore leads only when nothing else is left.
+    """
+    wanted = (lst.lead_section or "").casefold()
+    return min(stories, key=lambda s: (_lead_tier(s, lst, as_of), not s.is_lead,
+                                       not (wanted and s.section.casefold() == wanted),
+                                       *_newest_first(s)))
 
 
 def _group(stories: list[Story], lst: ListSettings,
@@ -136,33 +207,34 @@ def _group(stories: list[Story], lst: ListSettings,
     return tuple(result)
 
 
-def _pattern_fields(lead: Story, sections: tuple[EditionSection, ...], lst: ListSettings,
-                    site_name: str, day: object) -> dict[str, object]:
-    teasers = [s for sec in sections for s in sec.teasers]
-    return {
-        "lead_headline": lead.headline,
-        "lead_section": lead.section,
-        "title": lst.title,
-        "site": site_name,
-        "date": day,
-        "weekday": day.strftime("%A"),  # type: ignore[attr-defined]
-        "teaser_headlines": " · ".join(s.headline for s in teasers[:3]) or lead.headline,
-        "story_count": 1 + len(teasers),
-    }
+def carried_stories(edition: Edition,
+                    variants: Mapping[frozenset[str], frozenset[str]]) -> tuple[CarriedStory, ...]:
+    """Which stories of ``edition`` its readers received, given the variants it was sent in.
 
+    :param variants: for each variant sent to at least one reader, the section names it
+        showed → the ids of the teasers its size budget dropped.
+    :returns: one :class:`CarriedStory` per story of the edition, lead first.
 
-def _format(pattern: str, fields: dict[str, object], setting: str) -> str:
-    try:
-        return pattern.format_map(fields)
-    except (KeyError, ValueError, IndexError, AttributeError) as exc:
-        raise ConfigError(f"The {setting} pattern {pattern!r} cannot be filled ({exc}); "
-                          "fix it in the configuration file.") from None
+    The rule: the lead is carried when any variant was sent (every variant shows it). A
+    teaser is carried when at least one sent variant showed its section and *every* sent
+    variant that showed its section kept it. A teaser the budget dropped from any variant
+    (typically the all-sections one, the longest) stays eligible for the next edition,
+    even though a narrower variant (a World-only reader's) showed it: those readers may see
+    it twice, but the readers it was dropped for do not lose it. A repeat costs a reader a
+    glance; a loss cannot be made good, and nothing the budget dropped may be lost. A teaser
+    whose section no sent variant showed reached nobody and is not carried either.
+    """
+    def name(sections: frozenset[str]) -> tuple[str, ...]:
+        return tuple(sorted(sections, key=str.casefold))
 
-
-def _one_line(text: str, limit: int) -> str:
-    """Collapse all whitespace (CR and LF included) and cut at a word boundary."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1].rsplit(" ", 1)[0]
-    return cut.rstrip(" ,;:·-") + "…"
+    out: list[CarriedStory] = []
+    if edition.lead is not None:
+        shown = tuple(sorted(name(v) for v in variants))
+        out.append(CarriedStory(edition.lead.id, bool(variants), shown, ()))
+    for section in edition.sections:
+        relevant = [v for v in variants if section.name in v]
+        for story in section.teasers:
+            shown = tuple(sorted(name(v) for v in relevant if story.id not in variants[v]))
+            dropped = tuple(sorted(name(v) for v in relevant if story.id in variants[v]))
+            out.append(CarriedStory(story.id, bool(shown) and not dropped, shown, dropped))
+    return tuple(out)

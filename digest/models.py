@@ -15,17 +15,21 @@ from typing import Any, Literal
 
 __all__ = [
     "Block",
+    "CarriedStory",
     "Edition",
     "EditionSection",
     "Image",
+    "RepeatKeys",
     "SkippedItem",
     "SourceResult",
     "Story",
+    "is_derived_id",
     "normalise_headline",
     "story_id",
 ]
 
 _PUNCT_OR_SPACE = re.compile(r"[\W_]+", re.UNICODE)
+_DERIVED_PREFIX = "sha1:"
 
 
 def normalise_headline(headline: str) -> str:
@@ -41,7 +45,12 @@ def normalise_headline(headline: str) -> str:
 def story_id(section: str, headline: str) -> str:
     """A stable id for a story that has neither guid nor url: a hash of section + headline."""
     key = f"{normalise_headline(section)}\x1f{normalise_headline(headline)}"
-    return "sha1:" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
+    return _DERIVED_PREFIX + hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
+
+
+def is_derived_id(value: str) -> bool:
+    """True for an id :func:`story_id` made from section and headline (not a guid or url)."""
+    return value.startswith(_DERIVED_PREFIX) and len(value) == len(_DERIVED_PREFIX) + 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +178,10 @@ class EditionSection:
 class Edition:
     """One list's edition for one day: subject, preheader, the lead and the sections.
 
+    ``subject`` and ``preheader`` are the list's patterns filled for the whole edition (the
+    archive and the store show them); each section variant fills its own from what it shows
+    (:mod:`digest.patterns`).
+
     ``excluded`` counts stories left out and why (``"already sent"``, ``"duplicate"``,
     ``"too old"``, ``"over the per-section limit"``) so a report can say so.
     """
@@ -224,3 +237,34 @@ class Edition:
             skipped=tuple(SkippedItem(**s) for s in data.get("skipped", ())),
             excluded=tuple(sorted(data.get("excluded", {}).items())),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RepeatKeys:
+    """What earlier editions of a list carried, as the edition builder needs it.
+
+    ``identities`` are normalised guids and links (:func:`digest.identity.identity_keys`)
+    of every story readers received, ever; ``headlines`` are headline keys
+    (:func:`digest.identity.headline_key`) of stories received within the list's
+    ``repeat_window``. Both hold only keys of the stories being assembled (the store is
+    asked about those, not for its whole history).
+    """
+
+    identities: frozenset[str] = frozenset()
+    headlines: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class CarriedStory:
+    """Whether readers received one story of a sent edition, and through which variants.
+
+    A variant is named by the sorted section names it showed. ``shown_in`` are the sent
+    variants that showed the story, ``dropped_from`` those whose size budget left it out
+    (the story's section was in them). ``carried`` follows the rule in
+    :func:`digest.edition.carried_stories`.
+    """
+
+    story_id: str
+    carried: bool
+    shown_in: tuple[tuple[str, ...], ...] = ()
+    dropped_from: tuple[tuple[str, ...], ...] = ()

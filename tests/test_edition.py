@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from digest.config import ListSettings
-from digest.edition import assemble_edition, story_keys
+from digest.edition import assemble_edition, carried_stories, is_repeat, keys_to_check
 from digest.errors import EmptyEditionError
-from digest.models import Story, story_id
+from digest.identity import headline_key
+from digest.models import Block, Edition, EditionSection, RepeatKeys, Story, story_id
 
 NOW = datetime(2026, 11, 28, 6, 30, tzinfo=UTC)
 
@@ -98,23 +99,173 @@ def test_no_story_twice(twin) -> None:  # type: ignore[no-untyped-def]
     assert dict(edition.excluded) == {"duplicate": 1}
 
 
+def received(*stories: Story) -> RepeatKeys:
+    """What the store would answer had an edition inside the repeat window carried these."""
+    keys = keys_to_check(stories)
+    heads = frozenset(headline_key(s.headline) for s in stories)
+    return RepeatKeys(keys.identities, heads)
+
+
 def test_stories_carried_earlier_are_left_out_unless_forced() -> None:
     lead = story("lead", "Politics", 1)
     sent = story("sent yesterday", "World", 20, url="https://news.example.org/a")
     new = story("new today", "World", 2)
-    carried = story_keys(sent)
     edition = assemble_edition([lead, sent, new], list_settings=make_list(), as_of=NOW,
-                               carried=carried)
+                               carried=received(sent))
     assert [s.headline for s in edition.stories] == ["lead", "new today"]
     assert dict(edition.excluded) == {"already sent": 1}
 
-    everything = story_keys(lead) | story_keys(new) | carried
+    everything = received(lead, sent, new)
     with pytest.raises(EmptyEditionError, match="nothing new.*3 already sent.*--force"):
         assemble_edition([lead, sent, new], list_settings=make_list(), as_of=NOW,
                          carried=everything)
     forced = assemble_edition([lead, sent, new], list_settings=make_list(), as_of=NOW,
                               carried=everything, force=True)
     assert len(forced.stories) == 3
+
+
+def test_a_feed_moving_to_https_with_tracking_parameters_repeats_nothing() -> None:
+    before = [story(f"Story {i}", "World", 30 + i, id=f"http://news.example.org/{i}",
+                    url=f"http://news.example.org/{i}") for i in range(3)]
+    guid = story("Guid story", "World", 40, id="tag:news.example.org,2026:7",
+                 url="http://news.example.org/seven")
+    after = [story(f"Story {i} (updated)", "World", 2, id=f"https://news.example.org/{i}/",
+                   url=f"https://NEWS.example.org/{i}/?utm_source=rss&utm_medium=feed"
+                   f"&fbclid=abc&gclid=x&mc_cid=1") for i in range(3)]
+    moved_guid = story("Guid story", "World", 2, id="tag:news.example.org,2026:7",
+                       url="https://news.example.org/elsewhere")
+    fresh = story("Actually new", "World", 1, url="https://news.example.org/new")
+    edition = assemble_edition([*after, moved_guid, fresh], list_settings=make_list(),
+                               as_of=NOW, carried=received(*before, guid))
+    assert [s.headline for s in edition.stories] == ["Actually new"]
+    assert dict(edition.excluded) == {"already sent": 4}
+
+
+def test_a_recurring_headline_with_a_new_link_comes_back() -> None:
+    lead = story("lead", "Politics", 1, url="https://news.example.org/lead")
+    yesterday = [story(title, "Opinion", 26, url=f"https://news.example.org/{n}/1")
+                 for n, title in enumerate(("Letters to the Editor", "This Date in History",
+                                            "Weather"))]
+    today = [story(s.headline, "Opinion", 2, url=f"https://news.example.org/{n}/2")
+             for n, s in enumerate(yesterday)]
+    edition = assemble_edition([lead, *today], list_settings=make_list(teasers_per_section=5),
+                               as_of=NOW, carried=received(*yesterday))
+    assert headlines(edition) == {"Opinion": [s.headline for s in today]}
+    assert "already sent" not in dict(edition.excluded)
+
+
+def test_a_headline_alone_suppresses_only_linkless_stories() -> None:
+    teaser = story("Weather", "Top Stories", 3)  # a page teaser: no link, id from headline
+    linked = story("Weather", "World", 3, url="https://news.example.org/weather/2")
+    lead = story("lead", "Politics", 1)
+    carried = received(story("Weather", "Top Stories", 30))
+    assert is_repeat(teaser, carried) and not is_repeat(linked, carried)
+    # The store answers with the headline only within the repeat window: outside it, the
+    # linkless teaser is new again.
+    outside = RepeatKeys(identities=carried.identities)
+    assert not is_repeat(teaser, outside)
+    edition = assemble_edition([lead, teaser], list_settings=make_list(), as_of=NOW,
+                               carried=carried)
+    assert edition.stories == (lead,)
+    assert keys_to_check([teaser, linked]).headlines == {headline_key("Weather")}
+
+
+def test_the_richer_copy_of_a_duplicate_is_kept() -> None:
+    bare = story("Oil prices surge", "Business", 1)
+    rich = story("Oil Prices Surge", "Business", 3, url="https://news.example.org/oil",
+                 summary="Brent rose 6% overnight.")
+    lead = story("lead", "Politics", is_lead=True, body=(Block("paragraph", "Text."),))
+    edition = assemble_edition([lead, bare, rich], list_settings=make_list(), as_of=NOW)
+    assert edition.sections[0].teasers == (rich,)
+
+
+TEXT = (Block("paragraph", "What happened, in full."),)
+
+
+def test_lead_prefers_text_and_a_link_published_within_max_age() -> None:
+    """Tomorrow's unattended edition must not lead with a month-old bare teaser."""
+    old_bare = story("Month-old teaser", "Politics", 24 * 30)
+    undated = story("Undated with link", "World", None, url="https://n.example/u",
+                    summary="Summary.")
+    text_only = story("Text, no link", "World", 3, body=TEXT)
+    linked_bare = story("Link, no text", "World", 1, url="https://n.example/l")
+    stale_good = story("Good but old", "World", 24 * 5, url="https://n.example/o",
+                       summary="Summary.")
+    good = story("Good", "Business", 20, url="https://n.example/g", summary="Summary.")
+    lst = make_list(max_age=None)
+    pool = [old_bare, undated, text_only, linked_bare, stale_good, good]
+    order = []
+    while pool:
+        lead = assemble_edition(pool, list_settings=lst, as_of=NOW).lead
+        order.append(lead.headline)
+        pool = [s for s in pool if s is not lead]
+    # Without max_age any date counts as published in time: newest first among the dated.
+    assert order == ["Good", "Good but old", "Undated with link", "Text, no link",
+                     "Link, no text", "Month-old teaser"]
+    # With max_age, "Good but old" is not in the edition at all (older than 2 days).
+    week = make_list(max_age=timedelta(days=2))
+    assert assemble_edition([old_bare, stale_good, text_only], list_settings=week,
+                            as_of=NOW).lead.headline == "Text, no link"
+
+
+def test_the_pages_own_lead_leads_when_it_has_text() -> None:
+    page_lead = story("Page lead", "World", None, is_lead=True, body=TEXT)
+    feed = story("Feed story", "Politics", 1, url="https://n.example/f", summary="S.")
+    assert assemble_edition([feed, page_lead], list_settings=make_list(),
+                            as_of=NOW).lead is page_lead
+    bare_page_lead = story("Bare page lead", "World", None, is_lead=True)
+    assert assemble_edition([feed, bare_page_lead], list_settings=make_list(),
+                            as_of=NOW).lead is feed
+
+
+def test_lead_section_decides_within_a_tier() -> None:
+    world = story("World news", "World", 1, url="https://n.example/w", summary="S.")
+    politics = story("Politics news", "politics", 5, url="https://n.example/p", summary="S.")
+    assert assemble_edition([world, politics], list_settings=make_list(),
+                            as_of=NOW).lead is politics
+
+
+def _sent_edition() -> Edition:
+    lead = story("lead", "Politics", 1, id="L")
+    world = tuple(story(f"w{i}", "World", 2 + i, id=f"W{i}") for i in range(3))
+    sport = (story("s0", "Sports", 2, id="S0"),)
+    health = (story("h0", "Health", 2, id="H0"),)
+    return Edition("daily", NOW.date(), "s", "p", lead,
+                   (EditionSection("World", world), EditionSection("Sports", sport),
+                    EditionSection("Health", health)))
+
+
+def test_carried_means_every_sent_variant_showing_the_section_kept_it() -> None:
+    edition = _sent_edition()
+    everything = frozenset({"World", "Sports", "Health"})
+    world_only = frozenset({"World"})
+    sports_only = frozenset({"Sports"})
+    decided = {c.story_id: c for c in carried_stories(edition, {
+        everything: frozenset({"W2", "S0"}),  # the budget dropped these from the big one
+        world_only: frozenset(),
+        sports_only: frozenset(),
+    })}
+    assert decided["L"].carried and len(decided["L"].shown_in) == 3
+    assert decided["W0"].carried and decided["W0"].shown_in == (
+        ("Health", "Sports", "World"), ("World",))
+    # Shown to World-only readers but dropped for all-sections readers: not carried, so
+    # it comes back tomorrow rather than being lost for the all-sections readers.
+    assert not decided["W2"].carried
+    assert decided["W2"].shown_in == (("World",),)
+    assert decided["W2"].dropped_from == (("Health", "Sports", "World"),)
+    assert not decided["S0"].carried
+    assert decided["H0"].carried
+
+
+def test_a_section_no_reader_gets_is_not_carried() -> None:
+    edition = _sent_edition()
+    decided = {c.story_id: c for c in carried_stories(
+        edition, {frozenset({"Sports"}): frozenset()})}
+    assert decided["L"].carried and decided["S0"].carried
+    assert not any(decided[i].carried for i in ("W0", "W1", "W2", "H0"))
+    assert decided["W0"].shown_in == () and decided["W0"].dropped_from == ()
+    nobody = carried_stories(edition, {})
+    assert not any(c.carried for c in nobody)
 
 
 def test_no_stories_at_all_is_an_empty_edition_even_when_forced() -> None:

@@ -226,16 +226,17 @@ def test_budget_drops_from_the_longest_sections_first_and_reports_it():
     assert variant.html_size + SLOT_RESERVE <= budget
     assert variant.dropped, "a smaller budget must drop teasers"
     first = variant.dropped[0]
-    assert first == ("Section 1", sec[0].teasers[-1].headline)
+    assert (first.section, first.story_id, first.headline) == (
+        "Section 1", sec[0].teasers[-1].id, sec[0].teasers[-1].headline)
     kept = {s.name: len(s.teasers) for s in edition.sections}
-    for section, _ in variant.dropped:
-        kept[section] -= 1
+    for drop in variant.dropped:
+        kept[drop.section] -= 1
     assert kept["Section 2"] == 3  # the short section is untouched
     assert max(kept.values()) - min(kept["Section 1"], kept["Section 3"]) <= 1
     assert any("Dropped" in w for w in variant.warnings)
     html, text = variant.fill(person())
-    for _, headline in variant.dropped:
-        assert headline not in html and headline not in text
+    for drop in variant.dropped:
+        assert drop.headline not in html and drop.headline not in text
 
 
 def test_an_edition_that_cannot_fit_is_an_error():

@@ -1,4 +1,4 @@
-"""Editions in the store: recorded once per list and day, forced re-runs, carried story keys."""
+"""Editions in the store: recorded once per list and day, forced re-runs, stories undecided."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from digest.errors import StoreError
-from digest.models import Block, Edition, EditionSection, Image, SkippedItem, Story
+from digest.models import Block, Edition, EditionSection, Image, RepeatKeys, SkippedItem, Story
 from digest.store import Store
 
 DAY = date(2026, 3, 2)
@@ -56,17 +56,14 @@ def test_payload_rebuilds_the_edition(store: Store) -> None:
     assert stored.edition() == edition
 
 
-def test_carried_story_keys_cover_ids_urls_and_headlines(store: Store) -> None:
-    assert store.carried_story_keys("daily") == set()
-    store.record_edition(_edition())
-    store.record_edition(Edition(list_name="weekly", date=DAY, subject="W", preheader="",
-                                 lead=Story(id="weekly-only", section="X", headline="Other"),
-                                 sections=()))
-    keys = store.carried_story_keys("daily")
-    assert keys == {
-        "https://news.test/vote", "h:vote tonight ça va", "sha1:abc", "h:summit opens",
-    }
-    assert "weekly-only" not in keys
+def test_recorded_stories_are_undecided_until_sent(store: Store) -> None:
+    """Recording (building, drafting) carries nothing: the send decides (test_store_carried)."""
+    record = store.record_edition(_edition())
+    rows = store.edition_story_records(record.id)
+    assert [(r.story_id, r.section, r.carried) for r in rows] == [
+        ("https://news.test/vote", "Politics", None), ("sha1:abc", "World", None)]
+    assert store.carried_keys("daily", RepeatKeys(frozenset({"u:news.test/vote"})),
+                              headlines_since=DAY) == RepeatKeys()
 
 
 def test_ensure_list_creates_and_retitles(store: Store) -> None:

@@ -151,6 +151,8 @@ def send(config_path: str | None, list_name: str | None, sources: tuple[str, ...
             settings, lst, store=store, source_override=list(sources) or None, as_of=moment,
             force=force, dry_run=dry_run, test_to=test_to, progress=console.is_terminal))
     _report_source_errors(outcome.errors)
+    for line in outcome.warnings:  # what the size budget dropped, per variant
+        warn(line)
     _print_send(outcome, settings)
 
 

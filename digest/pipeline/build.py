@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from digest import sources
 from digest.config import ListSettings, Settings
-from digest.edition import assemble_edition
+from digest.edition import assemble_edition, keys_to_check
 from digest.errors import ConfigError, SourceError
-from digest.models import Edition, SourceResult
+from digest.models import Edition, RepeatKeys, SourceResult
 
 if TYPE_CHECKING:
     from digest.store import Store
@@ -68,10 +68,14 @@ def _resolve_source(src: str) -> str:
     return str(Path(src).expanduser().resolve())
 
 
-async def build_edition(settings: Settings, lst: ListSettings, *, store: object | None,
+async def build_edition(settings: Settings, lst: ListSettings, *, store: Store | None,
                         source_override: list[str] | None = None, as_of: datetime | None = None,
                         force: bool = False) -> BuildOutcome:
     """Gather the sources and assemble the edition, leaving out what earlier editions carried.
+
+    The store is asked only about the gathered stories' keys: identities ever received,
+    headlines of linkless stories received within the list's ``repeat_window``, counted
+    back from ``as_of`` in the list's timezone (see :mod:`digest.edition`).
 
     :raises EmptyEditionError: nothing new (unless ``force``), or no stories at all.
     :raises SourceError: every source was unreadable (the message lists them).
@@ -82,13 +86,16 @@ async def build_edition(settings: Settings, lst: ListSettings, *, store: object 
             raise SourceError(result.errors[0])
         raise SourceError(f"None of the {len(result.errors)} sources could be read: "
                           + " ".join(result.errors))
-    carried: set[str] = set()
-    if store is not None:
-        carried = store.carried_story_keys(lst.name)  # type: ignore[attr-defined]
+    now = as_of or datetime.now(UTC)
+    carried = RepeatKeys()
+    if store is not None and not force:
+        carried = store.carried_keys(
+            lst.name, keys_to_check(result.stories),
+            headlines_since=(now - lst.repeat_window).astimezone(lst.timezone).date())
     edition = assemble_edition(
         result.stories,
         list_settings=lst,
-        as_of=as_of or datetime.now(UTC),
+        as_of=now,
         carried=carried,
         skipped=result.skipped,
         site_name=settings.site.name,

@@ -82,6 +82,8 @@ def run_scheduled(settings: Settings, list_name: str) -> SendOutcome:
     with open_store_for(settings) as store, send_lock(settings, lst):
         outcome = asyncio.run(send_edition(settings, lst, store=store))
     log.info("edition list=%s status=%s %s", list_name, outcome.status, outcome.message)
+    for line in outcome.warnings:  # teasers the size budget dropped, per variant
+        log.warning("edition list=%s %s", list_name, line)
     return outcome
 
 

@@ -53,6 +53,7 @@ class MessageFactory:
 
     Rendering + inlining happen once per section variant (the renderer caches them), the
     MIME template once per variant too; per subscriber only tokens, slots and headers.
+    Each variant's subject is the list's pattern filled from what that variant shows.
     """
 
     def __init__(self, settings: Settings, lst: ListSettings, edition: Edition, *,
@@ -60,7 +61,7 @@ class MessageFactory:
         self.settings = settings
         self.lst = lst
         self.edition = edition
-        self.subject = subject_prefix + edition.subject
+        self.subject_prefix = subject_prefix
         self.renderer = Renderer(templates_dir=settings.templates_dir, site=settings.site,
                                  list_settings=lst, web_base_url=settings.web.base_url,
                                  as_of=as_of)
@@ -86,7 +87,8 @@ class MessageFactory:
             template = MessageTemplate.build(
                 html_segments=variant.html_segments, html_slots=variant.html_slots,
                 text_segments=variant.text_segments, text_slots=variant.text_slots,
-                subject=self.subject, from_header=self.lst.from_header,
+                subject=self.subject_prefix + (variant.subject or self.edition.subject),
+                from_header=self.lst.from_header,
                 list_id=f"{self.lst.title} <{self.lst.name}.{self.settings.site.domain}>",
                 reply_to=self.lst.reply_to, dkim=self.settings.dkim)
             found = self._variants[chosen] = (variant, template)

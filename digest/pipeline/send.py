@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from digest.config import ListSettings, Settings
 from digest.errors import ConfigError
 from digest.models import Edition
 from digest.pipeline.build import build_edition
+from digest.pipeline.carried import drop_warnings, record_carried, variants_for
 from digest.pipeline.messages import MessageFactory, new_message_id
 
 if TYPE_CHECKING:
@@ -32,6 +34,8 @@ class SendOutcome:
     published: int = 0
     imports: list[tuple[str, object]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: Teasers the size budget dropped, one sentence per variant (digest.pipeline.carried).
+    warnings: list[str] = field(default_factory=list)
 
 
 def sync_subscriber_files(settings: Settings, lst: ListSettings,
@@ -99,18 +103,22 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
                                          delivery=settings.delivery)
             return SendOutcome("test", f"Sent a test of the {lst.name} edition to "
                                f"{len(test_to)} address(es).", edition, report=report,
-                               errors=errors)
+                               errors=errors, warnings=_drops(
+                                   factory, edition, [(None, len(test_to))], "test address(es)"))
         factory = MessageFactory(settings, lst, edition, as_of=as_of)
         count = size = 0
+        audience: Counter[frozenset[str] | None] = Counter()
         for member in store.iter_eligible(lst.name):
             size += len(factory.message(email=member.email, name=member.name,
                                         sections=member.sections,
                                         subscriber_id=member.subscriber_id,
                                         message_id=new_message_id(settings, "dry-run")))
             count += 1
+            audience[member.sections] += 1
         return SendOutcome("dry-run", f"Dry run: built {count} messages "
                            f"({size / 1024:.0f} KiB in all) and sent none.", edition,
-                           imports=imports, errors=errors)
+                           imports=imports, errors=errors,
+                           warnings=_drops(factory, edition, audience.items(), "reader(s)"))
 
     imports = sync_subscriber_files(settings, lst, store)
     day = (as_of or datetime.now(UTC)).astimezone(lst.timezone).date()
@@ -129,6 +137,7 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
     published = store.publish_edition(record.id, message_id_domain=settings.site.domain,
                                       now=datetime.now(UTC))
     factory = MessageFactory(settings, lst, edition, as_of=as_of)
+    warnings = record_carried(store, record.id, edition, factory)
     async with smtp_target(settings, relay) as addr:
         report = await deliver_edition(
             record.id, store=store, build=factory.for_claim, relay=relay, smtp_addr=addr,
@@ -141,7 +150,14 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
             f"({summary.get('sent', 0)} sent); use --force to send another.")
     else:
         status, message = "sent", f"The {lst.name} edition of {edition.date} was delivered."
-    return SendOutcome(status, message, edition, record.id, report, published, imports, errors)
+    return SendOutcome(status, message, edition, record.id, report, published, imports, errors,
+                       warnings)
+
+
+def _drops(factory: MessageFactory, edition: Edition,
+           audience: Iterable[tuple[frozenset[str] | None, int]], readers: str) -> list[str]:
+    return drop_warnings(edition, variants_for(factory, audience),
+                         budget_kb=factory.renderer.budget // 1024, readers=readers)
 
 
 @asynccontextmanager

@@ -3,7 +3,9 @@
 Rendering and CSS inlining cost tens of milliseconds, so they run once per edition and
 section variant (:meth:`Renderer.variant`, cached); a subscriber's email is then only
 string joins (:meth:`RenderedVariant.fill`). :func:`render_full` is the slow reference that
-renders everything per subscriber; tests prove both give the same output.
+renders everything per subscriber; tests prove both give the same output. Each variant keeps
+the HTML under the size budget by dropping teasers (reported in ``RenderedVariant.dropped``)
+and fills its own subject and preheader from the teasers it keeps.
 
 Relative ages ("3 hours ago") are measured from the edition's scheduled send time (its date
 at the list's ``send_time``) or the newest story in it, whichever is later, unless the
@@ -32,12 +34,13 @@ from digest.render.budget import (
     style_bytes,
     transmitted_size,
 )
-from digest.render.context import build_context, reference_now
+from digest.render.context import build_context, reference_now, variant_subject_preheader
 from digest.render.environment import make_environment
 from digest.render.inline import inline_css
 from digest.render.text import tidy_text, wrap_greeting
 from digest.render.variant import (
     URL_SLOTS,
+    Drop,
     Personalisation,
     RenderedVariant,
     greeting_for,
@@ -46,8 +49,8 @@ from digest.render.variant import (
     split_at_markers,
 )
 
-__all__ = ["HTML_TEMPLATE", "TEXT_TEMPLATE", "Personalisation", "RenderedVariant", "Renderer",
-           "render_full"]
+__all__ = ["HTML_TEMPLATE", "TEXT_TEMPLATE", "Drop", "Personalisation", "RenderedVariant",
+           "Renderer", "render_full", "variant_label"]
 
 HTML_TEMPLATE = "email/edition.html"
 TEXT_TEMPLATE = "email/edition.txt"
@@ -156,12 +159,19 @@ class Renderer:
         text_segments, text_slots = split_at_markers(text, self.markers, html=False,
                                                      template=TEXT_TEMPLATE)
         headlines = {s.id: s.headline for sec in edition.sections for s in sec.teasers}
-        dropped_pairs = tuple((section, headlines[story_id]) for section, story_id in dropped)
+        drops = tuple(Drop(section, story_id, headlines[story_id])
+                      for section, story_id in dropped)
+        gone = {story_id for _, story_id in dropped}
+        subject, preheader = variant_subject_preheader(
+            edition, self.list_settings, self.site,
+            [s.headline for sec in edition.sections if sec.name in sections
+             for s in sec.teasers if s.id not in gone])
         warnings = []
-        if dropped_pairs:
-            warnings.append(f"Dropped {len(dropped_pairs)} teaser(s) to keep the HTML under "
-                            f"{self.budget // 1024} KB: " + "; ".join(
-                                f"{sec}: {head}" for sec, head in dropped_pairs))
+        if drops:
+            warnings.append(f"Dropped {len(drops)} teaser(s) from the "
+                            f"{variant_label(edition, sections)} variant to keep the HTML "
+                            f"under {self.budget // 1024} KB: " + "; ".join(
+                                f"{d.section}: {d.headline}" for d in drops))
         styles = style_bytes(html)
         if styles > STYLE_BUDGET:
             warnings.append(f"The <style> blocks hold {styles} bytes, over Gmail's "
@@ -169,7 +179,7 @@ class Renderer:
         return RenderedVariant(
             sections=sections, html_segments=html_segments, html_slots=html_slots,
             text_segments=text_segments, text_slots=text_slots, html_size=size,
-            dropped=dropped_pairs, warnings=tuple(warnings))
+            dropped=drops, warnings=tuple(warnings), subject=subject, preheader=preheader)
 
     def render_for(self, edition: Edition, personalisation: Personalisation,
                    sections: frozenset[str] | None = None) -> tuple[str, str]:
@@ -181,6 +191,14 @@ class Renderer:
         for slot in URL_SLOTS:
             values[slot] = normalise_url(getattr(personalisation, slot), slot=slot)
         return self._render(edition, chosen, dropped, values, wrap_greeting(greeting))
+
+
+def variant_label(edition: Edition, sections: frozenset[str]) -> str:
+    """How reports name a variant: "all-sections", or its sections ("Sports", "Business +
+    World") in the edition's order."""
+    if set(edition.section_names) <= sections:
+        return "all-sections"
+    return " + ".join(n for n in edition.section_names if n in sections) or "lead-only"
 
 
 def render_full(*, templates_dir: Path, site: SiteSettings, list_settings: ListSettings,

@@ -9,10 +9,12 @@ from urllib.parse import urlsplit
 
 from digest.config import ListSettings, SiteSettings
 from digest.models import Edition, Story
+from digest.patterns import PREHEADER_MAX, SUBJECT_MAX, fill_pattern, pattern_fields
 from digest.render.environment import format_day, relative_time
 from digest.render.text import LinkRefs
 
-__all__ = ["ImageView", "SectionView", "StoryView", "build_context", "reference_now"]
+__all__ = ["ImageView", "SectionView", "StoryView", "build_context", "reference_now",
+           "variant_subject_preheader"]
 
 _IMAGE_SUFFIXES_REFUSED = (".svg", ".svgz", ".webp")
 
@@ -122,10 +124,29 @@ def reference_now(edition: Edition, lst: ListSettings, as_of: datetime | None) -
     return max([scheduled, *stamps])
 
 
+def variant_subject_preheader(edition: Edition, lst: ListSettings, site: SiteSettings,
+                              teaser_headlines: list[str]) -> tuple[str, str]:
+    """The subject and preheader of one variant: the list's patterns filled from the lead and
+    the teasers this variant shows (:mod:`digest.patterns`), not from the whole edition.
+
+    :raises ConfigError: when a pattern cannot be filled.
+    """
+    if edition.lead is None:
+        return edition.subject, edition.preheader
+    fields = pattern_fields(lead_headline=edition.lead.headline,
+                            lead_section=edition.lead.section,
+                            teaser_headlines=teaser_headlines, title=lst.title,
+                            site=site.name, day=edition.date)
+    return (fill_pattern(lst.subject, fields, "subject", SUBJECT_MAX),
+            fill_pattern(lst.preheader, fields, "preheader", PREHEADER_MAX))
+
+
 def build_context(*, edition: Edition, site: SiteSettings, lst: ListSettings,
                   sections: frozenset[str], dropped: frozenset[str], now: datetime,
                   web_base_url: str, slots: dict[str, str], greeting_text: str) -> dict[str, Any]:
     """The variables for ``email/edition.html`` and ``email/edition.txt``.
+
+    ``subject`` and ``preheader`` are this variant's (:func:`variant_subject_preheader`).
 
     :param sections: the section names to show (the lead is always shown).
     :param dropped: ids of teasers the size budget removed.
@@ -141,10 +162,13 @@ def build_context(*, edition: Edition, site: SiteSettings, lst: ListSettings,
         teasers = tuple(_view(s, now, lst, refs) for s in sec.teasers if s.id not in dropped)
         if teasers:
             views.append(SectionView(name=sec.name, teasers=teasers))
+    subject, preheader = variant_subject_preheader(
+        edition, lst, site, [s.headline for sec in edition.sections if sec.name in sections
+                             for s in sec.teasers if s.id not in dropped])
     return {
         "edition": edition,
-        "subject": edition.subject,
-        "preheader": edition.preheader,
+        "subject": subject,
+        "preheader": preheader,
         "date_long": format_day(edition.date),
         "now": now,
         "site": site,

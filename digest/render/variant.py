@@ -23,6 +23,7 @@ __all__ = [
     "MARKER_PREFIX",
     "SLOT_NAMES",
     "URL_SLOTS",
+    "Drop",
     "Personalisation",
     "RenderedVariant",
     "greeting_for",
@@ -101,6 +102,15 @@ def _html_text(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """A teaser the size budget left out of a variant."""
+
+    section: str
+    story_id: str
+    headline: str
+
+
 @dataclass(frozen=True)
 class RenderedVariant:
     """One inlined variant of an edition, ready to be personalised by string joins.
@@ -109,6 +119,8 @@ class RenderedVariant:
     ``len(html_segments) == len(html_slots) + 1``; the same holds for the text part.
     ``html_size`` is the HTML part as transmitted (quoted-printable, CRLF) with the markers
     in place; per-subscriber values are covered by a reserve kept in the budget.
+    ``dropped`` lists the teasers the budget left out, in drop order; ``subject`` and
+    ``preheader`` are filled from the stories this variant shows.
     """
 
     sections: frozenset[str]
@@ -117,8 +129,10 @@ class RenderedVariant:
     text_segments: tuple[str, ...]
     text_slots: tuple[str, ...]
     html_size: int
-    dropped: tuple[tuple[str, str], ...]
+    dropped: tuple[Drop, ...]
     warnings: tuple[str, ...]
+    subject: str = ""
+    preheader: str = ""
 
     def slot_values(self, p: Personalisation) -> tuple[dict[str, str], dict[str, str]]:
         """The escaped values for the HTML slots and the raw values for the text slots."""

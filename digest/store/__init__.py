@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Self
 
 from .bounces import BouncesMixin, DeliveryRef
+from .carried import CarriedMixin, StoryRecord
 from .editions import EditionRecord, EditionsMixin
 from .editors import Editor, EditorsMixin, InvalidEditorError
 from .engine import create_engine, guarded
@@ -30,12 +31,18 @@ __all__ = [
     "Membership",
     "RejectedRow",
     "Store",
+    "StoryRecord",
     "open_store",
 ]
 
 
+<<<<<<< HEAD
 class Store(ImportMixin, SubscribersMixin, EditionsMixin, LedgerMixin, BouncesMixin,
             EditorsMixin, RateLimitsMixin, ReportsMixin):
+=======
+class Store(ImportMixin, SubscribersMixin, EditionsMixin, CarriedMixin, LedgerMixin,
+            BouncesMixin):
+>>>>>>> main
     """Everything digest keeps in its database, behind short transactions."""
 
     def __enter__(self) -> Self:

@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from digest.errors import StoreError
-from digest.models import Edition, normalise_headline
+from digest.models import Edition
 
+from .carried import story_rows
 from .engine import Database, guarded
 from .schema import NON_TERMINAL, deliveries, edition_stories, editions, lists
 
@@ -82,23 +83,6 @@ class EditionsMixin(Database):
         with self.read() as conn:
             return list(conn.execute(sa.select(lists.c.name).order_by(lists.c.id)).scalars())
 
-    @guarded
-    def carried_story_keys(self, list_name: str) -> set[str]:
-        """Story ids, urls and ``"h:" + normalised headline`` of every recorded edition."""
-        query = (sa.select(edition_stories.c.story_id, edition_stories.c.url,
-                           edition_stories.c.headline_key)
-                 .join(editions, editions.c.id == edition_stories.c.edition_id)
-                 .join(lists, lists.c.id == editions.c.list_id)
-                 .where(lists.c.name == list_name))
-        keys: set[str] = set()
-        with self.read() as conn:
-            for story_id, url, headline_key in conn.execute(query):
-                keys.add(story_id)
-                if url:
-                    keys.add(url)
-                keys.add("h:" + headline_key)
-        return keys
-
     def _edition_query(self) -> sa.Select[Any]:
         open_rows = (sa.select(sa.literal(1)).where(
             deliveries.c.edition_id == editions.c.id,
@@ -165,11 +149,7 @@ class EditionsMixin(Database):
                     list_id=lid, date=edition.date, seq=seq, subject=edition.subject,
                     payload=edition_payload(edition), created_at=datetime.now(UTC),
                 )).inserted_primary_key[0]
-                rows = [{
-                    "edition_id": edition_id, "position": i, "story_id": story.id,
-                    "url": story.url, "headline_key": normalise_headline(story.headline),
-                    "section": story.section, "headline": story.headline,
-                } for i, story in enumerate(edition.stories)]
+                rows = story_rows(edition_id, edition)
                 if rows:
                     conn.execute(edition_stories.insert(), rows)
         return self.get_edition(edition_id)

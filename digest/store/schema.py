@@ -134,6 +134,12 @@ editions = sa.Table(
     sa.UniqueConstraint("list_id", "date", "seq"),
 )
 
+# One row per story of an edition. The keys are digest.identity's: link_key and guid_key
+# (normalised, NULL when the story has none) are the story's identity, headline_key its
+# normalised headline (without the "h:" prefix). ``carried`` is NULL until the edition is
+# sent, then whether its readers received the story (digest.edition.carried_stories);
+# shown_in and dropped_from list the variants (each a sorted list of section names) that
+# showed it and those whose size budget dropped it.
 edition_stories = sa.Table(
     "edition_stories", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
@@ -145,7 +151,15 @@ edition_stories = sa.Table(
     sa.Column("headline_key", sa.String(1000), nullable=False),
     sa.Column("section", sa.String(200), nullable=False),
     sa.Column("headline", sa.String(1000), nullable=False),
+    sa.Column("link_key", sa.String(600), nullable=True),
+    sa.Column("guid_key", sa.String(600), nullable=True),
+    sa.Column("carried", sa.Boolean, nullable=True),
+    sa.Column("shown_in", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("dropped_from", sa.JSON(none_as_null=True), nullable=True),
     sa.UniqueConstraint("edition_id", "position"),
+    sa.Index(None, "link_key"),
+    sa.Index(None, "guid_key"),
+    sa.Index(None, "headline_key"),
 )
 
 deliveries = sa.Table(
