@@ -36,13 +36,8 @@ __all__ = [
 ]
 
 
-<<<<<<< HEAD
-class Store(ImportMixin, SubscribersMixin, EditionsMixin, LedgerMixin, BouncesMixin,
-            EditorsMixin, RateLimitsMixin, ReportsMixin):
-=======
 class Store(ImportMixin, SubscribersMixin, EditionsMixin, CarriedMixin, LedgerMixin,
-            BouncesMixin):
->>>>>>> main
+            BouncesMixin, EditorsMixin, RateLimitsMixin, ReportsMixin):
     """Everything digest keeps in its database, behind short transactions."""
 
     def __enter__(self) -> Self:
