@@ -42,10 +42,7 @@ def serving(settings: Settings, sock: socket.socket, tls_dir: Path,
     make_tls(tls_dir)
     app = create_app(settings)
     if hasher is not None:
-        for route in app.routes:
-            desk = getattr(getattr(route, "app", None), "state", None)
-            if desk is not None and hasattr(desk, "desk"):
-                desk.desk.hasher = hasher
+        app.state.desk.hasher = hasher
     config = uvicorn.Config(app, log_level="warning", ssl_certfile=str(tls_dir / "cert.pem"),
                             ssl_keyfile=str(tls_dir / "key.pem"), lifespan="on",
                             server_header=False)

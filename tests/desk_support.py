@@ -38,8 +38,7 @@ def desk_client(settings: Settings, store: Store, *, client: tuple[str, int] = (
     """An httpx client on the app (no network), cookies kept, as a browser on the desk's
     origin: POSTs carry ``Origin`` unless a test sets another."""
     app = create_app(settings, store)
-    app.state.web  # noqa: B018 - the public state exists
-    desk = app.routes[-1].app.state.desk  # type: ignore[attr-defined]
+    desk = app.state.desk
     desk.hasher = CHEAP
     transport = httpx.ASGITransport(app=app, client=client)
     c = httpx.AsyncClient(transport=transport, base_url=ORIGIN, follow_redirects=False,

@@ -149,8 +149,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
                                  "The page could not be produced; please try again later.",
                                  status=500)
 
+    desk = create_desk(web)
     app = Starlette(
-        routes=[*_routes(), desk_root(web), Mount(DESK_PATH, app=create_desk(web))],
+        routes=[*_routes(), desk_root(web), Mount(DESK_PATH, app=desk)],
         middleware=[
             Middleware(PrefixRoot, prefix=urlsplit(settings.web.base_url).path),
             Middleware(SecurityHeaders),
@@ -161,6 +162,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.web = web
+    app.state.desk = desk.state.desk
     return app
 
 

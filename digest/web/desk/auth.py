@@ -23,6 +23,7 @@ from starlette.responses import RedirectResponse, Response
 
 from digest.passwords import needs_rehash, verify_password, waste_time
 
+from .guard import current_session
 from .sessions import LOGIN_COOKIE
 from .state import DeskState, Limit, desk_of, signed_in
 
@@ -96,6 +97,8 @@ async def login(request: Request) -> Response:
     desk = desk_of(request)
     next_url = request.query_params.get("next", "")
     if request.method != "POST":
+        if await current_session(desk, request) is not None:
+            return RedirectResponse(safe_next(desk, next_url), status_code=303)
         return _form_page(desk, request, next_url=next_url[:1000])
     form = await request.form(max_files=0, max_fields=10, max_part_size=_MAX_FIELD)
     username = str(form.get("username") or "")[:200].strip()

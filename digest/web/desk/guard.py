@@ -35,7 +35,8 @@ from ..middleware import MAX_BODY
 from .sessions import SESSION_COOKIE, SessionCodec
 from .state import DeskState, SignedIn
 
-__all__ = ["DESK_HEADERS", "FRAME_HEADERS", "DeskGuard", "origin_of", "same_origin"]
+__all__ = ["DESK_HEADERS", "FRAME_HEADERS", "DeskGuard", "current_session", "origin_of",
+           "same_origin"]
 
 log = logging.getLogger("digest.web.desk")
 
@@ -93,6 +94,18 @@ def same_origin(scope: Scope, origin: str) -> bool:
     # "null" (a sandboxed frame, a privacy setting) never matches; no header at all means
     # no browser form sent it, and the desk has nothing for anything else to post.
     return sent is not None and origin_of(sent) == origin
+
+
+async def current_session(desk: DeskState, request: Request) -> SignedIn | None:
+    """The editor whose valid session cookie ``request`` carries, or None (no cookie, a
+    forged or expired one, or one the editor's new password, sign-out or removal ended)."""
+    session = desk.sessions.read(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        return None
+    editor = await run_in_threadpool(desk.store.get_editor, session.editor)
+    if editor is None or editor.session_key != session.key:
+        return None
+    return SignedIn(editor, session.csrf)
 
 
 def _headers_for(path: str) -> tuple[tuple[bytes, bytes], ...]:
@@ -172,13 +185,7 @@ class DeskGuard:
                 await response(scope, receive, with_headers)
 
     async def _signed_in(self, request: Request) -> SignedIn | None:
-        session = self.desk.sessions.read(request.cookies.get(SESSION_COOKIE))
-        if session is None:
-            return None
-        editor = await run_in_threadpool(self.desk.store.get_editor, session.editor)
-        if editor is None or editor.session_key != session.key:
-            return None  # removed, new password, or signed out
-        return SignedIn(editor, session.csrf)
+        return await current_session(self.desk, request)
 
     async def _to_login(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         query = scope.get("query_string", b"").decode("latin-1")
