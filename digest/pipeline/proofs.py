@@ -17,6 +17,7 @@ from digest.config import ListSettings, Settings
 from digest.models import Edition
 from digest.pipeline.messages import MessageFactory, links_for, new_message_id
 from digest.render.csslint import Finding, lint_css
+from digest.render.variant import Drop
 
 if TYPE_CHECKING:
     from digest.deliver.report import DeliveryReport
@@ -33,15 +34,14 @@ MAX_TEST_ADDRESSES = 20
 @dataclass(frozen=True, slots=True)
 class Proof:
     """One reader's email: ``html`` and ``text`` parts; ``html_size`` in bytes as transmitted
-    against ``budget`` (our limit) and :data:`GMAIL_CLIP`; ``dropped`` teasers
-    (``(section, headline)``) the budget left out of this variant; ``warnings`` of the
-    render; ``sections`` the variant shows."""
+    against ``budget`` (our limit) and :data:`GMAIL_CLIP`; ``dropped`` teasers the budget
+    left out of this variant; ``warnings`` of the render; ``sections`` the variant shows."""
 
     html: str
     text: str
     html_size: int
     budget: int
-    dropped: tuple[tuple[str, str], ...]
+    dropped: tuple[Drop, ...]
     warnings: tuple[str, ...]
     sections: frozenset[str]
 
