@@ -7,7 +7,6 @@ not echoed); never from an option, so they stay out of shell history and process
 from __future__ import annotations
 
 import os
-import sys
 from datetime import UTC, datetime
 
 import click
@@ -29,11 +28,12 @@ def _new_password(name: str) -> str:
     """The password from the environment, else asked for on the terminal."""
     password = os.environ.get(PASSWORD_ENV)
     if password is None:
-        if not sys.stdin.isatty():
-            raise ConfigError(f"No terminal to ask for {name}'s password on; set "
-                              f"{PASSWORD_ENV} instead.")
-        password = click.prompt(f"Password for {name}", hide_input=True,
-                                confirmation_prompt="Type it again", err=True)
+        try:
+            password = click.prompt(f"Password for {name}", hide_input=True,
+                                    confirmation_prompt="Type it again", err=True)
+        except click.Abort:
+            raise ConfigError(f"No password was typed for {name}; type it when asked, or "
+                              f"set {PASSWORD_ENV}.") from None
     check_new_password(password, name)
     return password
 
