@@ -88,7 +88,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, desc: str, width: int = WIDTH)
     body = _axes(top, [b.label for b in bars], width=width)
     if bars:
         step = plot_w / len(bars)
-        bar_w = max(1.0, step * 0.72)
+        bar_w = min(48.0, max(1.0, step * 0.72))
         for i, bar in enumerate(bars):
             x = LEFT + step * i + (step - bar_w) / 2
             base = TOP + plot_h

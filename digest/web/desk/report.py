@@ -23,6 +23,8 @@ __all__ = ["MAX_BARS", "REFRESH_SECONDS", "minute_bars", "report_page"]
 REFRESH_SECONDS = 10
 #: Most bars the per-minute chart draws; a longer send is shown in wider buckets.
 MAX_BARS = 120
+#: Fewest minutes the chart spans.
+MIN_BARS = 10
 #: Suppressions listed by address (the rest are counted).
 SHOWN = 50
 _STATES = ("queued", "sending", "sent", "failed", "expired", "skipped")
@@ -31,14 +33,17 @@ _STATES = ("queued", "sending", "sent", "failed", "expired", "skipped")
 def minute_bars(timeline: list[tuple[datetime, dict[str, int]]], zone: Any) -> tuple[
         list[Bar], int]:
     """Bars of sent and failed (+expired) messages from the store's per-minute counts, with
-    empty minutes filled in; buckets widen so there are at most :data:`MAX_BARS`.
+    empty minutes filled in, from a minute before the first outcome and over at least
+    :data:`MIN_BARS` minutes; buckets widen so there are at most :data:`MAX_BARS`.
 
     :returns: the bars and the bucket width in minutes.
     """
     if not timeline:
         return [], 1
-    first, last = timeline[0][0], timeline[-1][0]
-    span = int((last - first).total_seconds() // 60) + 1
+    # A minute of room before the first outcome, and at least MIN_BARS minutes in all, so
+    # a send that took one minute is one bar on a time axis, not one bar filling the chart.
+    first, last = timeline[0][0] - timedelta(minutes=1), timeline[-1][0]
+    span = max(MIN_BARS, int((last - first).total_seconds() // 60) + 1)
     width = max(1, math.ceil(span / MAX_BARS))
     counts: dict[int, list[int]] = {}
     for moment, by_status in timeline:
