@@ -33,6 +33,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.config_table import Table, parse_duration
 from digest.errors import ConfigError
+from digest.i18n import (
+    DEFAULT_LANGUAGE,
+    LanguageError,
+    available_languages,
+    catalog_dirs,
+    has_catalog,
+    normalise_language,
+)
 
 __all__ = [
     "DeliverySettings",
@@ -96,8 +104,20 @@ class ListSettings:
     relay: str | None
     subscribers_files: tuple[str, ...] = ()
     send_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    #: "off": the scheduler publishes a draft at send time; "required": only an approved one.
+    review: str = "off"
+    #: With review, the draft is built and mailed to ``review_to`` this long before send time.
+    review_lead: timedelta = timedelta(hours=2)
+    review_to: tuple[str, ...] = ()
+    #: An edition not published this long after its send time is "missed" (editors told).
+    send_window: timedelta = timedelta(hours=3)
+    #: "hold": a scheduled edition built while a source failed waits for an editor; "send".
+    on_source_error: str = "hold"
     #: How long a headline alone marks a linkless story as already sent (digest.edition).
     repeat_window: timedelta = timedelta(days=7)
+    #: BCP 47 tag of the newsroom's language: the emails' and web pages' words, dates and
+    #: ``<html lang>`` (gettext catalogs and CLDR data through Babel).
+    language: str = "en"
 
     @property
     def from_header(self) -> str:
@@ -237,7 +257,30 @@ def _read_site(t: Table, fallback_domain: str) -> SiteSettings:
     return site
 
 
-def _read_list(name: str, t: Table, base_dir: Path, relays: tuple[str, ...]) -> ListSettings:
+def _read_language(t: Table, templates_dir: Path) -> str:
+    """The list's ``language``: a BCP 47 tag Babel knows, with a catalog to speak it."""
+    raw = t.raw("language", DEFAULT_LANGUAGE)
+    if not isinstance(raw, str):
+        raise t.error(t.key("language"), f"must be a language tag string, not {raw!r}",
+                      "write e.g. language = \"fr\"")
+    try:
+        tag = normalise_language(raw)
+    except LanguageError as exc:
+        raise t.error(t.key("language"), f"is not a language Babel knows ({exc})",
+                      "use a BCP 47 tag such as \"en\", \"fr\" or \"pt-BR\"") from None
+    dirs = catalog_dirs(templates_dir)
+    if not has_catalog(tag, dirs):
+        shipped = ", ".join(available_languages(dirs)) or "none"
+        raise t.error(t.key("language"), f"is {tag!r}, which has no translation catalog "
+                      f"(available: {shipped})",
+                      f"add {templates_dir.name}/locale/{tag.split('-')[0]}/LC_MESSAGES/"
+                      "digest.po as the README's \"Languages\" section says, or pick an "
+                      "available language")
+    return tag
+
+
+def _read_list(name: str, t: Table, base_dir: Path, relays: tuple[str, ...],
+               templates_dir: Path | None = None) -> ListSettings:
     if not _SLUG.match(name):
         raise t.error(t.prefix, "has a name that is not a short slug (a-z, 0-9, - and _)",
                       "rename the table, e.g. [lists.daily]")
@@ -295,6 +338,20 @@ def _read_list(name: str, t: Table, base_dir: Path, relays: tuple[str, ...]) -> 
             raise t.error(t.key(key), f"is not a valid pattern ({exc})",
                           "use fields such as {lead_headline}, {title}, {date:%d %B %Y}, "
                           "{weekday}, {teaser_headlines}") from None
+    review = _choice(t, "review", ("off", "required"), "off")
+    review_to = tuple(_one_address(t, "review_to", v) for v in t.strings("review_to"))
+    if review == "required" and not review_to:
+        raise t.error(t.key("review_to"), "is missing while review = \"required\"",
+                      "list the editors who approve, e.g. review_to = [\"desk@example.org\"]")
+    review_lead = t.duration("review_lead", timedelta(hours=2))
+    send_window = t.duration("send_window", timedelta(hours=3))
+    if not timedelta(minutes=1) <= send_window <= timedelta(hours=20):
+        raise t.error(t.key("send_window"), f"must be from 1m to 20h, not {send_window}",
+                      "write e.g. send_window = \"3h\"")
+    if review_lead + send_window > timedelta(hours=22):
+        raise t.error(t.key("review_lead"), "and send_window together must stay within 22h "
+                      "(one day's edition must be over before the next one's review starts)",
+                      "shorten one of them")
     lst = ListSettings(
         name=name,
         title=t.str("title", name.title()),
@@ -316,9 +373,31 @@ def _read_list(name: str, t: Table, base_dir: Path, relays: tuple[str, ...]) -> 
         send_days=days,
         subscribers_files=tuple(str((base_dir / f).resolve())
                                 for f in t.strings("subscribers_files")),
+        review=review,
+        review_lead=review_lead,
+        review_to=review_to,
+        send_window=send_window,
+        on_source_error=_choice(t, "on_source_error", ("hold", "send"), "hold"),
+        language=_read_language(t, templates_dir or base_dir / "templates"),
     )
     t.finish()
     return lst
+
+
+def _choice(t: Table, name: str, choices: tuple[str, ...], default: str) -> str:
+    value = t.str(name, default)
+    if value not in choices:
+        shown = " or ".join(f"\"{c}\"" for c in choices)
+        raise t.error(t.key(name), f"must be {shown}, not {value!r}", "pick one")
+    return str(value)
+
+
+def _one_address(t: Table, name: str, value: str) -> str:
+    _display, addr = parseaddr(value)
+    if "\r" in value or "\n" in value or "@" not in addr or " " in addr:
+        raise t.error(t.key(name), f"must list addresses such as \"desk@example.org\", "
+                      f"not {value!r}", "fix the address")
+    return addr
 
 
 class _PatternCheck(dict[str, Any]):
@@ -479,7 +558,8 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         raise root.error("lists", "is missing", "add at least one [lists.NAME] table")
     lists = {}
     for name in lists_t.data:
-        lists[name] = _read_list(name, lists_t.table(name), base_dir, tuple(names))
+        lists[name] = _read_list(name, lists_t.table(name), base_dir, tuple(names),
+                                 templates_dir)
     first_domain = next(iter(lists.values())).from_email.rpartition("@")[2]
 
     site = _read_site(root.table("site"), first_domain)

@@ -145,7 +145,8 @@ def assemble_edition(
     fields = pattern_fields(
         lead_headline=lead.headline, lead_section=lead.section,
         teaser_headlines=[s.headline for sec in sections for s in sec.teasers],
-        title=list_settings.title, site=site_name, day=day)
+        title=list_settings.title, site=site_name, day=day,
+        language=list_settings.language)
     return Edition(
         list_name=list_settings.name,
         date=day,
@@ -181,8 +182,12 @@ def _choose_lead(stories: list[Story], lst: ListSettings, as_of: datetime) -> St
     (1) a story with a body or summary and a link, published within ``max_age`` (any
     publication date when the list has none); (2) the same, undated; (3) a body or summary
     without a link; (4) a headline with a link; (5) a bare headline. A month-old teaser with
-    neither text nor link therefore leads only when nothing else is left.
+    neither text nor link therefore leads only when nothing else is left, and a story
+    dated in the future (``future_dated``) never leads while another is left.
     """
+    # A story dated in the future (a source's clock or zone is wrong) never leads while
+    # another is left.
+    stories = [s for s in stories if not s.future_dated] or stories
     wanted = (lst.lead_section or "").casefold()
     return min(stories, key=lambda s: (_lead_tier(s, lst, as_of), not s.is_lead,
                                        not (wanted and s.section.casefold() == wanted),

@@ -13,7 +13,8 @@ and exits 2 for :class:`ConfigError`, 1 for every other :class:`DigestError`.
     │   ├── FetchError               the bytes could not be fetched (HTTP, deadline, size cap)
     │   └── ParseError               the bytes are not a page or feed we can read
     ├── EditionError
-    │   └── EmptyEditionError        nothing new to send (``--force`` builds it anyway)
+    │   ├── EmptyEditionError        nothing new to send (``--force`` builds it anyway)
+    │   └── EditionStateError        the edition's status forbids the move (e.g. approve a sent one)
     ├── RenderError                  a template or the inliner failed; names the template
     ├── StoreError                   the database refused or is unreachable (no addresses)
     │   ├── SubscriberNotFoundError  (also LookupError)
@@ -34,6 +35,7 @@ __all__ = [
     "DeliveryError",
     "DigestError",
     "EditionError",
+    "EditionStateError",
     "EmptyEditionError",
     "FetchError",
     "InvalidSubscriberError",
@@ -77,6 +79,11 @@ class EditionError(DigestError):
 
 class EmptyEditionError(EditionError):
     """Raised when an edition would carry nothing new; ``--force`` builds it anyway."""
+
+
+class EditionStateError(EditionError):
+    """Raised when an edition cannot make the move asked for in its current status (approve a
+    sent edition, publish a held one without ``--force``); the message says what can."""
 
 
 class RenderError(DigestError):

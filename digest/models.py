@@ -77,7 +77,9 @@ class Story:
 
     ``summary`` is plain text; ``summary_html`` is sanitised HTML when the source had
     markup. ``published_at`` is timezone-aware or None. ``is_lead`` marks the story a
-    page put first.
+    page put first. ``future_dated`` marks a story whose source dated it later than the
+    time it was read (beyond a small clock skew): it keeps that date, is reported, and is
+    never chosen as the lead.
     """
 
     id: str
@@ -92,6 +94,7 @@ class Story:
     published_at: datetime | None = None
     source: str = ""
     is_lead: bool = False
+    future_dated: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The story as JSON-ready data (``build --json``)."""
@@ -117,6 +120,7 @@ class Story:
             "body": [{"kind": b.kind, "text": b.text} for b in self.body],
             "source": self.source,
             "is_lead": self.is_lead,
+            "future_dated": self.future_dated,
         }
 
     @classmethod
@@ -137,6 +141,7 @@ class Story:
             published_at=datetime.fromisoformat(published) if published else None,
             source=data.get("source", ""),
             is_lead=bool(data.get("is_lead", False)),
+            future_dated=bool(data.get("future_dated", False)),
         )
 
 

@@ -5,7 +5,8 @@ The edition fills them once for the edition as a whole (its stored subject and p
 the render stage fills them again for each section variant from the teasers that variant
 keeps after the size budget, so a Sports-only reader's preheader names Sports stories.
 Fields: ``lead_headline``, ``lead_section``, ``title``, ``site``, ``date`` (a
-:class:`datetime.date`, so ``{date:%d %B}`` works), ``weekday``, ``teaser_headlines`` (the
+:class:`digest.i18n.LocalDate`, so ``{date:%d %B}`` writes day and month names in the list's
+language), ``weekday`` (in the list's language), ``teaser_headlines`` (the
 first three teasers shown, joined by " · ", or the lead's headline when there are none) and
 ``story_count`` (the lead plus the teasers shown).
 """
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from digest.errors import ConfigError
+from digest.i18n import LocalDate, weekday_name
 
 __all__ = ["PREHEADER_MAX", "SUBJECT_MAX", "fill_pattern", "one_line", "pattern_fields"]
 
@@ -26,15 +28,16 @@ SUBJECT_MAX = 200
 
 
 def pattern_fields(*, lead_headline: str, lead_section: str, teaser_headlines: Sequence[str],
-                   title: str, site: str, day: date) -> dict[str, object]:
-    """The values the patterns may use, for an email showing the given stories."""
+                   title: str, site: str, day: date, language: str) -> dict[str, object]:
+    """The values the patterns may use, for an email showing the given stories, with day and
+    month names in ``language`` (a BCP 47 tag)."""
     return {
         "lead_headline": lead_headline,
         "lead_section": lead_section,
         "title": title,
         "site": site,
-        "date": day,
-        "weekday": day.strftime("%A"),
+        "date": LocalDate.of(day, language),
+        "weekday": weekday_name(day, language),
         "teaser_headlines": " · ".join(teaser_headlines[:3]) or lead_headline,
         "story_count": 1 + len(teaser_headlines),
     }

@@ -1,16 +1,22 @@
-"""The scheduler: one APScheduler 3 cron job per list, at its send time in its own timezone.
+"""The scheduler: one APScheduler 3 job per list, firing on the list's slots.
 
-Jobs only call the functions they are given (the pipeline's send and its pass over open
-editions); what makes an edition go out once is the store (an edition already published for
-that date is not sent again), so a restart, a misfire caught up late, or a second scheduler
-cannot double a send. A scheduler started within :data:`MISFIRE_GRACE` after a list's send
-time runs that list at once (the pipeline skips it if today's edition already went out), and
-a periodic pass finishes deliveries whose retries were still waiting when a send returned.
+A list's slots (:mod:`digest.slots`: when the review opens, the send time, the send window's
+end) are read from the wall clock of its timezone, so every list fires exactly once per
+scheduled local day across DST changes. APScheduler 3's ``CronTrigger`` does not (it skips
+a day after the spring change for times between 00:00 and 00:59, agronholm/apscheduler#606),
+so :class:`EditionTrigger` computes fire times from the slots itself.
+
+A list's job fires when its slot opens, at the send time, then every ``retry`` (a minute)
+until the slot closes, and once at the close: what it does each time is decided from the
+store (``digest.pipeline.run_scheduled``), so a failure (a lock held by an editor's command,
+the database unreachable) delays the edition and the next minute tries again, a restart
+catches up by the same rule, and a repeated firing never sends twice.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,95 +24,116 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from digest.config import ListSettings
+from digest.slots import RETRY, SendSchedule, Slot, local_instant
 
-__all__ = ["MISFIRE_GRACE", "PlannedJob", "make_scheduler", "missed_today", "planned_jobs"]
+__all__ = [
+    "RETRY",
+    "EditionTrigger",
+    "PlannedJob",
+    "SendSchedule",
+    "Slot",
+    "local_instant",
+    "make_scheduler",
+    "planned_jobs",
+]
 
 log = logging.getLogger("digest.schedule")
 
-#: A daily edition that could not start on time (machine asleep, restart) still goes out if
-#: the scheduler is back within this many seconds; later than that, it waits for tomorrow.
-MISFIRE_GRACE = 3 * 3600
+
+class EditionTrigger(BaseTrigger):
+    """APScheduler trigger for a list's slots (see :meth:`SendSchedule.next_fire`), computed
+    from the wall clock with ``zoneinfo``, so DST changes neither skip nor double a day."""
+
+    __slots__ = ("retry", "schedule")
+
+    def __init__(self, schedule: SendSchedule, retry: timedelta = RETRY) -> None:
+        self.schedule = schedule
+        self.retry = retry
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None,
+                           now: datetime) -> datetime | None:
+        start = (previous_fire_time + timedelta(microseconds=1) if previous_fire_time
+                 else now)
+        fire = self.schedule.next_fire(start.astimezone(UTC), self.retry)
+        return fire.astimezone(self.schedule.tz) if fire is not None else None
+
+    def __str__(self) -> str:
+        return f"edition slots {self.schedule.describe()}"
+
+    def __repr__(self) -> str:
+        return f"<EditionTrigger ({self.schedule.describe()})>"
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedJob:
-    """A list's daily job and when it runs next."""
+    """A list's job: its schedule in words, its next send time and (with review) when the
+    next draft is built, in the list's timezone."""
 
     list_name: str
     trigger: str
     next_run: datetime | None
+    review_at: datetime | None = None
 
 
-def _trigger(lst: ListSettings) -> CronTrigger:
-    return CronTrigger(day_of_week=",".join(lst.send_days), hour=lst.send_time.hour, minute=lst.send_time.minute,
-                       second=lst.send_time.second, timezone=lst.timezone)
-
-
-def missed_today(lst: ListSettings, now: datetime) -> bool:
-    """True when the list's send time today passed less than MISFIRE_GRACE ago."""
-    local = now.astimezone(lst.timezone)
-    if local.strftime("%a").lower() not in lst.send_days:
-        return False
-    due = datetime.combine(local.date(), lst.send_time, tzinfo=lst.timezone)
-    late = now.astimezone(UTC) - due.astimezone(UTC)  # real time, right across DST changes
-    return timedelta(0) <= late <= timedelta(seconds=MISFIRE_GRACE)
+def planned_jobs(lists: Iterable[ListSettings], now: datetime) -> list[PlannedJob]:
+    """Each list's job and its next send time at or after ``now`` (``schedule --list-jobs``;
+    the same computation as the running scheduler's)."""
+    jobs = []
+    for lst in lists:
+        schedule = SendSchedule(lst)
+        nxt = schedule.next_due(now)
+        review = None
+        if schedule.lead and nxt is not None:
+            review = schedule.slot(nxt.date()).opens.astimezone(lst.timezone)
+        jobs.append(PlannedJob(lst.name, schedule.describe(), nxt, review))
+    return jobs
 
 
 def make_scheduler(lists: Iterable[ListSettings], run: Callable[[str], object], *,
                    deliver_open: Callable[[], object] | None = None,
                    deliver_every: float = 300.0, now: datetime | None = None,
-                   blocking: bool = True) -> BaseScheduler:
-    """A scheduler with one job per list calling ``run(list_name)`` at the list's send time.
+                   blocking: bool = True, retry: timedelta = RETRY) -> BaseScheduler:
+    """A scheduler with one job per list calling ``run(list_name)`` at the list's fire
+    times (:class:`EditionTrigger`), and once at start (catch-up: ``run`` decides from the
+    store whether anything is due). A run of a list never overlaps another of the same
+    list (a firing that finds one running returns at once, silently).
 
-    Jobs coalesce (a backlog of missed runs becomes one) and never overlap. A list whose
-    send time passed within :data:`MISFIRE_GRACE` before ``now`` also runs once at start.
-    ``deliver_open`` (the pipeline's pass over editions with rows still queued) runs every
-    ``deliver_every`` seconds, so retries finish even when nobody runs ``send`` again.
+    ``deliver_open`` (the pipeline's pass over editions with rows still queued) runs at
+    start and every ``deliver_every`` seconds, so retries finish even when nobody runs
+    ``send`` again.
     """
     cls = BlockingScheduler if blocking else BackgroundScheduler
-    scheduler = cls(job_defaults={"coalesce": True, "max_instances": 1,
-                                  "misfire_grace_time": MISFIRE_GRACE})
+    # A firing late by up to a minute still runs (coalesced); the next retry covers the rest.
+    scheduler = cls(job_defaults={"coalesce": True, "max_instances": 2,
+                                  "misfire_grace_time": 60})
     started = now or datetime.now(UTC)
     for lst in lists:
-        job = _logged(run, lst.name)
-        scheduler.add_job(job, _trigger(lst), id=f"edition:{lst.name}",
-                          name=f"{lst.name} daily edition", replace_existing=True)
-        if missed_today(lst, started):
-            log.info("catching up list=%s (its send time passed before the scheduler started)",
-                     lst.name)
-            scheduler.add_job(job, DateTrigger(run_date=started), id=f"catch-up:{lst.name}",
-                              name=f"{lst.name} edition, caught up")
+        scheduler.add_job(_exclusive(run, lst.name), EditionTrigger(SendSchedule(lst), retry),
+                          id=f"edition:{lst.name}", name=f"{lst.name} edition",
+                          replace_existing=True, next_run_time=started)
     if deliver_open is not None:
-        scheduler.add_job(_logged(lambda _: deliver_open(), "open editions"),
+        scheduler.add_job(_exclusive(lambda _: deliver_open(), "open editions"),
                           IntervalTrigger(seconds=deliver_every), id="deliver-open",
-                          name="finish open deliveries")
+                          name="finish open deliveries", next_run_time=started)
     return scheduler
 
 
-def planned_jobs(lists: Iterable[ListSettings], now: datetime) -> list[PlannedJob]:
-    """Each list's job and its next run after ``now`` (for ``schedule --list-jobs``)."""
-    jobs = []
-    for lst in lists:
-        trigger = _trigger(lst)
-        days = "daily" if len(lst.send_days) == 7 else "on " + ", ".join(lst.send_days)
-        jobs.append(PlannedJob(lst.name, f"{days} at {lst.send_time:%H:%M} {lst.timezone}",
-                               trigger.get_next_fire_time(None, now)))
-    return jobs
+def _exclusive(run: Callable[[str], object], name: str) -> Callable[[], None]:
+    """``run(name)``, skipped when a run of it is still going, never raising."""
+    busy = threading.Lock()
 
-
-def _logged(run: Callable[[str], object], list_name: str) -> Callable[[], None]:
     def job() -> None:
-        log.info("job started: %s", list_name)
+        if not busy.acquire(blocking=False):
+            return
         try:
-            run(list_name)
-        except Exception as exc:  # a failed edition must not stop the other lists' jobs
-            log.error("job failed: %s: %s: %s", list_name, type(exc).__name__, exc)
-        else:
-            log.info("job finished: %s", list_name)
+            run(name)
+        except Exception as exc:  # noqa: BLE001 - one list's failure must not stop the others
+            log.error("job failed: %s: %s: %s", name, type(exc).__name__, exc)
+        finally:
+            busy.release()
 
     return job

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# A small site tree served from / where no route above matches (each FILE may have
+# FILE.headers: "Name: value" lines).
+SITE = FIXTURES / "ingest" / "relative-links-fetched" / "www"
 RSS = (FIXTURES / "feeds" / "rss2.xml").read_bytes()
 SEED = (FIXTURES / "pages" / "seed.txt").read_bytes()
 LAST_MODIFIED = "Sat, 23 Aug 2025 12:00:00 GMT"
@@ -81,6 +84,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
         elif path == "/big.txt":
             self._send(200, b"x" * 200_000, {"Content-Type": "text/plain"})
+        elif path == "/moved/games.rss":
+            self._send(301, b"", {"Location": "/en/games/news/rss"})
         elif path == "/not-a-feed.xml":
             self._send(
                 200,
@@ -88,7 +93,21 @@ class _Handler(BaseHTTPRequestHandler):
                 {"Content-Type": "text/xml"},
             )
         else:
+            self._static(SITE, path.lstrip("/"))
+
+    def _static(self, root: Path, relative: str) -> None:
+        target = (root / relative).resolve()
+        if root.resolve() not in target.parents or not target.is_file():
             self._send(404, b"not found\n", {"Content-Type": "text/plain"})
+            return
+        headers: dict[str, str] = {}
+        extra = target.with_name(target.name + ".headers")
+        if extra.is_file():
+            for line in extra.read_text(encoding="utf-8").splitlines():
+                name, _, value = line.partition(":")
+                if name.strip():
+                    headers[name.strip()] = value.strip()
+        self._send(200, target.read_bytes(), headers)
 
     def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -121,11 +122,49 @@ def large_edition(n_sections: int = 10, per_section: int = 10, *, summaries: boo
                    lead=lead, sections=tuple(sections))
 
 
+FRENCH_LIST = replace(LIST, name="quotidien", title="La Matinale du Ledger", language="fr",
+                      sections=("Politique", "Monde", "Économie"))
+
+
+def french_edition(as_of: datetime = AS_OF) -> Edition:
+    """A French edition with long words and headlines (layout checks at 375 px)."""
+    lead = Story(
+        id="fr-lead", section="Politique",
+        headline="Le conseil municipal adopte le nouveau plan de circulation du centre-ville",
+        url="https://news.example.fr/politique/plan-de-circulation",
+        summary=("Après six mois de concertation, les élus ont voté mardi soir la "
+                 "piétonnisation de trois rues et la création de deux lignes de bus."),
+        image=Image("https://cdn.example.org/fr/conseil.jpg",
+                    "Les élus réunis dans la salle du conseil", 1200, 675),
+        author="Camille Durand-Lefèvre", published_at=as_of - timedelta(minutes=50),
+        is_lead=True)
+    headlines = {
+        "Politique": ["Intercommunalité : la fusion des syndicats des eaux est approuvée",
+                      "Budget participatif : quarante-deux projets soumis au vote"],
+        "Monde": ["Élections au Chili : la participation atteint un niveau record",
+                  "Sommet sur le climat : les négociations se prolongent jusqu’à samedi"],
+        "Économie": ["Sécheresse : les agriculteurs de la vallée demandent des aides",
+                     "La coopérative laitière embauche quarante saisonniers"],
+    }
+    sections = tuple(
+        EditionSection(name, tuple(
+            Story(id=f"fr-{name}-{j}", section=name, headline=headline,
+                  url=f"https://news.example.fr/{j}", author="Inès Moreau" if j else None,
+                  summary="Les candidatures sont ouvertes jusqu’à la fin du mois prochain.",
+                  published_at=as_of - timedelta(hours=2 + 9 * j))
+            for j, headline in enumerate(items)))
+        for name, items in headlines.items())
+    return Edition(list_name="quotidien", date=date(2025, 8, 25), subject=lead.headline,
+                   preheader="Circulation, élections, sécheresse", lead=lead,
+                   sections=sections)
+
+
 def make_renderer(templates_dir: Path = TEMPLATES, **kwargs: object) -> Renderer:
     """A Renderer for the test list and site (``as_of`` fixed, so ages do not drift)."""
     kwargs.setdefault("as_of", AS_OF)
-    return Renderer(templates_dir=templates_dir, site=SITE, list_settings=LIST,
-                    web_base_url=WEB, **kwargs)
+    kwargs.setdefault("list_settings", LIST)
+    return Renderer(templates_dir=templates_dir, site=SITE, web_base_url=WEB,
+                    **kwargs)  # type: ignore[arg-type]
 
 
 def person(name: str | None = "Ana", token: str = "tok123") -> Personalisation:

@@ -12,7 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from render_editions import REPO, large_edition, make_renderer, person, seed_edition
+from render_editions import (
+    FRENCH_LIST,
+    REPO,
+    french_edition,
+    large_edition,
+    make_renderer,
+    person,
+    seed_edition,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -42,8 +50,10 @@ def browser() -> Iterator[object]:
 def emails() -> dict[str, str]:
     SHOTS.mkdir(exist_ok=True)
     renderer = make_renderer()
+    french = make_renderer(list_settings=FRENCH_LIST)
     return {"seed": renderer.variant(seed_edition()).fill(person())[0],
-            "large": renderer.variant(large_edition()).fill(person())[0]}
+            "large": renderer.variant(large_edition()).fill(person())[0],
+            "french": french.variant(french_edition()).fill(person("Marie-Amélie"))[0]}
 
 
 class View:
@@ -112,7 +122,7 @@ def contrast(fg: str, bg: str) -> float:
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("width", [DESKTOP, PHONE])
-@pytest.mark.parametrize("name", ["seed", "large"])
+@pytest.mark.parametrize("name", ["seed", "large", "french"])
 def test_layout_fits_and_screenshots(view, emails, name, width, scheme):
     v = view(emails[name], width, scheme)
     assert v.js("document.documentElement.scrollWidth") <= width, v.overflowing()
@@ -193,3 +203,21 @@ def test_inliner_keeps_important_on_media_queries_it_processes(view):
     assert 'style="text-align:left; color:#222222"' in html
     assert view(html, PHONE).style("td.cell", "text-align") == "center"
     assert view(html, DESKTOP).style("td.cell", "text-align") == "left"
+
+
+def test_longer_french_words_keep_the_layout_on_a_phone(view, emails):
+    """The footer links, the top bar and the button hold longer French words at 375 px:
+    nothing overflows and the button's label stays on one line."""
+    v = view(emails["french"], PHONE)
+    assert v.js("document.documentElement.lang") == "fr"
+    assert v.js("document.querySelector('a.button-a').innerText").startswith(
+        "Lire l’article complet")
+    button = v.js("(() => { const a = document.querySelector('a.button-a');"
+                  " return [a.getBoundingClientRect().height,"
+                  " parseFloat(getComputedStyle(a).lineHeight)]; })()")
+    assert button[0] < 2 * button[1] + 30  # one line of text plus its padding
+    top = v.js("[...document.querySelectorAll('td.topbar td')].map(td => td.innerText)")
+    assert top == ["lundi 25 août 2025", "Voir en ligne"]
+    footer = v.js("document.querySelector('td.footer').innerText")
+    assert "Gérer vos rubriques" in footer and "Se désabonner" in footer
+    assert v.overflowing() == []

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from render_checks import check_html, check_text
 
 from digest.cli import main
 from digest.config import load_settings
 from digest.store import open_store
-from render_checks import check_html, check_text
 
 AS_OF = "2025-08-23T12:00:00+01:00"
 

@@ -82,7 +82,11 @@ def test_the_schedulers_pass_finishes_published_editions(tmp_path: Path, repo: P
 
     with open_store(settings.database_url) as store:
         assert store.delivery_summary(record.id) == {"sent": 5}
-        assert store.get_edition(record.id).status == "published"
+        assert store.get_edition(record.id).status == "sent"
+        last = store.edition_events(record.id)[-1]  # the pass recorded the move, with counts
+        assert (last.old_status, last.new_status, last.actor) == ("sending", "sent",
+                                                                  "scheduler")
+        assert last.detail is not None and last.detail["sent"] == 5
     box = mailbox.Maildir(settings.maildir, create=False)
     assert sorted(email.message_from_bytes(box.get_bytes(k))["To"] for k in box.keys()) == [
         f"reader{i}@example.org" for i in range(5)]

@@ -25,9 +25,17 @@ from render_editions import (
 )
 
 from digest.errors import RenderError
+from digest.i18n import load_translations
 from digest.models import Image
 from digest.render import Renderer
-from digest.render.budget import HTML_BUDGET, SLOT_RESERVE, transmitted_size
+from digest.render.budget import (
+    HTML_BUDGET,
+    SLOT_RESERVE,
+    base64_size,
+    qp_size,
+    transfer_encoding,
+    transmitted_size,
+)
 from digest.render.context import reference_now
 from digest.render.environment import relative_time
 from digest.render.inline import inline_css
@@ -245,8 +253,8 @@ def test_an_edition_that_cannot_fit_is_an_error():
 
 
 def test_transmitted_size_counts_quoted_printable_and_crlf(seed_mail):
-    assert transmitted_size("abc") == 5  # "abc" CRLF
-    assert transmitted_size("é") == len("=C3=A9\r\n")
+    assert qp_size("abc") == transmitted_size("abc") == 5  # "abc" CRLF
+    assert qp_size("é") == len("=C3=A9\r\n")
     assert transmitted_size("x" * 200) == 200 + 2 + 3 * 2  # two soft breaks, three CRLF
     html, _ = seed_mail
     # RFC 2045 caps quoted-printable lines at 76; Python's default policy allows 78, so
@@ -255,19 +263,38 @@ def test_transmitted_size_counts_quoted_printable_and_crlf(seed_mail):
     message = EmailMessage(policy=policy)
     message.set_content(html, subtype="html", cte="quoted-printable")
     body = message.as_bytes(policy=policy).split(b"\r\n\r\n", 1)[1]
+    assert transfer_encoding(html) == ("quoted-printable", len(body))
     assert transmitted_size(html) == len(body)
+
+
+@pytest.mark.parametrize("text", ["Привет, мир\n", "東京で記者会見が行われました。\n" * 400,
+                                  "<p>Москва</p>\n" * 900])
+def test_transmitted_size_counts_base64_when_that_is_smaller(text):
+    """Mostly non-Latin text is smaller in base64: the budget counts what is sent."""
+    message = EmailMessage(policy=email.policy.SMTP)
+    message.set_content(text, subtype="html", cte="base64")
+    body = message.as_bytes().split(b"\r\n\r\n", 1)[1]
+    assert base64_size(text) == len(body)
+    assert transfer_encoding(text) == ("base64", len(body)) and len(body) < qp_size(text)
+    assert transmitted_size(text) == len(body)
 
 
 # --- time -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("delta", "label"), [
-    (timedelta(seconds=20), "just now"), (timedelta(minutes=1), "1 minute ago"),
-    (timedelta(minutes=59), "59 minutes ago"), (timedelta(hours=3), "3 hours ago"),
-    (timedelta(days=1, hours=2), "1 day ago"), (timedelta(days=6), "6 days ago"),
-    (timedelta(days=7), "18 Aug 2025"), (-timedelta(hours=2), "just now"),
+@pytest.mark.parametrize(("delta", "label", "french"), [
+    (timedelta(seconds=20), "just now", "à l’instant"),
+    (timedelta(minutes=1), "1 minute ago", "il y a 1 minute"),
+    (timedelta(minutes=59), "59 minutes ago", "il y a 59 minutes"),
+    (timedelta(hours=3), "3 hours ago", "il y a 3 heures"),
+    (timedelta(hours=23, minutes=59), "23 hours ago", "il y a 23 heures"),
+    (timedelta(days=1, hours=2), "1 day ago", "il y a 1 jour"),
+    (timedelta(days=6), "6 days ago", "il y a 6 jours"),
+    (timedelta(days=7), "Aug 18, 2025", "18 août 2025"),
+    (-timedelta(hours=2), "just now", "à l’instant"),
 ])
-def test_relative_time(delta, label):
+def test_relative_time(delta, label, french):
     assert relative_time(AS_OF - delta, AS_OF, UTC) == label
+    assert relative_time(AS_OF - delta, AS_OF, UTC, "fr", load_translations("fr")) == french
 
 
 def test_reference_now_is_the_send_time_or_the_newest_story():

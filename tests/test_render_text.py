@@ -28,7 +28,7 @@ def test_seed_text_has_title_lead_paragraphs_and_every_teaser_by_section():
                       postal_address=SITE.postal_address) == []
     lines = text.splitlines()
     assert lines[0] == "THE MORNING LEDGER"
-    assert lines[1] == "Morning Briefing - Monday 25 August 2025"
+    assert lines[1] == "Morning Briefing - Monday, August 25, 2025"  # CLDR's "en" full date
     flat = " ".join(text.split())
     assert edition.lead.headline in flat
     paragraphs = [b.text for b in edition.lead.body if b.kind == "paragraph"]

@@ -181,7 +181,7 @@ def test_a_slot_in_the_wrong_place_is_refused(tmp_path):
     text = templates / "email" / "edition.txt"
     shutil.copy(TEMPLATES / "email" / "_footer.html", footer)
     text.write_text(text.read_text(encoding="utf-8").replace(
-        "Unsubscribe:\n{{ unsubscribe_url }}", "Unsubscribe: {{ unsubscribe_url }}"),
+        '{{ _("Unsubscribe:") }}\n{{ unsubscribe_url }}', "Unsubscribe: {{ unsubscribe_url }}"),
         encoding="utf-8")
     with pytest.raises(RenderError, match="a line of its own"):
         make_renderer(templates).variant(SEED)

@@ -35,7 +35,7 @@ def test_record_is_idempotent_per_list_and_day(store: Store) -> None:
     again = store.record_edition(_edition(subject="Another subject"))
     assert again.id == first.id
     assert again.subject == "Vote tonight"
-    assert (first.list_name, first.date, first.seq, first.status) == ("daily", DAY, 1, "built")
+    assert (first.list_name, first.date, first.seq, first.status) == ("daily", DAY, 1, "draft")
 
     forced = store.record_edition(_edition(subject="Forced"), forced=True)
 
@@ -64,6 +64,10 @@ def test_recorded_stories_are_undecided_until_sent(store: Store) -> None:
         ("https://news.test/vote", "Politics", None), ("sha1:abc", "World", None)]
     assert store.carried_keys("daily", RepeatKeys(frozenset({"u:news.test/vote"})),
                               headlines_since=DAY) == RepeatKeys()
+    # build --next asks as if the stored edition had gone out.
+    assert store.carried_keys("daily", RepeatKeys(frozenset({"u:news.test/vote"})),
+                              headlines_since=DAY, including=[record.id]) == RepeatKeys(
+        frozenset({"u:news.test/vote"}))
 
 
 def test_ensure_list_creates_and_retitles(store: Store) -> None:

@@ -45,7 +45,7 @@ def test_publish_creates_one_row_per_eligible_member_once(store: Store) -> None:
     store.suppress("blocked@example.org", "complained", now=NOW)
     store.add_subscriber("weekly", "other-list@example.org")
     record = store.record_edition(_edition())
-    assert record.status == "built"
+    assert record.status == "draft"
 
     created = store.publish_edition(record.id, message_id_domain="news.example.org", now=NOW)
 
@@ -56,7 +56,7 @@ def test_publish_creates_one_row_per_eligible_member_once(store: Store) -> None:
     store.add_subscriber("daily", "late@example.org")
     assert store.publish_edition(record.id, message_id_domain="news.example.org", now=NOW) == 0
     assert store.delivery_summary(record.id) == {"queued": 1}
-    assert store.get_edition(record.id).status == "publishing"
+    assert store.get_edition(record.id).status == "sending"
 
 
 def test_claim_returns_recipient_and_stable_message_id(store: Store) -> None:
@@ -162,7 +162,7 @@ def test_marks_apply_only_to_sending_rows(store: Store) -> None:
     member = store.get_membership("daily", b.email)
     assert member is not None and member.status == "bounced"
     assert store.next_wakeup(edition_id) is None
-    assert store.get_edition(edition_id).status == "published"
+    assert store.get_edition(edition_id).status == "sent"
 
 
 def test_failed_without_suppress_keeps_the_address(store: Store) -> None:

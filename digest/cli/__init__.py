@@ -4,7 +4,8 @@ One module per command group; each command parses its options, calls the pipelin
 prints. A :class:`~digest.errors.DigestError` becomes one sentence on stderr with exit code 1
 (2 for bad usage or configuration), see :mod:`digest.cli.support`.
 
-- :mod:`digest.cli.edition` — ``build``, ``preview``, ``send``
+- :mod:`digest.cli.edition` — ``build``, ``preview``, ``draft``, ``send``
+- :mod:`digest.cli.editions` — ``editions list|show|hold|approve|cancel``
 - :mod:`digest.cli.service` — ``schedule``, ``worker``, ``serve``
 - :mod:`digest.cli.subscribers` — ``subscribers …``
 - :mod:`digest.cli.bounces` — ``bounces …``
@@ -20,7 +21,7 @@ import click
 
 from digest import __version__
 
-from . import bounces, edition, editors, service, subscribers
+from . import bounces, edition, editions, editors, service, subscribers
 
 __all__ = ["main"]
 
@@ -48,6 +49,7 @@ def main(log_level: str) -> None:
 
 
 
-for _command in (edition.build, edition.preview, edition.send, service.schedule, service.worker,
-                 service.serve, subscribers.subscribers, bounces.bounces, editors.editors):
+for _command in (edition.build, edition.preview, edition.draft, edition.send,
+                 editions.editions, service.schedule, service.worker, service.serve,
+                 subscribers.subscribers, bounces.bounces, editors.editors):
     main.add_command(_command)

@@ -1,4 +1,4 @@
-"""The edition commands: ``build``, ``preview`` and ``send``."""
+"""The edition commands: ``build``, ``preview``, ``draft`` and ``send``."""
 
 from __future__ import annotations
 
@@ -10,20 +10,23 @@ from rich.markup import escape
 
 from digest import pipeline
 from digest.config import ListSettings, Settings
+from digest.models import Edition
 
 from .subscribers import format_report
 from .support import (
     config_option,
     console,
+    editor_option,
     fail,
     handle_errors,
     list_option,
     open_settings,
     source_options,
+    stderr,
     warn,
 )
 
-__all__ = ["build", "preview", "send"]
+__all__ = ["build", "draft", "preview", "send"]
 
 
 def _context(config_path: str | None, list_name: str | None) -> tuple[Settings, ListSettings]:
@@ -31,33 +34,54 @@ def _context(config_path: str | None, list_name: str | None) -> tuple[Settings, 
     return settings, settings.get_list(list_name)
 
 
-def _report_source_errors(errors: list[str]) -> None:
+def _report_source_errors(errors: list[str], edition: Edition | None = None) -> None:
+    """Every unreadable source, then every item a source skipped or repaired, on stderr."""
     for message in errors:
         warn(message)
+    for item in edition.skipped if edition is not None else ():
+        if item.reason in errors:
+            continue  # an unreadable source, already said
+        where = f":{item.line}" if item.line else ""
+        warn(f"{item.source}{where}: {item.reason}")
+
+
+def _note(message: str | None) -> None:
+    """Which edition is shown, on stderr (stdout stays the edition itself, e.g. JSON)."""
+    if message:
+        stderr.print(message, highlight=False, markup=False, soft_wrap=True)
+
+
+next_option = click.option(
+    "--next", "next_edition", is_flag=True,
+    help="Show the next edition (the one after today's stored edition), built now.")
 
 
 @click.command()
 @config_option
 @list_option
 @source_options
+@next_option
 @click.option("--json", "as_json", is_flag=True, help="Print the edition as one JSON object.")
 @handle_errors
 def build(config_path: str | None, list_name: str | None, sources: tuple[str, ...],
-          as_of: str | None, force: bool, as_json: bool) -> None:
-    """Gather the sources and assemble the edition, without sending or recording it.
+          as_of: str | None, force: bool, next_edition: bool, as_json: bool) -> None:
+    """Show today's edition: the stored one when there is one (it says so on stderr), else
+    a fresh build from the sources; records nothing.
 
     \b
     Example:
       python run_digest.py build --json --source content/front-page.txt --as-of 2025-08-23T12:00
+      python run_digest.py build --next
     """
     settings, lst = _context(config_path, list_name)
     moment = pipeline.parse_as_of(as_of, lst)
     with pipeline.open_store_for(settings) as store:
-        outcome = asyncio.run(pipeline.build_edition(
-            settings, lst, store=store, source_override=list(sources) or None,
-            as_of=moment, force=force))
-    _report_source_errors(outcome.errors)
-    edition = outcome.edition
+        shown = asyncio.run(pipeline.edition_to_show(
+            settings, lst, store, source_override=list(sources) or None, as_of=moment,
+            force=force, next_edition=next_edition))
+    _note(shown.note)
+    _report_source_errors(shown.errors, shown.edition if shown.record is None else None)
+    edition = shown.edition
     if as_json:
         click.echo(json.dumps(edition.to_json(), ensure_ascii=False, indent=2))
         return
@@ -80,42 +104,43 @@ def _print_edition(edition) -> None:  # type: ignore[no-untyped-def]
     console.print(table)
     for why, count in edition.excluded:
         console.print(f"left out: {count} {why}", highlight=False, markup=False)
-    for item in edition.skipped:
-        if item.line is None and item.source in item.reason:
-            console.print(f"skipped: {item.reason}", highlight=False, markup=False)
-            continue
-        where = f":{item.line}" if item.line else ""
-        console.print(f"skipped: {item.source}{where}: {item.reason}", highlight=False,
-                      markup=False)
 
 
 @click.command()
 @config_option
 @list_option
 @source_options
+@next_option
 @click.option("--subscriber", metavar="EMAIL",
               help="Preview as this subscriber sees it (name, sections, links).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for edition.html, edition.txt and edition.eml.")
 @handle_errors
 def preview(config_path: str | None, list_name: str | None, sources: tuple[str, ...],
-            as_of: str | None, force: bool, subscriber: str | None, out_dir: str) -> None:
-    """Write the edition as a subscriber gets it: edition.html, edition.txt, edition.eml.
+            as_of: str | None, force: bool, next_edition: bool, subscriber: str | None,
+            out_dir: str) -> None:
+    """Write today's edition as a subscriber gets it: edition.html, edition.txt, edition.eml
+    (the stored edition when there is one, as ``build`` shows it).
 
     \b
     Example:
       python run_digest.py preview --out preview/ && open preview/edition.html
+      python run_digest.py preview --next --subscriber ana@example.org --out preview/
     """
     from pathlib import Path
 
     settings, lst = _context(config_path, list_name)
     moment = pipeline.parse_as_of(as_of, lst)
     with pipeline.open_store_for(settings) as store:
-        outcome = asyncio.run(pipeline.build_edition(
-            settings, lst, store=store, source_override=list(sources) or None,
-            as_of=moment, force=force))
-        _report_source_errors(outcome.errors)
-        files = pipeline.write_preview(settings, lst, outcome.edition, Path(out_dir),
+        if subscriber is not None and lst.subscribers_files \
+                and store.get_membership(lst.name, subscriber) is None:
+            pipeline.sync_subscriber_files(settings, lst, store)  # before the first send
+        shown = asyncio.run(pipeline.edition_to_show(
+            settings, lst, store, source_override=list(sources) or None, as_of=moment,
+            force=force, next_edition=next_edition))
+        _note(shown.note)
+        _report_source_errors(shown.errors, shown.edition if shown.record is None else None)
+        files = pipeline.write_preview(settings, lst, shown.edition, Path(out_dir),
                                        store=store, subscriber=subscriber, as_of=moment)
     for warning in files.warnings:
         warn(warning)
@@ -128,14 +153,57 @@ def preview(config_path: str | None, list_name: str | None, sources: tuple[str, 
 @config_option
 @list_option
 @source_options
+@editor_option
+@handle_errors
+def draft(config_path: str | None, list_name: str | None, sources: tuple[str, ...],
+          as_of: str | None, force: bool, editor: str) -> None:
+    """Build today's edition and store it as a draft, without publishing it.
+
+    The scheduler sends a draft at send time (with review = "required", only once approved:
+    `editions approve ID`). When today's edition is already stored, it is shown instead;
+    --force stores a new draft in place of an unpublished one.
+
+    \b
+    Example:
+      python run_digest.py draft --list daily && python run_digest.py editions list
+    """
+    settings, lst = _context(config_path, list_name)
+    moment = pipeline.parse_as_of(as_of, lst)
+    with pipeline.open_store_for(settings) as store:
+        drafted = asyncio.run(pipeline.draft_edition(
+            settings, lst, store, as_of=moment, source_override=list(sources) or None,
+            force=force, editor=editor))
+    record = drafted.record
+    _report_source_errors(drafted.errors, record.edition() if drafted.created else None)
+    if drafted.created:
+        console.print(f"Stored edition {record.id} of {lst.name} for {record.date} as a draft.",
+                      highlight=False, markup=False)
+    else:
+        _note(f"Today's {lst.name} edition is already stored as edition {record.id} "
+              f"({record.status}); showing it. Cancel it (`editions cancel {record.id}`) or "
+              "use --force to draft another.")
+    _print_edition(record.edition())
+    if record.status in ("draft", "held") and lst.review == "required":
+        console.print(f"It needs an editor's approval: `editions approve {record.id}`.",
+                      highlight=False, markup=False)
+
+
+@click.command()
+@config_option
+@list_option
+@source_options
+@editor_option
 @click.option("--dry-run", is_flag=True, help="Build every message, send none.")
 @click.option("--test-to", "test_to", multiple=True, metavar="EMAIL",
               help="Send a '[TEST]' copy to this address (repeatable); no ledger.")
 @handle_errors
 def send(config_path: str | None, list_name: str | None, sources: tuple[str, ...],
-         as_of: str | None, force: bool, dry_run: bool, test_to: tuple[str, ...]) -> None:
+         as_of: str | None, force: bool, editor: str, dry_run: bool,
+         test_to: tuple[str, ...]) -> None:
     """Publish today's edition and deliver it to every subscriber (resumes an unfinished one).
 
+    Today's stored draft (or approved edition) is the one sent; without one, a fresh build.
+    A held, missed or unapproved edition needs --force, which is recorded with your name.
     Without a configured relay, an SMTP server on 127.0.0.1 stores the messages in the
     Maildir under the working folder.
 
@@ -149,8 +217,9 @@ def send(config_path: str | None, list_name: str | None, sources: tuple[str, ...
     with pipeline.open_store_for(settings) as store, pipeline.send_lock(settings, lst):
         outcome = asyncio.run(pipeline.send_edition(
             settings, lst, store=store, source_override=list(sources) or None, as_of=moment,
-            force=force, dry_run=dry_run, test_to=test_to, progress=console.is_terminal))
-    _report_source_errors(outcome.errors)
+            force=force, dry_run=dry_run, test_to=test_to, progress=console.is_terminal,
+            editor=editor))
+    _report_source_errors(outcome.errors, outcome.edition)
     for line in outcome.warnings:  # what the size budget dropped, per variant
         warn(line)
     _print_send(outcome, settings)
@@ -161,6 +230,8 @@ def _print_send(outcome: pipeline.SendOutcome, settings: Settings) -> None:
         for line in format_report(report, outcome.edition.list_name if outcome.edition
                                   else "", path)[:1]:
             console.print(line, highlight=False, markup=False)
+    if outcome.status == "no-recipients":
+        fail(outcome.message)
     if outcome.report is not None:
         outcome.report.render(console)  # type: ignore[attr-defined]
     console.print(outcome.message, highlight=False, markup=False)

@@ -32,13 +32,17 @@ def schedule(config_path: str | None, list_jobs: bool) -> None:
     if list_jobs:
         for job in planned_jobs(settings.lists.values(), datetime.now(UTC)):
             nxt = job.next_run.isoformat() if job.next_run else "never"
-            console.print(f"{job.list_name}: {job.trigger}; next {nxt}", highlight=False,
-                          markup=False)
+            review = f"; draft for review at {job.review_at.isoformat()}" if job.review_at \
+                else ""
+            console.print(f"{job.list_name}: {job.trigger}; next {nxt}{review}",
+                          highlight=False, markup=False, soft_wrap=True)
         return
     with pipeline.scheduler_lock(settings):
-        scheduler = make_scheduler(settings.lists.values(),
-                                   lambda name: pipeline.run_scheduled(settings, name),
-                                   deliver_open=lambda: pipeline.run_open_deliveries(settings))
+        started = datetime.now(UTC)
+        scheduler = make_scheduler(
+            settings.lists.values(),
+            lambda name: pipeline.run_scheduled(settings, name, started_at=started),
+            deliver_open=lambda: pipeline.run_open_deliveries(settings), now=started)
         console.print(f"Scheduling {len(settings.lists)} list(s); Ctrl-C stops.")
         try:
             scheduler.start()

@@ -17,8 +17,8 @@ from rich.markup import escape
 from digest.config import Settings, load_settings
 from digest.errors import ConfigError, DigestError
 
-__all__ = ["config_option", "console", "fail", "handle_errors", "list_option", "open_settings",
-           "source_options", "stderr", "warn"]
+__all__ = ["config_option", "console", "editor_option", "fail", "handle_errors", "list_option",
+           "open_settings", "source_options", "stderr", "warn"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,6 +40,31 @@ def list_option(func: F) -> F:
     """Add ``--list L`` (default: the first list in the configuration)."""
     return click.option("--list", "list_name", metavar="L",
                         help="Which list (default: the first in the configuration).")(func)
+
+
+def _default_editor() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (some containers)
+        return "unknown"
+
+
+def _check_editor(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    name = (value or _default_editor()).strip()
+    if not name or len(name) > 64 or not name.isprintable():
+        raise click.BadParameter("give a name of 1 to 64 printable characters, e.g. --editor "
+                                 "ana", ctx=ctx, param=param)
+    return name
+
+
+def editor_option(func: F) -> F:
+    """Add ``--editor NAME`` (default ``$DIGEST_EDITOR`` or the OS user): who an edition's
+    events name as the actor ("editor:NAME")."""
+    return click.option("--editor", "editor", metavar="NAME", envvar="DIGEST_EDITOR",
+                        callback=_check_editor, show_envvar=True,
+                        help="Your name in the edition's events (default: your OS user).")(func)
 
 
 def source_options(func: F) -> F:

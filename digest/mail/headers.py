@@ -9,6 +9,7 @@ import unicodedata
 from digest.errors import DeliveryError
 
 __all__ = [
+    "EncodedText",
     "HeaderError",
     "clean_text",
     "encode_words",
@@ -18,6 +19,7 @@ __all__ = [
     "list_unsubscribe",
     "parse_mailbox",
     "to_header",
+    "unstructured_tokens",
     "validate_addr_spec",
     "validate_message_id",
     "validate_uri",
@@ -39,6 +41,9 @@ _MSGID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>")
 _URI = re.compile(r"[\x21-\x3b\x3d\x3f-\x7e]+")  # printable ASCII without <, > and space
 _LIST_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
 _MAX_WORD_BYTES = 45  # 45 raw bytes -> 60 base64 chars -> 72-char encoded word (limit 75)
+_WORD_OVERHEAD = len("=?utf-8?b?") + len("?=")
+_MIN_WORD_BYTES = 6  # a shorter word than this is not worth starting at a line's end
+_ENCODED_LINE = 76  # RFC 2047 section 2: a line holding an encoded-word is at most 76 long
 MAX_URI = 900  # keeps every header line under the 998-octet limit
 
 
@@ -63,60 +68,111 @@ def _needs_encoding(text: str) -> bool:
     return not text.isascii() or "=?" in text
 
 
+class EncodedText(str):
+    """A header token written as RFC 2047 encoded-words by :func:`header_line`, which splits
+    it across as many words and lines as the 76-character limit needs."""
+
+    __slots__ = ()
+
+
 def encode_words(text: str) -> list[str]:
-    """RFC 2047 ``B`` encoded-words for ``text``, each ≤ 75 characters, never splitting a
-    character's UTF-8 bytes between words."""
-    whole = text.encode("utf-8")
-    if len(whole) <= _MAX_WORD_BYTES:  # a short name or subject: one word
-        return [_b_word(whole)]
+    """RFC 2047 ``B`` encoded-words for ``text``, each ≤ 72 characters, never splitting a
+    character's UTF-8 bytes between words (:func:`header_line` fills lines itself)."""
+    raw = text.encode("utf-8")
     words: list[str] = []
-    chunk = bytearray()
-    for ch in text:
-        raw = ch.encode("utf-8")
-        if len(chunk) + len(raw) > _MAX_WORD_BYTES:
-            words.append(_b_word(bytes(chunk)))
-            chunk.clear()
-        chunk += raw
-    if chunk or not words:
-        words.append(_b_word(bytes(chunk)))
+    start = 0
+    while start < len(raw) or not words:
+        end = _char_boundary(raw, start + _MAX_WORD_BYTES)
+        words.append(_b_word(raw[start:end]))
+        start = end
     return words
+
+
+def _char_boundary(raw: bytes, end: int) -> int:
+    """``end``, moved back to the start of the UTF-8 character it falls inside."""
+    if end >= len(raw):
+        return len(raw)
+    while end > 0 and raw[end] & 0xC0 == 0x80:  # a continuation byte
+        end -= 1
+    return end
+
+
+def _cut(raw: bytes, pos: int, size: int) -> int:
+    """Where the encoded-word starting at ``pos`` with room for ``size`` bytes ends: after
+    the last space in its second half when there is one (a decoder that wrongly keeps the
+    folding white space between two words then doubles a space instead of splitting a word,
+    as CPython's display-name parser does), else at a character boundary."""
+    end = _char_boundary(raw, pos + size)
+    if end < len(raw):
+        space = raw.rfind(b" ", pos + size // 2, end)
+        if space != -1:
+            return space + 1
+    return end
 
 
 def _b_word(raw: bytes) -> str:
     return "=?utf-8?b?" + base64.b64encode(raw).decode("ascii") + "?="
 
 
+def _word_bytes(room: int) -> int:
+    """Raw bytes an encoded-word can carry in ``room`` characters (base64: 3 bytes per 4)."""
+    return (room - _WORD_OVERHEAD) // 4 * 3
+
+
 def header_line(name: str, tokens: list[str]) -> bytes:
-    """``Name: tok tok ...`` folded with CRLF + space between tokens so lines stay ≤ 78
-    where the tokens allow it; tokens themselves are never split. Ends with CRLF."""
-    line = name + ": " + " ".join(tokens)
-    if len(line) <= 78:  # the usual To: fits on one line, nothing to fold
-        return (line + "\r\n").encode("ascii")
+    """``Name: tok tok ...`` folded with CRLF + space between tokens, ending with CRLF.
+
+    Lines stay within 78 characters where the tokens allow it, and every line that holds an
+    encoded-word within 76 (RFC 2047 section 2): an :class:`EncodedText` token is cut into
+    encoded-words that fill each line up to that limit. Other tokens are never split.
+
+    :raises HeaderError: when a token cannot fit the 998-octet line limit.
+    """
+    if not any(type(tok) is EncodedText for tok in tokens):
+        line = name + ": " + " ".join(tokens)
+        if len(line) <= 78:  # the usual To: fits on one line, nothing to fold
+            return (line + "\r\n").encode("ascii")
+    start = name + ":"
     lines: list[str] = []
-    current = name + ":"
+    current, has_word = start, False
     for tok in tokens:
-        if len(current) + 1 + len(tok) > 78 and current != name + ":":
+        if type(tok) is EncodedText:
+            raw, pos = tok.encode("utf-8"), 0
+            while pos < len(raw):
+                size = _word_bytes(_ENCODED_LINE - len(current) - 1)
+                end = _cut(raw, pos, size) if size >= _MIN_WORD_BYTES else pos
+                if end == pos:  # no room left on this line for a word: fold first
+                    lines.append(current)
+                    current, has_word = "", False
+                    continue
+                current += " " + _b_word(raw[pos:end])
+                has_word, pos = True, end
+                if pos < len(raw):
+                    lines.append(current)
+                    current, has_word = "", False
+            continue
+        limit = _ENCODED_LINE if has_word else 78
+        if len(current) + 1 + len(tok) > limit and current not in (start, ""):
             lines.append(current)
-            current = " " + tok
-        else:
-            current += " " + tok
+            current, has_word = "", False
+        current += " " + tok
     lines.append(current)
-    out = "\r\n".join(lines) + "\r\n"
     if any(len(line) > 998 for line in lines):
         raise HeaderError(f"The {name} header has a part longer than 998 octets; shorten it.")
-    return out.encode("ascii")
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
 
 def unstructured_tokens(text: str) -> list[str]:
-    """Tokens for an unstructured header (Subject): words, or encoded-words when needed."""
+    """Tokens for an unstructured header (Subject): words, or one :class:`EncodedText` when
+    the text needs RFC 2047 encoding."""
     if not _needs_encoding(text):
         return text.split(" ") if text else [""]
-    return encode_words(text)
+    return [EncodedText(text)]
 
 
 def _phrase_tokens(name: str) -> list[str]:
     if _needs_encoding(name):
-        return encode_words(name)
+        return [EncodedText(name)]
     if _ATOM_PHRASE.fullmatch(name):
         return name.split(" ")
     return ['"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"']

@@ -5,6 +5,10 @@ soft line break (``=\\r\\n``), so independently encoded pieces concatenate into 
 per subscriber only the short slot values are encoded, the header block is written, and the
 pieces are put together by one bytes ``%``. No Jinja2 render and no ``EmailMessage`` round
 trip per subscriber.
+
+A part whose text is mostly non-Latin script is smaller in base64 (4 bytes per 3) than in
+quoted-printable (up to 9 bytes per character); the renderer chooses, and such a part is a
+:class:`~digest.mail.base64_part.Base64Part`, likewise encoded once with holes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from digest.config import DkimSettings
+from digest.mail.base64_part import Base64Part
 from digest.mail.headers import (
     HeaderError,
     clean_text,
@@ -32,7 +37,10 @@ from digest.mail.headers import (
 )
 from digest.mail.signing import dkim_sign
 
-__all__ = ["MessageTemplate", "Recipient", "qp_encode"]
+__all__ = ["TRANSFER_ENCODINGS", "MessageTemplate", "Recipient", "qp_encode"]
+
+#: The Content-Transfer-Encodings a text part may use (7bit/8bit are never sent).
+TRANSFER_ENCODINGS = ("quoted-printable", "base64")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +110,9 @@ class MessageTemplate:
     format: bytes
     slot_keys: tuple[tuple[int, str], ...]  # (0 = text, 1 = html, slot name), in order
     dkim: DkimSettings | None = None
+    # Per part (text, html): None for quoted-printable (its slots are ``%b`` in format),
+    # else the base64 body, whose pieces fill ``Base64Part.holes`` holes in ``format``.
+    base64_parts: tuple[Base64Part | None, Base64Part | None] = (None, None)
     # The first slot values encoded (at most _ENCODED_MAX): the shared ones among them.
     _encoded: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
     # Made from slot_keys by __post_init__.
@@ -115,6 +126,7 @@ class MessageTemplate:
               text_segments: Sequence[str], text_slots: Sequence[str], subject: str,
               from_header: str, list_id: str, reply_to: str | None = None,
               dkim: DkimSettings | None = None, date: datetime | None = None,
+              text_encoding: str = "quoted-printable", html_encoding: str = "quoted-printable",
               ) -> MessageTemplate:
         """Encode everything that is the same for every subscriber, once.
 
@@ -125,10 +137,18 @@ class MessageTemplate:
         :param from_header: ``Name <address>`` of the list.
         :param list_id: ``Description <list.example.org>``.
         :param date: the ``Date`` of every message (default: now, UTC).
+        :param text_encoding: ``"quoted-printable"`` or ``"base64"`` for the text part (the
+            renderer picks the smaller, see ``digest.render.budget.transfer_encoding``).
+        :param html_encoding: the same for the HTML part.
         :raises HeaderError: when the sender, reply-to or list id cannot be put in a header.
+        :raises ValueError: for another transfer encoding.
         """
         _check_slots("HTML", html_segments, html_slots)
         _check_slots("text", text_segments, text_slots)
+        for encoding in (text_encoding, html_encoding):
+            if encoding not in TRANSFER_ENCODINGS:
+                raise ValueError(f"The transfer encoding {encoding!r} is not one of "
+                                 f"{', '.join(TRANSFER_ENCODINGS)}.")
         name, addr = parse_mailbox(from_header)
         when = date or datetime.now(UTC)
         if when.tzinfo is None:
@@ -153,36 +173,47 @@ class MessageTemplate:
         )
         part_head = (
             "\r\n--{b}\r\nContent-Type: text/{sub}; charset=\"utf-8\"\r\n"
-            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+            "Content-Transfer-Encoding: {cte}\r\n\r\n"
         )
-        html_head = part_head.format(b=boundary, sub="html").encode()
+        html_head = part_head.format(b=boundary, sub="html", cte=html_encoding).encode()
         closing = f"\r\n--{boundary}--\r\n".encode()
         pieces: list[bytes] = []
         keys: list[tuple[int, str]] = []
+        b64: list[Base64Part | None] = [None, None]
         current = (b"This is a multi-part message in MIME format.\r\n"
-                   + part_head.format(b=boundary, sub="plain").encode())
-        for kind, segments, slots, after in ((0, text_segments, text_slots, html_head),
-                                             (1, html_segments, html_slots, closing)):
-            current += qp_encode(segments[0])
-            for slot, seg in zip(slots, segments[1:], strict=True):
+                   + part_head.format(b=boundary, sub="plain", cte=text_encoding).encode())
+        for kind, segments, slots, after, encoding in (
+                (0, text_segments, text_slots, html_head, text_encoding),
+                (1, html_segments, html_slots, closing, html_encoding)):
+            keys.extend((kind, slot) for slot in slots)
+            if encoding == "base64":
+                part = b64[kind] = Base64Part.build(segments, slots)
+                # The part body's pieces fill holes of their own: one copy, in the final %.
                 pieces.append(current)
-                keys.append((kind, slot))
+                pieces.extend(b"" for _ in range(part.holes - 1))
+                current = after
+                continue
+            current += qp_encode(segments[0])
+            for seg in segments[1:]:
+                pieces.append(current)
                 current = qp_encode(seg)
             current += after
         pieces.append(current)
         body = b"%b".join(piece.replace(b"%", b"%%") for piece in pieces)
         return cls(format=(b"".join(head).replace(b"%", b"%%") + b"%bMessage-ID: %b\r\n%b"
                            + tail.replace(b"%", b"%%") + body),
-                   slot_keys=tuple(keys), dkim=dkim)
+                   slot_keys=tuple(keys), dkim=dkim, base64_parts=(b64[0], b64[1]))
 
     def __post_init__(self) -> None:
-        text_names = tuple(dict.fromkeys(n for kind, n in self.slot_keys if kind == 0))
-        html_names = tuple(dict.fromkeys(n for kind, n in self.slot_keys if kind == 1))
+        # Only the quoted-printable parts' slots are holes of their own in ``format``.
+        qp_keys = [(kind, n) for kind, n in self.slot_keys if self.base64_parts[kind] is None]
+        text_names = tuple(dict.fromkeys(n for kind, n in qp_keys if kind == 0))
+        html_names = tuple(dict.fromkeys(n for kind, n in qp_keys if kind == 1))
         positions = {(0, n): i for i, n in enumerate(text_names)}
         positions.update({(1, n): len(text_names) + i for i, n in enumerate(html_names)})
         object.__setattr__(self, "_text_names", text_names)
         object.__setattr__(self, "_html_names", html_names)
-        picks = [positions[key] for key in self.slot_keys]
+        picks = [positions[key] for key in qp_keys]
         # itemgetter with one index returns the item, not a 1-tuple.
         object.__setattr__(self, "_pick", operator.itemgetter(*picks) if len(picks) > 1
                            else (lambda seq, i=tuple(picks): tuple(seq[j] for j in i)))
@@ -229,11 +260,30 @@ class MessageTemplate:
         seen: dict[str, bytes] = {}
         encoded = [get(value) or seen.get(value) or seen.setdefault(value, self._encode(value))
                    for value in raw]
+        holes = self._pick(encoded)
+        text_b64, html_b64 = self.base64_parts
+        if text_b64 is not None or html_b64 is not None:
+            holes = self._with_base64(holes, slot_values_html, slot_values_text, email)
         message = self.format % (
             to_header(name, email),
             validate_message_id(message_id).encode("ascii"),
             list_unsubscribe(unsubscribe_url, unsubscribe_mailto),
-            *self._pick(encoded))
+            *holes)
         if self.dkim is not None:
             message = dkim_sign(message, self.dkim)
         return message
+
+    def _with_base64(self, qp_holes: tuple[bytes, ...], html: Mapping[str, str],
+                     text: Mapping[str, str], email: str) -> tuple[bytes, ...]:
+        """The holes of ``format`` in order: each base64 part's pieces in its place."""
+        text_b64, html_b64 = self.base64_parts
+        # The quoted-printable holes come text first: as many as the text part has slots.
+        n_text = 0 if text_b64 is not None else sum(1 for k, _ in self.slot_keys if k == 0)
+        try:
+            text_holes = (text_b64.pieces(text) if text_b64 is not None
+                          else qp_holes[:n_text])
+            html_holes = (html_b64.pieces(html) if html_b64 is not None
+                          else qp_holes[n_text:])
+        except KeyError:
+            raise self._missing_slot(email, html, text) from None
+        return (*text_holes, *html_holes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,7 +58,8 @@ async def gather(settings: Settings, lst: ListSettings, *, source_override: list
         raise ConfigError(f"List {lst.name} in {settings.path} has no sources; add "
                           "sources = [...] there or pass --source.")
     return await sources.gather_stories(
-        wanted, as_of=as_of, section_map=section_map_for(lst), fetch=settings.fetch
+        wanted, as_of=as_of, section_map=section_map_for(lst), fetch=settings.fetch,
+        site_url=settings.site.url,
     )
 
 
@@ -70,8 +71,9 @@ def _resolve_source(src: str) -> str:
 
 async def build_edition(settings: Settings, lst: ListSettings, *, store: Store | None,
                         source_override: list[str] | None = None, as_of: datetime | None = None,
-                        force: bool = False) -> BuildOutcome:
-    """Gather the sources and assemble the edition, leaving out what earlier editions carried.
+                        force: bool = False, also_carried: Collection[int] = ()) -> BuildOutcome:
+    """Gather the sources and assemble the edition, leaving out what earlier editions carried
+    (published ones, and the stored editions ``also_carried`` names: ``--next``).
 
     The store is asked only about the gathered stories' keys: identities ever received,
     headlines of linkless stories received within the list's ``repeat_window``, counted
@@ -91,7 +93,8 @@ async def build_edition(settings: Settings, lst: ListSettings, *, store: Store |
     if store is not None and not force:
         carried = store.carried_keys(
             lst.name, keys_to_check(result.stories),
-            headlines_since=(now - lst.repeat_window).astimezone(lst.timezone).date())
+            headlines_since=(now - lst.repeat_window).astimezone(lst.timezone).date(),
+            including=also_carried)
     edition = assemble_edition(
         result.stories,
         list_settings=lst,

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digest.config import ListSettings, Settings
 from digest.pipeline.build import open_store_for, worker_id
 from digest.pipeline.messages import MessageFactory
-from digest.pipeline.send import SendOutcome, send_edition, smtp_target
+from digest.pipeline.scheduled import DueOutcome, run_due
+from digest.pipeline.send import smtp_target
 
 if TYPE_CHECKING:
     from digest.store import Store
@@ -72,19 +74,29 @@ SCHEDULER_LOCK_KEY = 0x6469676573740001
 # --------------------------------------------------------------------------- jobs
 
 
-def run_scheduled(settings: Settings, list_name: str) -> SendOutcome:
-    """The scheduler's job: send today's edition of one list, logging one line."""
-    import asyncio
-    import logging
+def run_scheduled(settings: Settings, list_name: str, *, store: Store | None = None,
+                  now: datetime | None = None,
+                  started_at: datetime | None = None) -> DueOutcome:
+    """The scheduler's job for one list: whatever its edition needs now (build, review
+    mail, publish, mark missed; see :mod:`digest.pipeline.scheduled`), under the list's send
+    lock when there is something to do. Never raises for a failure: it is "delayed"."""
+    from digest.errors import DigestError
 
-    log = logging.getLogger("digest.pipeline")
     lst = settings.get_list(list_name)
-    with open_store_for(settings) as store, send_lock(settings, lst):
-        outcome = asyncio.run(send_edition(settings, lst, store=store))
-    log.info("edition list=%s status=%s %s", list_name, outcome.status, outcome.message)
-    for line in outcome.warnings:  # teasers the size budget dropped, per variant
-        log.warning("edition list=%s %s", list_name, line)
-    return outcome
+    if store is not None:
+        return run_due(settings, list_name, store=store, lock=lambda: send_lock(settings, lst),
+                       now=now, started_at=started_at)
+    try:
+        with open_store_for(settings) as opened:
+            return run_due(settings, list_name, store=opened,
+                           lock=lambda: send_lock(settings, lst), now=now,
+                           started_at=started_at)
+    except DigestError as exc:  # the database could not be opened: the next minute retries
+        import logging
+
+        logging.getLogger("digest.editions").warning("edition list=%s delayed: %s",
+                                                     list_name, exc)
+        return DueOutcome(list_name, "delayed", str(exc))
 
 
 def run_open_deliveries(settings: Settings) -> None:
@@ -92,12 +104,13 @@ def run_open_deliveries(settings: Settings) -> None:
     import asyncio
 
     with open_store_for(settings) as store:
-        asyncio.run(run_worker(settings, store, poll=5.0, once=True))
+        asyncio.run(run_worker(settings, store, poll=5.0, once=True, actor="scheduler"))
 
 
 async def run_worker(settings: Settings, store: Store, *, poll: float, once: bool,
-                     progress: bool = False) -> None:
-    """Deliver the open ledger rows of every list's published editions until stopped."""
+                     progress: bool = False, actor: str = "worker") -> None:
+    """Deliver the open ledger rows of every list's published editions until stopped;
+    an edition whose rows all ended is recorded as sent (by ``actor``)."""
     import asyncio
 
     from digest.deliver import deliver_edition
@@ -108,8 +121,8 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
         worked = False
         open_ids: set[int] = set()
         for lst in settings.lists.values():
-            for record in store.list_editions(lst.name, limit=10):
-                if record.status != "publishing":
+            for record in store.list_editions(lst.name, limit=10, statuses=("sending",)):
+                if record.status != "sending":  # every row ended: settled below
                     continue
                 open_ids.add(record.id)
                 factory = factories.get(record.id)
@@ -123,6 +136,7 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
                         smtp_addr=addr, delivery=settings.delivery, worker_id=me,
                         progress=progress, max_wait=poll)
                 worked = worked or bool(report.sent or report.failed)  # type: ignore[attr-defined]
+        store.settle_editions(actor=actor)
         for done in set(factories) - open_ids:  # finished editions: free their variants
             del factories[done]
         if once:

@@ -90,7 +90,8 @@ class MessageFactory:
                 subject=self.subject_prefix + (variant.subject or self.edition.subject),
                 from_header=self.lst.from_header,
                 list_id=f"{self.lst.title} <{self.lst.name}.{self.settings.site.domain}>",
-                reply_to=self.lst.reply_to, dkim=self.settings.dkim)
+                reply_to=self.lst.reply_to, dkim=self.settings.dkim,
+                text_encoding=variant.text_encoding, html_encoding=variant.html_encoding)
             found = self._variants[chosen] = (variant, template)
         self._variants[sections] = found
         return found

@@ -7,24 +7,25 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digest.config import ListSettings, Settings
-from digest.errors import ConfigError
+from digest.errors import ConfigError, EditionStateError
 from digest.models import Edition
 from digest.pipeline.build import build_edition
 from digest.pipeline.carried import drop_warnings, record_carried, variants_for
 from digest.pipeline.messages import MessageFactory, new_message_id
 
 if TYPE_CHECKING:
-    from digest.store import Store
+    from digest.store import EditionRecord, Store
 
 
 @dataclass(slots=True)
 class SendOutcome:
-    """What one ``send`` did: ``status`` is sent / already-sent / skipped / dry-run / test."""
+    """What one ``send`` did: ``status`` is sent / already-sent / no-recipients / skipped /
+    dry-run / test."""
 
     status: str
     message: str
@@ -52,12 +53,21 @@ def sync_subscriber_files(settings: Settings, lst: ListSettings,
     return reports
 
 
+def stored_edition(store: Store, lst: ListSettings, day: date) -> EditionRecord | None:
+    """The list's stored edition for ``day`` that ``build``, ``preview`` and tests show:
+    the newest one, unless it was cancelled or is the placeholder of one never built."""
+    record = store.find_edition(lst.name, day)
+    if record is None or record.status == "cancelled" or not record.has_stories:
+        return None
+    return record
+
+
 async def _todays_edition(settings: Settings, lst: ListSettings, store: Store, *,
                           source_override: list[str] | None, as_of: datetime | None,
                           force: bool) -> tuple[Edition, list[str]]:
     """Today's stored edition if there is one (and not ``force``), else a fresh build."""
     day = (as_of or datetime.now(UTC)).astimezone(lst.timezone).date()
-    existing = None if force or source_override else store.find_edition(lst.name, day)
+    existing = None if force or source_override else stored_edition(store, lst, day)
     if existing is not None:
         return existing.edition(), []
     outcome = await build_edition(settings, lst, store=store, source_override=source_override,
@@ -69,16 +79,23 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
                        source_override: list[str] | None = None, as_of: datetime | None = None,
                        force: bool = False, dry_run: bool = False,
                        test_to: tuple[str, ...] = (), progress: bool = False,
-                       max_wait: float | None = None) -> SendOutcome:
-    """Publish today's edition of ``lst`` and deliver it, or resume one that is under way.
+                       max_wait: float | None = None, editor: str | None = None) -> SendOutcome:
+    """Publish today's edition of ``lst`` and deliver it, or resume one that is under way
+    (``send``: an editor's command).
 
-    A second call for the same day sends nothing (``force`` sends another edition).
-    ``dry_run`` builds every message and sends none; ``test_to`` sends a "[TEST]" copy to
-    each address without touching the ledger.
+    Today's stored edition is the one sent (a draft, or an approved one when the list has
+    ``review = "required"``); without one, a fresh build is stored and sent. A second call
+    for the same day sends nothing. ``force`` is the editor's override, recorded in the
+    edition's events with ``editor``: it sends a held or missed edition, an unapproved one,
+    or (when today's went out or was cancelled) a new one. ``dry_run`` builds every message
+    and sends none; ``test_to`` sends a "[TEST]" copy to each address without the ledger.
+    An edition that finds no recipient is not published (status "no-recipients").
 
     :raises EmptyEditionError: caught here and reported as ``status == "skipped"``.
+    :raises EditionStateError: today's edition is held, cancelled, missed or awaits review,
+        and not ``force``.
     """
-    from digest.deliver import deliver_edition, send_test
+    from digest.deliver import send_test
     from digest.errors import EmptyEditionError
 
     relay = settings.relay_for(lst)
@@ -122,9 +139,22 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
 
     imports = sync_subscriber_files(settings, lst, store)
     day = (as_of or datetime.now(UTC)).astimezone(lst.timezone).date()
-    record = None if force else store.find_edition(lst.name, day)
+    actor = f"editor:{editor}" if force and editor else "send command"
+    record = store.find_edition(lst.name, day)
     errors: list[str] = []
-    if record is None:
+    if record is not None and record.status == "sent" and not force:
+        summary = store.delivery_summary(record.id)
+        return SendOutcome("already-sent", f"The {lst.name} edition of {day} already went out "
+                           f"({summary.get('sent', 0)} sent); use --force to send another.",
+                           record.edition(), record.id, imports=imports)
+    if record is not None and record.status == "draft" and lst.review == "required" \
+            and not force:
+        raise EditionStateError(
+            f"List {lst.name} needs review: approve edition {record.id} first (`editions "
+            f"approve {record.id}`), or send it anyway with --force.")
+    fresh = record is None or (force and (record.status in ("sent", "cancelled")
+                                          or not record.has_stories))
+    if fresh:
         try:
             outcome = await build_edition(settings, lst, store=store,
                                           source_override=source_override, as_of=as_of,
@@ -132,10 +162,46 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
         except EmptyEditionError as exc:
             return SendOutcome("skipped", str(exc), imports=imports)
         errors = outcome.errors
-        record = store.record_edition(outcome.edition, forced=force)
+        record = store.record_edition(
+            outcome.edition, forced=force, actor=actor,
+            cause="built by send" + (" --force" if force else ""),
+            detail={"warnings": errors} if errors else None)
+    assert record is not None
+    return await deliver_record(settings, lst, store, record, actor=actor, force=force,
+                                as_of=as_of, progress=progress, max_wait=max_wait,
+                                imports=imports, errors=errors)
+
+
+async def deliver_record(settings: Settings, lst: ListSettings, store: Store,
+                         record: EditionRecord, *, actor: str, force: bool = False,
+                         as_of: datetime | None = None, progress: bool = False,
+                         max_wait: float | None = None,
+                         imports: list[tuple[str, object]] | None = None,
+                         errors: list[str] | None = None) -> SendOutcome:
+    """Publish a stored edition (unless it is already) and deliver its ledger rows; then
+    record "sent" if every row ended. Status "no-recipients" when the list has nobody
+    eligible (the edition stays unpublished), else "sent" (rows may still wait for retries)
+    or "already-sent".
+
+    :raises EditionStateError: the edition's status forbids publishing it (see
+        ``Store.publish_edition``).
+    """
+    from digest.deliver import deliver_edition
+
+    relay = settings.relay_for(lst)
+    imports = imports if imports is not None else []
+    errors = errors if errors is not None else []
     edition = record.edition()
     published = store.publish_edition(record.id, message_id_domain=settings.site.domain,
-                                      now=datetime.now(UTC))
+                                      now=datetime.now(UTC), actor=actor, force=force)
+    if not published:
+        record = store.get_edition(record.id)
+        if not record.published:
+            return SendOutcome(
+                "no-recipients", f"List {lst.name} has no active subscribers, so nothing was "
+                f"sent and edition {record.id} stays {record.status}; add subscribers "
+                f"(`subscribers import FILE --list {lst.name}`) and send again.",
+                edition, record.id, imports=imports, errors=errors)
     factory = MessageFactory(settings, lst, edition, as_of=as_of)
     warnings = record_carried(store, record.id, edition, factory)
     async with smtp_target(settings, relay) as addr:
@@ -143,6 +209,7 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
             record.id, store=store, build=factory.for_claim, relay=relay, smtp_addr=addr,
             delivery=settings.delivery, worker_id=f"{socket.gethostname()}:send:{lst.name}",
             progress=progress, **({"max_wait": max_wait} if max_wait is not None else {}))
+    store.settle_editions(lst.name, actor=actor)
     summary = store.delivery_summary(record.id)
     if not published and not report.sent and not (report.failed or report.expired):  # type: ignore[attr-defined]
         status, message = "already-sent", (

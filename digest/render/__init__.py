@@ -22,6 +22,7 @@ from pathlib import Path
 
 import jinja2
 
+from digest import i18n
 from digest.config import ListSettings, SiteSettings
 from digest.errors import RenderError
 from digest.models import Edition
@@ -32,6 +33,7 @@ from digest.render.budget import (
     estimate_drop_count,
     pick_drops,
     style_bytes,
+    transfer_encoding,
     transmitted_size,
 )
 from digest.render.context import build_context, reference_now, variant_subject_preheader
@@ -76,7 +78,11 @@ class Renderer:
         self.web_base_url = web_base_url
         self.as_of = as_of
         self.budget = budget
-        env = make_environment(Path(templates_dir))
+        env = make_environment(Path(templates_dir), list_settings.language)
+        # The list's catalogs, loaded once: every fixed word is translated per variant.
+        self.translations = i18n.load_translations(list_settings.language, Path(templates_dir))
+        _ = self.translations.gettext
+        self.greetings = (_("Hi %(name)s,"), _("Hello,"))
         self._html_template = _load(env, HTML_TEMPLATE)
         self._text_template = _load(env, TEXT_TEMPLATE)
         self.markers = make_markers(secrets.token_hex(5))
@@ -120,7 +126,8 @@ class Renderer:
             edition=edition, site=self.site, lst=self.list_settings, sections=sections,
             dropped=frozenset(story_id for _, story_id in dropped),
             now=reference_now(edition, self.list_settings, self.as_of),
-            web_base_url=self.web_base_url, slots=values, greeting_text=text_greeting)
+            web_base_url=self.web_base_url, slots=values, greeting_text=text_greeting,
+            translations=self.translations)
         try:
             html = self._html_template.render(context)
             text = self._text_template.render(context)
@@ -179,14 +186,16 @@ class Renderer:
         return RenderedVariant(
             sections=sections, html_segments=html_segments, html_slots=html_slots,
             text_segments=text_segments, text_slots=text_slots, html_size=size,
-            dropped=drops, warnings=tuple(warnings), subject=subject, preheader=preheader)
+            dropped=drops, warnings=tuple(warnings), subject=subject, preheader=preheader,
+            greetings=self.greetings, html_encoding=transfer_encoding(html)[0],
+            text_encoding=transfer_encoding(text)[0])
 
     def render_for(self, edition: Edition, personalisation: Personalisation,
                    sections: frozenset[str] | None = None) -> tuple[str, str]:
         """A full per-subscriber render + inline (slow: the reference for :meth:`fill`)."""
         chosen = self.effective_sections(edition, sections)
         _, _, dropped, _ = self.plan(edition, chosen)
-        greeting = greeting_for(personalisation.name)
+        greeting = greeting_for(personalisation.name, *self.greetings)
         values = {"greeting": greeting}
         for slot in URL_SLOTS:
             values[slot] = normalise_url(getattr(personalisation, slot), slot=slot)

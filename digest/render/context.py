@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gettext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,7 +11,7 @@ from urllib.parse import urlsplit
 from digest.config import ListSettings, SiteSettings
 from digest.models import Edition, Story
 from digest.patterns import PREHEADER_MAX, SUBJECT_MAX, fill_pattern, pattern_fields
-from digest.render.environment import format_day, relative_time
+from digest.render.environment import format_date, format_day, relative_time
 from digest.render.text import LinkRefs
 
 __all__ = ["ImageView", "SectionView", "StoryView", "build_context", "reference_now",
@@ -90,7 +91,8 @@ def _image(story: Story) -> ImageView | None:
     return ImageView(url=url, alt=img.alt.strip(), width=width, height=height)
 
 
-def _view(story: Story, now: datetime | None, lst: ListSettings, refs: LinkRefs) -> StoryView:
+def _view(story: Story, now: datetime | None, lst: ListSettings, refs: LinkRefs,
+          translations: gettext.NullTranslations | None) -> StoryView:
     url = safe_link(story.url)
     paragraphs = tuple(b.text.strip() for b in story.body
                        if b.kind == "paragraph" and b.text.strip())
@@ -104,7 +106,11 @@ def _view(story: Story, now: datetime | None, lst: ListSettings, refs: LinkRefs)
         image=_image(story),
         author=(story.author or "").strip() or None,
         published_at=story.published_at,
-        time_label=relative_time(story.published_at, now, lst.timezone),
+        # A story its source dated in the future shows its date, never "just now".
+        time_label=(format_date(story.published_at, lst.timezone, lst.language)
+                    if story.future_dated and story.published_at
+                    else relative_time(story.published_at, now, lst.timezone, lst.language,
+                                       translations)),
         ref=refs.ref(url),
     )
 
@@ -115,12 +121,13 @@ def reference_now(edition: Edition, lst: ListSettings, as_of: datetime | None) -
     ``as_of`` when given; otherwise the later of the edition's scheduled send time (its date
     at the list's ``send_time`` in the list's timezone) and the newest ``published_at`` in the
     edition, so that a story is never "in the future" and the email does not depend on when
-    the render happens to run.
+    the render happens to run. Stories marked ``future_dated`` do not count.
     """
     if as_of is not None:
         return as_of
     scheduled = datetime.combine(edition.date, lst.send_time, tzinfo=lst.timezone)
-    stamps = [s.published_at for s in edition.stories if s.published_at is not None]
+    stamps = [s.published_at for s in edition.stories
+              if s.published_at is not None and not s.future_dated]
     return max([scheduled, *stamps])
 
 
@@ -136,17 +143,22 @@ def variant_subject_preheader(edition: Edition, lst: ListSettings, site: SiteSet
     fields = pattern_fields(lead_headline=edition.lead.headline,
                             lead_section=edition.lead.section,
                             teaser_headlines=teaser_headlines, title=lst.title,
-                            site=site.name, day=edition.date)
+                            site=site.name, day=edition.date,
+                            language=lst.language)
     return (fill_pattern(lst.subject, fields, "subject", SUBJECT_MAX),
             fill_pattern(lst.preheader, fields, "preheader", PREHEADER_MAX))
 
 
 def build_context(*, edition: Edition, site: SiteSettings, lst: ListSettings,
                   sections: frozenset[str], dropped: frozenset[str], now: datetime,
-                  web_base_url: str, slots: dict[str, str], greeting_text: str) -> dict[str, Any]:
+                  web_base_url: str, slots: dict[str, str], greeting_text: str,
+                  translations: gettext.NullTranslations | None = None) -> dict[str, Any]:
     """The variables for ``email/edition.html`` and ``email/edition.txt``.
 
     ``subject`` and ``preheader`` are this variant's (:func:`variant_subject_preheader`).
+
+    Dates and ages are in the list's language; ``translations`` (the list's catalogs)
+    supplies the words Babel has no CLDR data for ("just now").
 
     :param sections: the section names to show (the lead is always shown).
     :param dropped: ids of teasers the size budget removed.
@@ -154,12 +166,13 @@ def build_context(*, edition: Edition, site: SiteSettings, lst: ListSettings,
     :param greeting_text: the greeting (or its marker) for the text template.
     """
     refs = LinkRefs()
-    lead = _view(edition.lead, now, lst, refs) if edition.lead else None
+    lead = _view(edition.lead, now, lst, refs, translations) if edition.lead else None
     views = []
     for sec in edition.sections:
         if sec.name not in sections:
             continue
-        teasers = tuple(_view(s, now, lst, refs) for s in sec.teasers if s.id not in dropped)
+        teasers = tuple(_view(s, now, lst, refs, translations)
+                        for s in sec.teasers if s.id not in dropped)
         if teasers:
             views.append(SectionView(name=sec.name, teasers=teasers))
     subject, preheader = variant_subject_preheader(
@@ -169,7 +182,7 @@ def build_context(*, edition: Edition, site: SiteSettings, lst: ListSettings,
         "edition": edition,
         "subject": subject,
         "preheader": preheader,
-        "date_long": format_day(edition.date),
+        "date_long": format_day(edition.date, lst.language),
         "now": now,
         "site": site,
         "list": lst,

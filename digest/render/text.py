@@ -12,7 +12,9 @@ __all__ = ["LINE_WIDTH", "LinkRefs", "is_url_line", "reference", "tidy_text", "w
 LINE_WIDTH = 78
 _URL = re.compile(r"^(?:https?|mailto):\S+$", re.IGNORECASE)
 _BLANK_RUN = re.compile(r"\n(?:[ \t]*\n)+")
-_SPACES = re.compile(r"\s+")
+# Breakable white space only: a no-break space (French "Lire\u00a0: [1]") keeps its words
+# together on one line.
+_SPACES = re.compile(r"[^\S\u00a0\u202f\u2007\u2060]+")
 
 
 def is_url_line(line: str) -> bool:
@@ -34,14 +36,15 @@ def wrap_text(text: str | None, width: int = LINE_WIDTH, indent: str = "",
               subsequent_indent: str | None = None) -> str:
     """Wrap ``text`` to ``width`` columns; a URL longer than a line gets a line of its own.
 
-    Whitespace (newlines included) is collapsed first, so the result is one paragraph.
+    Whitespace (newlines included) is collapsed first, so the result is one paragraph; no-break
+    spaces are kept and never broken at.
     Over-long words that are not URLs are cut, so no line is ever wider than ``width``
     unless it is only a URL.
     """
     if not text:
         return ""
     rest = indent if subsequent_indent is None else subsequent_indent
-    words = _split_long_words(_SPACES.sub(" ", text).strip().split(" "),
+    words = _split_long_words(_SPACES.sub(" ", text).strip(" ").split(" "),
                               width - max(len(indent), len(rest)))
     lines: list[str] = []
     current = indent

@@ -74,10 +74,25 @@ def clean_name(name: str | None) -> str | None:
     return name or None
 
 
-def greeting_for(name: str | None) -> str:
-    """``Hi Ana,`` for a subscriber with a name, ``Hello,`` for one without."""
+def greeting_for(name: str | None, named: str = "Hi %(name)s,",
+                 anonymous: str = "Hello,") -> str:
+    """``Hi Ana,`` for a subscriber with a name, ``Hello,`` for one without; ``named`` and
+    ``anonymous`` are those two in the list's language (translated once per variant), the
+    name going where ``named`` says ``%(name)s``."""
     cleaned = clean_name(name)
-    return f"Hi {cleaned}," if cleaned else "Hello,"
+    if not cleaned:
+        return anonymous
+    before, after = _name_slot(named)
+    return before + cleaned + after
+
+
+def _name_slot(named: str) -> tuple[str, str]:
+    """``named`` split around its ``%(name)s`` (gettext's python-format, ``%%`` a percent);
+    a translation without the placeholder greets without the name."""
+    before, mark, after = named.partition("%(name)s")
+    if not mark:
+        return named.replace("%%", "%"), ""
+    return before.replace("%%", "%"), after.replace("%%", "%")
 
 
 def normalise_url(url: str, *, slot: str = "url") -> str:
@@ -117,10 +132,13 @@ class RenderedVariant:
 
     ``html_segments`` and ``html_slots`` alternate: segment, slot, segment, ... so
     ``len(html_segments) == len(html_slots) + 1``; the same holds for the text part.
-    ``html_size`` is the HTML part as transmitted (quoted-printable, CRLF) with the markers
-    in place; per-subscriber values are covered by a reserve kept in the budget.
+    ``html_size`` is the HTML part as transmitted (in ``html_encoding``, CRLF) with the
+    markers in place; per-subscriber values are covered by a reserve kept in the budget.
     ``dropped`` lists the teasers the budget left out, in drop order; ``subject`` and
     ``preheader`` are filled from the stories this variant shows.
+    ``greetings`` are the named and anonymous greetings in the list's language;
+    ``html_encoding`` and ``text_encoding`` the parts' Content-Transfer-Encodings
+    (``quoted-printable`` or ``base64``, whichever is smaller).
     """
 
     sections: frozenset[str]
@@ -133,6 +151,13 @@ class RenderedVariant:
     warnings: tuple[str, ...]
     subject: str = ""
     preheader: str = ""
+    greetings: tuple[str, str] = ("Hi %(name)s,", "Hello,")
+    html_encoding: str = "quoted-printable"
+    text_encoding: str = "quoted-printable"
+
+    def __post_init__(self) -> None:
+        # The named greeting around the name, split once: per subscriber only a join.
+        object.__setattr__(self, "_greeting_parts", _name_slot(self.greetings[0]))
 
     def slot_values(self, p: Personalisation) -> tuple[dict[str, str], dict[str, str]]:
         """The escaped values for the HTML slots and the raw values for the text slots."""
@@ -141,7 +166,12 @@ class RenderedVariant:
     def values_for(self, name: str | None, unsubscribe_url: str, manage_url: str,
                    browser_url: str) -> tuple[dict[str, str], dict[str, str]]:
         """:meth:`slot_values` from the values themselves (the send loop's form)."""
-        greeting = greeting_for(name)
+        cleaned = clean_name(name)
+        if cleaned:
+            before, after = self._greeting_parts  # type: ignore[attr-defined]
+            greeting = before + cleaned + after
+        else:
+            greeting = self.greetings[1]
         plain = _PLAIN_URL.fullmatch
         if plain(unsubscribe_url) and plain(manage_url) and plain(browser_url):
             unsubscribe, manage, browser = unsubscribe_url, manage_url, browser_url

@@ -1,24 +1,25 @@
 """RSS 2.0, RSS 1.0, Atom 1.0 and JSON Feed read from bytes into Story records.
 
-RSS and Atom go through feedparser, always as an in-memory stream: given a string,
-feedparser would open local files or URLs itself, with no timeout. feedparser 6.0
-does not read JSON Feed, so :mod:`digest.sources.jsonfeed` does.
+RSS and Atom are read by :mod:`digest.sources.entries` (feedparser, on bytes we decoded);
+feedparser 6.0 does not read JSON Feed, so :mod:`digest.sources.jsonfeed` does. Here the
+items become stories, and everything the reader should know is reported in ``skipped``
+with the item's line where known: items left out and why, and items kept with a repair
+(bytes or character references replaced, a date with no zone, a date in the future).
 """
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import re
-import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
-
-import feedparser
+from typing import Literal
 
 from digest.errors import ParseError
-from digest.models import SkippedItem, SourceResult
-from digest.sources.items import FeedItem, ImageRef, SkipItem, item_to_story, to_int
+from digest.models import SkippedItem, SourceResult, Story
+from digest.sources.charsets import sniff_text
+from digest.sources.entries import ITEM_ERRORS, XmlFeed, read_xml_feed
+from digest.sources.items import CLOCK_SKEW, FeedItem, SkipItem, headline_of, item_to_story
 from digest.sources.jsonfeed import read_json_feed
 
 __all__ = ["Kind", "detect_kind", "parse_feed"]
@@ -27,9 +28,7 @@ Kind = Literal["page", "rss", "atom", "jsonfeed"]
 
 _XML_NAME = re.compile(r"[\w.:-]+")
 _SNIFF_BYTES = 65536
-_IMAGE_PATH = re.compile(r"\.(?:jpe?g|png|gif|webp|avif)(?:[?#]|$)", re.IGNORECASE)
-# Per-item failures that mean "this item's data has an odd shape", not a bug in digest.
-_ITEM_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError)
+_REPORTED = 20  # at most this many lines or items named in one repair report
 
 
 def detect_kind(data: bytes) -> Kind:
@@ -88,148 +87,149 @@ def _after(text: str, marker: str, start: int) -> int:
 
 
 def _sniff_text(data: bytes) -> str:
-    head = data[:_SNIFF_BYTES]
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return head.decode("utf-16", errors="replace")
-    return head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    return sniff_text(data[:_SNIFF_BYTES])
 
 
-def parse_feed(data: bytes, *, source: str, section_map: Mapping[str, str]) -> SourceResult:
+def parse_feed(
+    data: bytes,
+    *,
+    source: str,
+    section_map: Mapping[str, str],
+    document_url: str | None = None,
+    charset: str | None = None,
+    as_of: datetime | None = None,
+) -> SourceResult:
     """Parse an RSS, Atom or JSON feed into stories; broken items are skipped and listed.
 
+    :param document_url: the address the feed was fetched from (after redirects): the base
+        for its relative links. Without it the channel's link is used.
+    :param charset: the charset the server declared in ``Content-Type``, if any.
+    :param as_of: the time of reading; a story dated more than :data:`CLOCK_SKEW` after
+        it is kept, marked ``future_dated`` and reported. Default: now.
     :raises ParseError: when the bytes are not a feed at all.
     """
     kind = detect_kind(data)
     if kind == "jsonfeed":
-        items, feed_categories, base_url, skipped = read_json_feed(data, source=source)
+        json_feed = read_json_feed(data, source=source, charset=charset)
+        items, categories, base_url = json_feed.items, [], document_url or json_feed.base_url
+        result = SourceResult(skipped=list(json_feed.skipped))
     elif kind == "page" and not data.strip():
         raise ParseError(f"{source} is empty; expected an RSS, Atom or JSON feed.", source=source)
     else:
-        items, feed_categories, base_url, skipped = _read_xml_feed(data, source=source)
-    result = SourceResult(skipped=list(skipped))
+        xml = read_xml_feed(data, source=source, document_url=document_url, charset=charset)
+        items, categories, base_url = xml.items, xml.categories, xml.base_url
+        result = SourceResult(
+            skipped=[SkippedItem(source, line, reason) for _, line, reason in xml.unreadable]
+        )
+        result.skipped.extend(_decoding_report(xml, source))
+    now = as_of.astimezone(UTC) if as_of is not None else datetime.now(UTC)
     seen: dict[str, int] = {}
+    no_zone: list[FeedItem] = []
     for item in items:
         try:
             story = item_to_story(
                 item,
                 source=source,
                 section_map=section_map,
-                feed_categories=feed_categories,
+                feed_categories=categories,
                 base_url=base_url,
             )
         except SkipItem as exc:
-            result.skipped.append(SkippedItem(source, None, str(exc)))
+            result.skipped.append(SkippedItem(source, item.line, str(exc)))
             continue
-        except _ITEM_ERRORS as exc:
+        except ITEM_ERRORS as exc:
             reason = f"item {item.index} could not be read ({type(exc).__name__}: {exc})"
-            result.skipped.append(SkippedItem(source, None, reason))
+            result.skipped.append(SkippedItem(source, item.line, reason))
             continue
         if story.id in seen:
             reason = (
                 f"item {item.index} duplicates item {seen[story.id]} (same id {story.id[:80]!r})"
             )
-            result.skipped.append(SkippedItem(source, None, reason))
+            result.skipped.append(SkippedItem(source, item.line, reason))
             continue
         seen[story.id] = item.index
+        story = _check_date(item, story, now, result.skipped, no_zone)
         result.stories.append(story)
+    if no_zone:
+        result.skipped.append(_no_zone_report(no_zone, source))
     return result
 
 
-def _read_xml_feed(
-    data: bytes, *, source: str
-) -> tuple[list[FeedItem], list[str], str | None, list[SkippedItem]]:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            parsed = feedparser.parse(io.BytesIO(data))
-    except Exception as exc:  # feedparser's own failures are not part of any contract
-        raise ParseError(f"{source} could not be read as a feed ({exc}).", source=source) from exc
-    if not parsed.get("version") and not parsed.get("entries"):
-        problem = parsed.get("bozo_exception")
-        detail = f" ({str(problem)[:120]})" if problem else ""
-        raise ParseError(
-            f"{source} is not an RSS, Atom or JSON feed{detail}; check the file or address.",
-            source=source,
+def _name(item: FeedItem) -> str:
+    headline = headline_of(item)
+    return f"item {item.index} ({headline[:60]!r})" if headline else f"item {item.index}"
+
+
+def _check_date(
+    item: FeedItem,
+    story: Story,
+    now: datetime,
+    skipped: list[SkippedItem],
+    no_zone: list[FeedItem],
+) -> Story:
+    """Report an unreadable date (the story stays, undated) or one in the future (the
+    story stays with its date, marked so it cannot lead as "just now")."""
+    if item.date_problem and story.published_at is None:
+        reason = f"{_name(item)}: {item.date_problem}; the story is kept without a date"
+        skipped.append(SkippedItem(story.source, item.line, reason))
+    elif item.date_problem:
+        no_zone.append(item)
+    published = story.published_at
+    if published is not None and published > now + CLOCK_SKEW:
+        ahead = _duration(published - now)
+        reason = (
+            f"{_name(item)} is dated {published:%Y-%m-%d %H:%M} UTC, {ahead} after the time "
+            "of reading; it is kept with that date but cannot be the lead"
         )
-    feed = parsed.get("feed", {})
-    feed_categories = [_term(tag) for tag in feed.get("tags", []) or []]
-    base = feed.get("link") if isinstance(feed.get("link"), str) else None
-    items: list[FeedItem] = []
-    skipped: list[SkippedItem] = []
-    for index, entry in enumerate(parsed.get("entries", []), 1):
-        try:
-            items.append(_from_entry(index, entry))
-        except _ITEM_ERRORS as exc:
-            reason = f"item {index} could not be read ({type(exc).__name__}: {exc})"
-            skipped.append(SkippedItem(source, None, reason))
-    return items, [c for c in feed_categories if c], base, skipped
+        skipped.append(SkippedItem(story.source, item.line, reason))
+        return dataclasses.replace(story, future_dated=True)
+    return story
 
 
-def _from_entry(index: int, entry: Mapping[str, Any]) -> FeedItem:
-    summary_html: str | None = None
-    summary_text: str | None = None
-    detail = entry.get("summary_detail") or {}
-    value = entry.get("summary")
-    if not value and entry.get("content"):
-        detail = entry["content"][0]
-        value = detail.get("value")
-    if value:
-        if "html" in str(detail.get("type", "text/html")):
-            summary_html = value
-        else:
-            summary_text = value
-    author_detail = entry.get("author_detail") or {}
-    return FeedItem(
-        index=index,
-        title=entry.get("title") or "",
-        link=entry.get("link"),
-        guid=entry.get("id"),
-        categories=[_term(tag) for tag in entry.get("tags", []) or []],
-        published=_struct_time(entry.get("published_parsed")),
-        updated=_struct_time(entry.get("updated_parsed")),
-        summary_html=summary_html,
-        summary_text=summary_text,
-        images=_images(entry),
-        author=author_detail.get("name") or entry.get("author"),
+def _duration(delta: object) -> str:
+    seconds = int(delta.total_seconds())  # type: ignore[attr-defined]
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds // 3600} hours"
+    return f"{max(1, seconds // 60)} minutes"
+
+
+def _no_zone_report(items: list[FeedItem], source: str) -> SkippedItem:
+    first = items[0]
+    if len(items) == 1:
+        reason = f"{_name(first)}: {first.date_problem}; it was read as UTC"
+    else:
+        reason = (
+            f"{len(items)} items give dates with no time zone (the first is {_name(first)}: "
+            f"{first.date_problem}); they were read as UTC"
+        )
+    return SkippedItem(source, first.line, reason)
+
+
+def _decoding_report(xml: XmlFeed, source: str) -> list[SkippedItem]:
+    """What decoding changed, per item where the item is known, else per line."""
+    decoded = xml.decoded
+    report: list[SkippedItem] = []
+    if decoded is not None and decoded.note and not decoded.repairs:
+        report.append(SkippedItem(source, None, f"{decoded.note} (nothing was dropped)"))
+    if not xml.repairs:
+        return report
+    note = (decoded.note if decoded is not None and decoded.repairs else None) or (
+        "characters that are not allowed in XML were replaced with \ufffd"
     )
-
-
-def _term(tag: Mapping[str, Any]) -> str:
-    return str(tag.get("term") or tag.get("label") or "").strip()
-
-
-def _struct_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime(*value[:6], tzinfo=UTC)
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
-def _images(entry: Mapping[str, Any]) -> list[ImageRef]:
-    refs: list[ImageRef] = []
-    for media in entry.get("media_content", []) or []:
-        if _is_image(media.get("url"), media.get("type"), media.get("medium")):
-            refs.append(_ref(media.get("url"), media))
-    for link in entry.get("links", []) or []:
-        if link.get("rel") == "enclosure" and _is_image(link.get("href"), link.get("type"), None):
-            refs.append(_ref(link.get("href"), link))
-    for thumb in entry.get("media_thumbnail", []) or []:
-        refs.append(_ref(thumb.get("url"), thumb))
-    return [ref for ref in refs if ref.url]
-
-
-def _is_image(url: Any, mime: Any, medium: Any) -> bool:
-    """An image by its medium or MIME type, else (neither given) by the URL's extension."""
-    if medium or mime:
-        return medium == "image" or str(mime or "").startswith("image/")
-    return bool(_IMAGE_PATH.search(str(url or "")))
-
-
-def _ref(url: Any, attrs: Mapping[str, Any]) -> ImageRef:
-    return ImageRef(
-        url=str(url or ""),
-        width=to_int(attrs.get("width")),
-        height=to_int(attrs.get("height")),
-    )
+    if xml.bad_references:
+        refs = ", ".join(xml.bad_references[:3])
+        note = f"character references that name no character ({refs}) were replaced with \ufffd"
+        if decoded is not None and decoded.repairs:
+            note = f"{decoded.note}, and {note}"
+    lines = sorted(xml.repairs, key=lambda r: r.line)
+    for repair in lines[:_REPORTED]:
+        owners = [i for i in xml.items if i.line and i.end_line and i.line <= repair.line <= i.end_line]
+        where = f"{_name(owners[0])}: " if len(owners) == 1 else ""
+        count = "" if repair.count == 1 else f" ({repair.count} characters)"
+        reason = f"{where}{note} on this line{count}; the rest was kept"
+        report.append(SkippedItem(source, repair.line, reason))
+    if len(lines) > _REPORTED:
+        report.append(SkippedItem(source, None, f"{note} on {len(lines) - _REPORTED} more lines"))
+    return report

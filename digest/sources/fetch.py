@@ -26,12 +26,14 @@ _CHUNK = 65536
 
 @dataclass(frozen=True, slots=True)
 class FetchedBytes:
-    """A fetched body: its bytes (decompressed), the final URL, and when the server says it
-    last changed (``Last-Modified``, else ``Date``), timezone-aware, or None."""
+    """A fetched body: its bytes (decompressed), the final URL (after redirects: the base for
+    the document's relative links), when the server says it last changed
+    (``Last-Modified``, else ``Date``), timezone-aware, or None, and its ``Content-Type``."""
 
     data: bytes
     url: str
     last_modified: datetime | None
+    content_type: str | None = None
 
 
 async def fetch_bytes(
@@ -89,7 +91,12 @@ async def _fetch(client: httpx.AsyncClient, url: str, settings: FetchSettings) -
                     source=url,
                 )
             data = await _read_body(response, url, settings.max_bytes)
-            return FetchedBytes(data=data, url=current, last_modified=_last_modified(response))
+            return FetchedBytes(
+                data=data,
+                url=current,
+                last_modified=_last_modified(response),
+                content_type=response.headers.get("content-type"),
+            )
         finally:
             await response.aclose()
     raise FetchError(

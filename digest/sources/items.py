@@ -4,24 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin
 
-from digest.models import Image, Story, story_id
+from digest.models import Story, story_id
+from digest.sources.images import ImageRef, choose_image
+from digest.sources.markup import summarise_html
 from digest.sources.text import (
     clean_headline,
-    collapse_text,
-    html_to_text,
+    clean_text,
     is_http_url,
     link_scheme,
     map_section,
-    sanitise_html,
     shorten,
 )
 
-__all__ = ["FeedItem", "ImageRef", "SkipItem", "aware", "item_to_story", "to_int"]
+__all__ = [
+    "CLOCK_SKEW",
+    "FeedItem",
+    "ImageRef",
+    "SkipItem",
+    "aware",
+    "item_to_story",
+    "to_int",
+]
 
 DEFAULT_SECTION = "News"
+# How far ahead of the time of reading a date may be before it is a mistake, not clock skew.
+CLOCK_SKEW = timedelta(minutes=15)
 _MAX_DIMENSION = 20_000
 
 
@@ -29,31 +39,35 @@ class SkipItem(Exception):
     """Raised inside the feed stage when one item cannot become a story; the text says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class ImageRef:
-    """A candidate image for an item, before its URL is checked."""
-
-    url: str
-    width: int | None = None
-    height: int | None = None
-    alt: str = ""
-
-
 @dataclass(slots=True)
 class FeedItem:
-    """What RSS, Atom and JSON Feed items have in common, as read from the feed."""
+    """What RSS, Atom and JSON Feed items have in common, as read from the feed.
+
+    ``title_is_markup`` is True only when the format marks the title as HTML (Atom
+    ``type="html"``/``"xhtml"``, an RSS title feedparser finds markup in); a plain title
+    keeps every character. ``line`` is where the item starts in the document (1-based) when
+    known (``end_line`` where it ends). ``date_problem`` says why ``published`` is missing or what was assumed of it.
+    """
 
     index: int
     title: str = ""
+    title_is_markup: bool = False
     link: str | None = None
     guid: str | None = None
     categories: list[str] = field(default_factory=list)
     published: datetime | None = None
-    updated: datetime | None = None
+    date_problem: str | None = None
     summary_html: str | None = None
     summary_text: str | None = None
     images: list[ImageRef] = field(default_factory=list)
     author: str | None = None
+    line: int | None = None
+    end_line: int | None = None
+
+
+def headline_of(item: FeedItem) -> str:
+    """The item's headline as plain text (markup titles de-tagged, plain ones kept)."""
+    return clean_headline(item.title) if item.title_is_markup else clean_text(item.title)
 
 
 def item_to_story(
@@ -68,16 +82,17 @@ def item_to_story(
 
     :raises SkipItem: when the item has no headline or its link is not http(s).
     """
-    headline = clean_headline(item.title or "")
+    headline = headline_of(item)
     if not any(ch.isalnum() for ch in headline):
         raise SkipItem(f"item {item.index} has no headline")
     url = _story_url(item, headline, base_url)
     section = choose_section(item.categories, feed_categories, section_map)
-    sanitised = sanitise_html(item.summary_html) if item.summary_html else ""
+    sanitised, text = summarise_html(item.summary_html) if item.summary_html else ("", "")
     # With no markup left, the plain text says it all.
     summary_html = sanitised if "<" in sanitised else ""
-    summary = collapse_text(item.summary_text or "") or html_to_text(sanitised)
+    summary = clean_text(item.summary_text or "") or clean_text(text)
     guid = (item.guid or "").strip()
+    author = clean_text(item.author or "")
     return Story(
         id=guid or url or story_id(section, headline),
         section=section,
@@ -85,9 +100,9 @@ def item_to_story(
         url=url,
         summary=shorten(summary) if summary else None,
         summary_html=summary_html or None,
-        image=_first_image(item.images),
-        author=clean_headline(item.author) if item.author and item.author.strip() else None,
-        published_at=item.published or item.updated,
+        image=choose_image(item.images, base_url=base_url),
+        author=author or None,
+        published_at=item.published,
         source=source,
     )
 
@@ -112,7 +127,10 @@ def _story_url(item: FeedItem, headline: str, base_url: str | None) -> str | Non
         return None
     scheme = link_scheme(link)
     if not scheme and base_url and is_http_url(base_url):
-        link = urljoin(base_url, link)
+        try:
+            link = urljoin(base_url, link)
+        except ValueError:
+            pass
         scheme = link_scheme(link)
     if scheme in ("http", "https") and is_http_url(link):
         return link
@@ -125,16 +143,6 @@ def _story_url(item: FeedItem, headline: str, base_url: str | None) -> str | Non
         f"item {item.index} ({headline[:60]!r}) links to a {scheme}: URL; "
         "only http and https links are allowed"
     )
-
-
-def _first_image(images: Sequence[ImageRef]) -> Image | None:
-    for ref in images:
-        url = (ref.url or "").strip()
-        if is_http_url(url):
-            return Image(
-                url=url, alt=clean_headline(ref.alt or ""), width=ref.width, height=ref.height
-            )
-    return None
 
 
 def to_int(value: object) -> int | None:

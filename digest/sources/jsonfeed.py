@@ -1,27 +1,44 @@
-"""JSON Feed 1.0 and 1.1 read with the json module (feedparser 6.0 does not know the format)."""
+"""JSON Feed 1.0 and 1.1 read with the json module (feedparser 6.0 does not know the format).
+
+JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/): ``title``, ``summary`` and
+``content_text`` are plain text and stay so (nothing shaped like a tag is removed); only
+``content_html`` is HTML. One concession to real feeds: character references in a title
+(``&amp;``, ``&#8217;``, as WordPress writes them) are decoded.
+"""
 
 from __future__ import annotations
 
+import html
 import json
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 from digest.errors import ParseError
 from digest.models import SkippedItem
-from digest.sources.items import FeedItem, ImageRef, aware, to_int
-from digest.sources.text import decode_text
+from digest.sources.charsets import decode_text
+from digest.sources.dates import read_date
+from digest.sources.images import ImageRef
+from digest.sources.items import FeedItem, to_int
 
-__all__ = ["read_json_feed"]
+__all__ = ["JsonFeed", "read_json_feed"]
 
 
-def read_json_feed(
-    data: bytes, *, source: str
-) -> tuple[list[FeedItem], list[str], str | None, list[SkippedItem]]:
-    """Read a JSON Feed into neutral items, the feed's categories (none), base URL and skips.
+@dataclass(slots=True)
+class JsonFeed:
+    """A JSON Feed's items, its ``home_page_url`` (the base for relative links) and the
+    items that were not objects."""
+
+    items: list[FeedItem] = field(default_factory=list)
+    base_url: str | None = None
+    skipped: list[SkippedItem] = field(default_factory=list)
+
+
+def read_json_feed(data: bytes, *, source: str, charset: str | None = None) -> JsonFeed:
+    """Read a JSON Feed into neutral items.
 
     :raises ParseError: when the bytes are not JSON or not a JSON Feed object with items.
     """
-    text = decode_text(data, source=source).text
+    text = decode_text(data, source=source, declared=charset).text
     try:
         document = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -47,24 +64,26 @@ def read_json_feed(
             skipped.append(SkippedItem(source, None, f"item {index} is not a JSON object"))
             continue
         items.append(_item(index, raw, feed_authors))
-    return items, [], base, skipped
+    return JsonFeed(items, base, skipped)
 
 
 def _item(index: int, raw: dict[str, Any], feed_authors: list[str]) -> FeedItem:
     content_html = _text(raw.get("content_html"))
     summary = _text(raw.get("summary"))
     content_text = _text(raw.get("content_text"))
-    tags = raw.get("tags") if isinstance(raw.get("tags"), list) else []
+    raw_tags = raw.get("tags")
+    tags: list[Any] = raw_tags if isinstance(raw_tags, list) else []
     authors = _authors(raw) or feed_authors
     guid = raw.get("id")
+    date = read_date(_text(raw.get("date_published")) or _text(raw.get("date_modified")))
     return FeedItem(
         index=index,
-        title=_text(raw.get("title")) or "",
+        title=html.unescape(_text(raw.get("title")) or ""),
         link=_text(raw.get("url")) or _text(raw.get("external_url")),
         guid=str(guid) if isinstance(guid, str | int) and not isinstance(guid, bool) else None,
         categories=[tag for tag in tags if isinstance(tag, str)],
-        published=_date(raw.get("date_published")),
-        updated=_date(raw.get("date_modified")),
+        published=date.moment,
+        date_problem=date.problem,
         # The spec's "summary" is plain text; the HTML content is sanitised and kept as well.
         summary_html=content_html if not summary else None,
         summary_text=summary or content_text,
@@ -77,15 +96,6 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def _date(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return aware(datetime.fromisoformat(value.strip()))
-    except ValueError:
-        return None
-
-
 def _authors(obj: dict[str, Any]) -> list[str]:
     people = obj.get("authors")
     if not isinstance(people, list):
@@ -94,14 +104,17 @@ def _authors(obj: dict[str, Any]) -> list[str]:
 
 
 def _images(raw: dict[str, Any]) -> list[ImageRef]:
-    refs = [ImageRef(url) for key in ("image", "banner_image") if (url := _text(raw.get(key)))]
-    attachments = raw.get("attachments") if isinstance(raw.get("attachments"), list) else []
+    refs = [
+        ImageRef(url, kind="image") for key in ("image", "banner_image")
+        if (url := _text(raw.get(key)))
+    ]
+    raw_attachments = raw.get("attachments")
+    attachments: list[Any] = raw_attachments if isinstance(raw_attachments, list) else []
     for attachment in attachments:
         if not isinstance(attachment, dict):
             continue
         mime, url = str(attachment.get("mime_type", "")), _text(attachment.get("url"))
         if url and mime.startswith("image/"):
-            refs.append(
-                ImageRef(url, to_int(attachment.get("width")), to_int(attachment.get("height")))
-            )
+            size = to_int(attachment.get("width")), to_int(attachment.get("height"))
+            refs.append(ImageRef(url, *size, mime=mime.lower(), kind="enclosure"))
     return refs

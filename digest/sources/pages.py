@@ -23,7 +23,8 @@ from types import MappingProxyType
 from digest.errors import ParseError
 from digest.models import Block, SkippedItem, SourceResult, Story, story_id
 from digest.sources.ages import parse_age, split_section_age
-from digest.sources.text import clean_headline, decode_text, map_section
+from digest.sources.charsets import Decoded, decode_text
+from digest.sources.text import clean_text, map_section
 
 __all__ = ["is_subheading", "parse_page"]
 
@@ -32,7 +33,10 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # Whitespace plus the invisible marks editors leave (a stray BOM, zero-width spaces).
 _BLANK = "".join(ch for ch in map(chr, range(0x3001)) if ch.isspace()) + "\ufeff\u200b\u2060"
 _SEPARATOR = re.compile(r"^\s*(?:[-–—_=*]\s*)+$")
-_MARKUP = re.compile(r"^\s*<(?:!doctype|html|\?xml|head|body)\b", re.IGNORECASE)
+# Markup, not a page: a comment, declaration, processing instruction or tag opens the text
+# ("<!-- generated -->", "<!DOCTYPE html>", "<?xml", "<html lang=en>", "</div>"). A section
+# line never starts so ("<3 Deno" does not: no letter, "!", "?" or "/" after the "<").
+_MARKUP = re.compile(r"^\s*<(?:[!?]|/?[A-Za-z][\w:.-]*(?:[\s/>]|$))")
 _FINAL_PUNCT = tuple(".!?:;,…\"'”’»)]")
 _MAX_REPORTED_LINES = 20
 _DEFAULT_SECTION = "News"
@@ -58,18 +62,22 @@ def parse_page(
     source: str,
     as_of: datetime,
     section_map: Mapping[str, str] = _NO_SECTIONS,
+    charset: str | None = None,
 ) -> SourceResult:
     """Parse an article page into the lead story and its teasers.
 
+    The page is plain text: nothing shaped like a tag or an entity is removed from a
+    headline. ``charset`` is what the server declared, if the page was fetched.
     Relative ages are resolved against ``as_of`` (a naive value is taken as UTC). Lines
     that cannot be used (a teaser without a headline, a duplicate) are listed in the
     result's ``skipped`` with their 1-based line number.
 
-    :raises ParseError: when the page is empty, binary, markup, or has no headline at all.
+    :raises ParseError: when the page is empty, binary, in an encoding digest does not read,
+        markup (any tag, comment or declaration before the first text), or has no headline.
     """
     if as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=UTC)
-    decoded = decode_text(data, source=source)
+    decoded = decode_text(data, source=source, declared=charset)
     lines = [
         _Line(n, text.strip(_BLANK)) for n, text in enumerate(_LINE_BREAK.split(decoded.text), 1)
     ]
@@ -86,7 +94,7 @@ def parse_page(
             source=source,
         )
     parser = _PageParser(source=source, as_of=as_of, section_map=section_map)
-    parser.report_decoding(decoded.note, decoded.encoding, content)
+    parser.report_decoding(decoded)
     parser.parse(content)
     if not parser.result.stories:
         raise ParseError(
@@ -129,13 +137,14 @@ class _PageParser:
     def skip(self, line: int | None, reason: str) -> None:
         self.result.skipped.append(SkippedItem(self.source, line, reason))
 
-    def report_decoding(self, note: str | None, encoding: str, content: list[_Line]) -> None:
+    def report_decoding(self, decoded: Decoded) -> None:
+        note = decoded.note
         if note is None:
             return
-        if encoding == "cp1252":
+        if not decoded.repairs:
             self.skip(None, f"{note} (nothing was dropped)")
             return
-        damaged = [line.number for line in content if "\ufffd" in line.text]
+        damaged = [repair.line for repair in decoded.repairs]
         for number in damaged[:_MAX_REPORTED_LINES]:
             self.skip(number, f"{note} on this line (the line was kept)")
         if len(damaged) > _MAX_REPORTED_LINES:
@@ -162,7 +171,7 @@ class _PageParser:
             self.skip(header.number, f"the lead section {header.text[:60]!r} has no headline")
             return
         headline_line, body_lines = block[1], block[2:]
-        headline = clean_headline(headline_line.text)
+        headline = clean_text(headline_line.text)
         if not _has_words(headline):
             self.skip(headline_line.number, "the lead headline is empty")
             return
@@ -174,7 +183,7 @@ class _PageParser:
                 text,
             )
             for i, line in enumerate(body_lines)
-            if (text := clean_headline(line.text))
+            if (text := clean_text(line.text))
         )
         summary = next((b.text for b in body if b.kind == "paragraph"), None)
         self._add(
@@ -208,7 +217,7 @@ class _PageParser:
 
     def _teaser(self, header: _Line, headline_line: _Line) -> None:
         section, published = self._header(header)
-        headline = clean_headline(headline_line.text)
+        headline = clean_text(headline_line.text)
         if not _has_words(headline):
             self.skip(header.number, f"the teaser {header.text[:60]!r} has an empty headline")
             return
@@ -233,7 +242,7 @@ class _PageParser:
 
     def _header(self, line: _Line) -> tuple[str, datetime | None]:
         raw_section, age = split_section_age(line.text, known_sections=self.section_map)
-        section = map_section(clean_headline(raw_section), self.section_map) or _DEFAULT_SECTION
+        section = map_section(clean_text(raw_section), self.section_map) or _DEFAULT_SECTION
         if age is None:
             return section, None
         try:

@@ -15,14 +15,20 @@ from .editors import Editor, EditorsMixin, InvalidEditorError
 from .engine import create_engine, guarded
 from .importer import ImportMixin, ImportReport, RejectedRow
 from .ledger import Claim, LedgerMixin
+from .lifecycle import EDITION_STATUSES, PENDING, PUBLISHED, UNPUBLISHED, EditionEvent
 from .migrate import upgrade
 from .ratelimits import RateLimitsMixin
 from .reports import ReportsMixin
 from .subscribers import InvalidSubscriberError, Membership, SubscribersMixin
 
 __all__ = [
+    "EDITION_STATUSES",
+    "PENDING",
+    "PUBLISHED",
+    "UNPUBLISHED",
     "Claim",
     "DeliveryRef",
+    "EditionEvent",
     "EditionRecord",
     "Editor",
     "ImportReport",

@@ -92,14 +92,16 @@ class CarriedMixin(Database):
         return set(conn.execute(query).scalars())
 
     @guarded
-    def carried_keys(self, list_name: str, keys: RepeatKeys, *,
-                     headlines_since: date) -> RepeatKeys:
+    def carried_keys(self, list_name: str, keys: RepeatKeys, *, headlines_since: date,
+                     including: Collection[int] = ()) -> RepeatKeys:
         """Which of ``keys`` stories that readers of ``list_name`` received had.
 
         Identity keys count whenever the edition went out; headline keys only for editions
         dated ``headlines_since`` or later (the list's ``repeat_window``). Rows are looked up
         by their (indexed) keys first and their editions checked after, so the cost follows
         the number of keys asked about rather than the length of the list's history.
+        The editions ``including`` names count as received whatever their status (``build
+        --next``: today's stored edition, as if it had gone out).
         """
         not_undone = sa.or_(edition_stories.c.carried.is_(True),
                             edition_stories.c.carried.is_(None))
@@ -125,6 +127,7 @@ class CarriedMixin(Database):
                 received: set[int] = set()
                 for some in _chunks(ids):
                     received |= self._received_editions(conn, list_name, some, since)
+                received |= ids & set(including)
                 for eid, found, when in hits:
                     if when == since and eid in received:
                         (found_ids if since is None else found_heads).update(found)

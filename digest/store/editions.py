@@ -1,7 +1,10 @@
-"""Lists and editions: what each list sent, kept so no story goes out twice and for the archive."""
+"""Lists and editions: what each list sent, kept so no story goes out twice and for the archive.
+
+An edition's status and its events are described in ``lifecycle.py``."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -14,6 +17,7 @@ from digest.models import Edition
 
 from .carried import story_rows
 from .engine import Database, guarded
+from .publishing import PublishingMixin
 from .schema import NON_TERMINAL, deliveries, edition_stories, editions, lists
 
 __all__ = ["EditionRecord", "EditionsMixin", "edition_from_payload", "edition_payload"]
@@ -21,8 +25,10 @@ __all__ = ["EditionRecord", "EditionsMixin", "edition_from_payload", "edition_pa
 
 @dataclass(frozen=True, slots=True)
 class EditionRecord:
-    """An edition as stored: ``status`` is "built", "publishing" (ledger rows still open)
-    or "published" (every ledger row terminal); ``payload`` is the edition as JSON."""
+    """An edition as stored: ``status`` is one of ``EDITION_STATUSES`` (draft, approved,
+    sending, sent, held, cancelled, missed; see ``lifecycle.py``), read with the ledger so
+    that "sending" means rows are still open and "sent" that every row ended; ``payload``
+    is the edition as JSON; ``published_at`` is set once ledger rows exist."""
 
     id: int
     list_name: str
@@ -37,6 +43,17 @@ class EditionRecord:
     def edition(self) -> Edition:
         """The stored edition rebuilt as a :class:`digest.models.Edition`."""
         return edition_from_payload(self.payload)
+
+    @property
+    def published(self) -> bool:
+        """True once ledger rows exist (status "sending" or "sent")."""
+        return self.published_at is not None
+
+    @property
+    def has_stories(self) -> bool:
+        """False for the placeholder of an edition that was never built (missed)."""
+        return bool(self.payload.get("lead")) or any(
+            sec.get("teasers") for sec in self.payload.get("sections", ()))
 
 
 def edition_payload(edition: Edition) -> dict[str, Any]:
@@ -65,7 +82,7 @@ def list_id(conn: Connection, name: str, *, create: bool = False,
         name=name, title=title or name, created_at=datetime.now(UTC))).inserted_primary_key[0])
 
 
-class EditionsMixin(Database):
+class EditionsMixin(PublishingMixin, Database):
     """Store methods for lists and editions."""
 
     @guarded
@@ -93,10 +110,9 @@ class EditionsMixin(Database):
 
     @staticmethod
     def _record(row: Any) -> EditionRecord:
-        if row.published_at is None:
-            status = "built"
-        else:
-            status = "publishing" if row.has_open else "published"
+        status = row.status
+        if status == "sending" and not row.has_open:
+            status = "sent"  # the ledger ended it; settle_editions records the move
         return EditionRecord(id=row.id, list_name=row.list_name, date=row.date, seq=row.seq,
                              subject=row.subject, status=status, payload=row.payload,
                              created_at=row.created_at, published_at=row.published_at)
@@ -124,32 +140,55 @@ class EditionsMixin(Database):
         return self._record(row)
 
     @guarded
-    def list_editions(self, list_name: str, *, limit: int = 50) -> list[EditionRecord]:
-        """The newest ``limit`` editions of ``list_name``, newest first (for the archive)."""
-        query = (self._edition_query().where(lists.c.name == list_name)
-                 .order_by(editions.c.date.desc(), editions.c.seq.desc()).limit(limit))
+    def list_editions(self, list_name: str | None, *, limit: int = 50,
+                      statuses: Collection[str] | None = None) -> list[EditionRecord]:
+        """The newest ``limit`` editions of ``list_name`` (None: every list), newest first;
+        with ``statuses``, only editions whose stored status is one of them."""
+        query = self._edition_query()
+        if list_name is not None:
+            query = query.where(lists.c.name == list_name)
+        if statuses is not None:
+            query = query.where(editions.c.status.in_(sorted(statuses)))
+        query = query.order_by(editions.c.date.desc(), editions.c.seq.desc(),
+                               editions.c.id.desc()).limit(limit)
         with self.read() as conn:
             return [self._record(row) for row in conn.execute(query)]
 
     @guarded
-    def record_edition(self, edition: Edition, *, forced: bool = False) -> EditionRecord:
-        """Store ``edition`` and its stories; an existing (list, date) edition is returned
-        as is unless ``forced``, which stores a new one with the next ``seq``."""
+    def record_edition(self, edition: Edition, *, forced: bool = False,
+                       actor: str = "send command", cause: str | None = None,
+                       detail: dict[str, Any] | None = None,
+                       status: str = "draft") -> EditionRecord:
+        """Store ``edition`` and its stories as a draft (event: created by ``actor``).
+
+        An existing live edition of that list and date (any status but cancelled or missed)
+        is returned as it is, unless ``forced``, which stores a new one with the next ``seq``
+        and cancels older unpublished ones of that date ("superseded").
+        ``status`` "missed" records the placeholder of an edition that was never built.
+        """
+        now = datetime.now(UTC)
         with self.write() as conn:
             lid = list_id(conn, edition.list_name, create=True)
             newest = conn.execute(
-                sa.select(editions.c.id, editions.c.seq)
+                sa.select(editions.c.id, editions.c.seq, editions.c.status)
                 .where(editions.c.list_id == lid, editions.c.date == edition.date)
                 .order_by(editions.c.seq.desc()).limit(1)).first()
-            if newest is not None and not forced:
+            if newest is not None and newest.status not in ("cancelled", "missed") \
+                    and not forced:
                 edition_id = newest.id
+                logged = []
             else:
                 seq = newest.seq + 1 if newest is not None else 1
                 edition_id = conn.execute(editions.insert().values(
                     list_id=lid, date=edition.date, seq=seq, subject=edition.subject,
-                    payload=edition_payload(edition), created_at=datetime.now(UTC),
+                    payload=edition_payload(edition), created_at=now, status=status,
                 )).inserted_primary_key[0]
                 rows = story_rows(edition_id, edition)
                 if rows:
                     conn.execute(edition_stories.insert(), rows)
+                logged = self._record_created(
+                    conn, edition_id, status, actor=actor,
+                    cause=cause or ("built" if status == "draft" else None),
+                    detail=detail, now=now, supersede=forced)
+        self._log_events(logged)
         return self.get_edition(edition_id)

@@ -1,5 +1,8 @@
 """The delivery ledger: one row per (edition, subscriber), claimed by workers, ended once.
 
+Rows are created when an edition is published (:meth:`PublishingMixin.publish_edition` in
+``publishing.py``, which moves the edition to "sending" in the same transaction).
+
 States: queued -> sending -> sent | failed | expired, or skipped at claim time when the
 address unsubscribed, bounced, complained or was suppressed after the edition was published.
 """
@@ -21,7 +24,7 @@ from digest.errors import StoreError
 
 from .engine import Database, guarded, translate_error
 from .ledger_sql import SENT_ROW, SQLiteLedger, claim_update, clip, due_query
-from .schema import ACTIVE, deliveries, editions, memberships, subscribers, suppressions
+from .schema import ACTIVE, deliveries, memberships, subscribers, suppressions
 
 __all__ = ["Claim", "LedgerMixin", "suppress_address"]
 
@@ -70,48 +73,6 @@ def suppress_address(conn: Connection, email_key: str, reason: str, detail: str 
 # runs the same statements, compiled once, on the DBAPI cursor (``SQLiteLedger``).
 class LedgerMixin(Database):
     """Store methods for publishing an edition and moving its ledger rows."""
-
-    def _random_token(self) -> sa.ColumnElement[str]:
-        if self.is_sqlite:
-            return sa.func.lower(sa.func.hex(sa.func.randomblob(6)))
-        return sa.func.substr(sa.func.md5(sa.cast(sa.func.random(), sa.String)), 1, 12)
-
-    @guarded
-    def publish_edition(self, edition_id: int, *, message_id_domain: str,
-                        now: datetime) -> int:
-        """Create one "queued" row per active, unsuppressed member; 0 if already published."""
-        now = _utc(now)
-        with self.write() as conn:
-            query = sa.select(editions.c.list_id, editions.c.published_at).where(
-                editions.c.id == edition_id)
-            if not self.is_sqlite:
-                query = query.with_for_update()
-            row = conn.execute(query).first()
-            if row is None:
-                raise StoreError(f"The store has no edition {edition_id} to publish; "
-                                 "record it first.")
-            if row.published_at is not None:
-                return 0
-            message_id = ("<e" + sa.literal(str(edition_id)) + ".s"
-                          + sa.cast(memberships.c.subscriber_id, sa.String) + "."
-                          + self._random_token() + "@" + sa.literal(message_id_domain) + ">")
-            eligible = (
-                sa.select(
-                    sa.literal(edition_id), memberships.c.subscriber_id, sa.literal("queued"),
-                    message_id, sa.literal(0), sa.literal(now, deliveries.c.created_at.type),
-                    sa.literal(now, deliveries.c.next_attempt_at.type))
-                .join(subscribers, subscribers.c.id == memberships.c.subscriber_id)
-                .outerjoin(suppressions, suppressions.c.email_key == subscribers.c.email_key)
-                .where(memberships.c.list_id == row.list_id, memberships.c.status == ACTIVE,
-                       suppressions.c.id.is_(None))
-                .order_by(memberships.c.subscriber_id))
-            created = conn.execute(deliveries.insert().from_select(
-                ["edition_id", "subscriber_id", "status", "message_id", "attempts",
-                 "created_at", "next_attempt_at"], eligible),
-                execution_options={"preserve_rowcount": True}).rowcount
-            conn.execute(editions.update().where(editions.c.id == edition_id).values(
-                published_at=now, message_id_domain=message_id_domain))
-            return int(created)
 
     @guarded
     def claim_deliveries(self, edition_id: int, *, worker_id: str, limit: int,

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 __all__ = [
     "ACTIVE",
     "DELIVERY_STATUSES",
+    "EDITION_STATUSES",
     "INACTIVE",
     "MEMBERSHIP_STATUSES",
     "NON_TERMINAL",
@@ -21,6 +22,7 @@ __all__ = [
     "UTCDateTime",
     "bounce_events",
     "deliveries",
+    "edition_events",
     "edition_stories",
     "editions",
     "editors",
@@ -38,6 +40,9 @@ INACTIVE = frozenset({"unsubscribed", "bounced", "complained"})
 DELIVERY_STATUSES = ("queued", "sending", "sent", "failed", "expired", "skipped")
 TERMINAL = frozenset({"sent", "failed", "expired", "skipped"})
 NON_TERMINAL = frozenset({"queued", "sending"})
+#: An edition's lifecycle (see digest/store/lifecycle.py): draft -> approved -> sending -> sent,
+#: or held / cancelled / missed.
+EDITION_STATUSES = ("draft", "approved", "sending", "sent", "held", "cancelled", "missed")
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -131,7 +136,27 @@ editions = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("published_at", UTCDateTime, nullable=True),
     sa.Column("message_id_domain", sa.String(253), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False, server_default="draft"),
     sa.UniqueConstraint("list_id", "date", "seq"),
+    sa.CheckConstraint(
+        "status IN ('draft', 'approved', 'sending', 'sent', 'held', 'cancelled', 'missed')",
+        name="status"),
+)
+
+# Append-only: one row per move of an edition's status (and per notice about it, where
+# old_status == new_status), with who or what made it and why.
+edition_events = sa.Table(
+    "edition_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("edition_id", sa.Integer, sa.ForeignKey("editions.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("old_status", sa.String(16), nullable=True),
+    sa.Column("new_status", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("cause", sa.String(1000), nullable=True),
+    sa.Column("detail", sa.JSON, nullable=True),
+    sa.Index(None, "edition_id", "id"),
 )
 
 # One row per story of an edition. The keys are digest.identity's: link_key and guid_key

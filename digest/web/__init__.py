@@ -8,7 +8,7 @@ and without that prefix, so a proxy may pass the path through or strip it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -33,6 +33,7 @@ from digest.errors import (
 
 from .archive import archive_edition, archive_index, healthz, personal_links
 from .desk import DESK_PATH, create_desk, desk_root
+from .drafts import draft_preview
 from .middleware import (
     MAX_BODY,
     BodyLimit,
@@ -53,22 +54,31 @@ __all__ = ["create_app", "serve"]
 
 log = logging.getLogger("digest.web")
 
+def N_(message: str) -> str:
+    """Marks a message for the catalogs (``pybabel extract``); translated where it is used."""
+    return message
+
+
 _HTTP_SENTENCES = {
-    400: ("Bad request", "The request could not be read; go back and try again."),
-    404: ("Not found", "There is no page at this address."),
-    405: ("Not allowed", "This address does not accept that kind of request."),
-    413: ("Too large", "The request is too large."),
+    400: (N_("Bad request"), N_("The request could not be read; go back and try again.")),
+    404: (N_("Not found"), N_("There is no page at this address.")),
+    405: (N_("Not allowed"), N_("This address does not accept that kind of request.")),
+    413: (N_("Too large"), N_("The request is too large.")),
 }
 
 
 async def home(request: Request) -> Response:
     """The root: each list with its sign-up form and archive."""
     web = state_of(request)
+    _ = web.pages.gettext()
     links = []
     for lst in web.settings.lists.values():
-        links.append((f"Subscribe to {lst.title}", web.url(f"/subscribe/{lst.name}")))
-        links.append((f"{lst.title}: past editions", web.url(f"/archive/{lst.name}")))
-    return web.pages.message(web.settings.site.name, "Our email newsletters:", links=links)
+        gettext = web.pages.gettext(lst.language)  # each list's links in its language
+        links.append((gettext("Subscribe to %(title)s") % {"title": lst.title},
+                      web.url(f"/subscribe/{lst.name}")))
+        links.append((gettext("%(title)s: past editions") % {"title": lst.title},
+                      web.url(f"/archive/{lst.name}")))
+    return web.pages.message(web.settings.site.name, _("Our email newsletters:"), links=links)
 
 
 def _routes() -> list[Route]:
@@ -84,6 +94,7 @@ def _routes() -> list[Route]:
         Route("/archive/{list}", archive_index, methods=["GET"]),
         Route("/archive/{list}/{day}", archive_edition, methods=["GET"]),
         Route("/links/{list}", personal_links, methods=["GET"]),
+        Route("/drafts/{token}", draft_preview, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
 
@@ -91,31 +102,51 @@ def _routes() -> list[Route]:
 def _handlers(web: WebState) -> dict[object, object]:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        _ = web.pages.gettext()
         heading, sentence = _HTTP_SENTENCES.get(
-            exc.status_code, ("Something went wrong", "The request could not be handled."))
-        return web.pages.message(heading, sentence, status=exc.status_code,
+            exc.status_code, (N_("Something went wrong"),
+                              N_("The request could not be handled.")))
+        return web.pages.message(_(heading), _(sentence), status=exc.status_code,
                                  headers=exc.headers)
 
     async def bad_token(request: Request, exc: Exception) -> Response:
-        return web.pages.message("This link does not work", str(exc), status=400)
+        _ = web.pages.gettext()
+        return web.pages.message(_("This link does not work"), _token_sentence(_, exc),
+                                 status=400)
 
     async def unavailable(request: Request, exc: Exception) -> Response:
         log.warning("%s %s: %s", request.method, redact_path(request.url.path), exc)
-        sentence = ("We could not send the email just now; please try again in a few minutes."
+        _ = web.pages.gettext()
+        sentence = (_("We could not send the email just now; please try again in a few "
+                      "minutes.")
                     if isinstance(exc, DeliveryError) else
-                    "The service is unavailable for a moment; please try again in a few "
-                    "minutes.")
-        return web.pages.message("Please try again soon", sentence, status=503,
+                    _("The service is unavailable for a moment; please try again in a few "
+                      "minutes."))
+        return web.pages.message(_("Please try again soon"), sentence, status=503,
                                  headers={"Retry-After": "60"})
 
     async def render_failed(request: Request, exc: Exception) -> Response:
         log.error("%s %s: %s", request.method, redact_path(request.url.path), exc)
-        return web.pages.message("This page cannot be shown",
-                                 "This edition cannot be shown right now; the newsroom has "
-                                 "been told.", status=500)
+        _ = web.pages.gettext()
+        return web.pages.message(_("This page cannot be shown"),
+                                 _("This edition cannot be shown right now; the newsroom has "
+                                   "been told."), status=500)
 
     return {HTTPException: http_error, InvalidTokenError: bad_token, StoreError: unavailable,
             DeliveryError: unavailable, RenderError: render_failed}
+
+
+def _token_sentence(_: Callable[[str], str], exc: Exception) -> str:
+    """What a reader is told about a link that does not work, in their language: the
+    token module's reasons come in English, so the kind of fault is mapped here."""
+    reason = str(exc)
+    if "expired" in reason:
+        return _("This link has expired; ask for a new one.")
+    if "another list" in reason:
+        return _("This link is for another list; use the link from that list's email.")
+    if "confirmation link" in reason:
+        return _("This confirmation link does not match any subscription; subscribe again.")
+    return _("This link is not valid; use the link from the latest email.")
 
 
 def create_app(settings: Settings, store: Store | None = None) -> Starlette:
@@ -141,12 +172,14 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
                 opened.close()
 
     async def too_large(scope: Scope) -> Response:
-        return web.pages.message(*_HTTP_SENTENCES[413], status=413,
+        _ = web.pages.gettext()
+        return web.pages.message(*(_(m) for m in _HTTP_SENTENCES[413]), status=413,
                                  headers={"Connection": "close"})
 
     async def crashed(scope: Scope) -> Response:
-        return web.pages.message("Something went wrong",
-                                 "The page could not be produced; please try again later.",
+        _ = web.pages.gettext()
+        return web.pages.message(_("Something went wrong"),
+                                 _("The page could not be produced; please try again later."),
                                  status=500)
 
     desk = create_desk(web)

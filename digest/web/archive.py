@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
+from digest import i18n
 from digest.config import ListSettings
 from digest.errors import StoreError
 
@@ -59,8 +60,9 @@ def _render(web: WebState, lst: ListSettings, record) -> str:  # type: ignore[no
     return html
 
 
-def _not_found(web: WebState, sentence: str) -> Response:
-    return web.pages.message("Not found", sentence, status=404)
+def _not_found(web: WebState, sentence: str, lang: str | None = None) -> Response:
+    return web.pages.message(web.pages.gettext(lang)("Not found"), sentence, status=404,
+                             lang=lang)
 
 
 async def archive_edition(request: Request) -> Response:
@@ -68,17 +70,21 @@ async def archive_edition(request: Request) -> Response:
     web = state_of(request)
     lst = web.configured(request.path_params["list"])
     raw_day = request.path_params["day"]
+    lang = web.language(request.path_params["list"])
+    _ = web.pages.gettext(lang)
     if lst is None or not _DAY.match(raw_day):
-        return _not_found(web, "There is no such edition here.")
+        return _not_found(web, _("There is no such edition here."), lang)
     try:
         day = date.fromisoformat(raw_day)
     except ValueError:
-        return _not_found(web, "There is no such edition here.")
+        return _not_found(web, _("There is no such edition here."), lang)
     record = await run_in_threadpool(_published, web, lst.name, day)
     if record is None:
         return web.pages.message(
-            "Not found", f"No {lst.title} edition went out on {day.isoformat()}.", status=404,
-            links=[(f"All {lst.title} editions", web.url(f"/archive/{lst.name}"))])
+            _("Not found"), _("No %(title)s edition went out on %(date)s.")
+            % {"title": lst.title, "date": i18n.format_long(day, lang)}, status=404,
+            links=[(_("All %(title)s editions") % {"title": lst.title},
+                    web.url(f"/archive/{lst.name}"))], lang=lang)
     html = await run_in_threadpool(_render, web, lst, record)
     return HTMLResponse(html, headers=PUBLIC_CACHE)
 
@@ -88,7 +94,7 @@ async def archive_index(request: Request) -> Response:
     web = state_of(request)
     lst = web.configured(request.path_params["list"])
     if lst is None:
-        return _not_found(web, "There is no such list here.")
+        return _not_found(web, web.pages.gettext()("There is no such list here."))
     records = await run_in_threadpool(web.get_store().list_editions, lst.name, limit=100)
     editions, seen = [], set()
     for record in records:
@@ -98,7 +104,7 @@ async def archive_index(request: Request) -> Response:
         editions.append((record.date, record.subject,
                          web.url(f"/archive/{lst.name}/{record.date.isoformat()}")))
     return web.pages.render("archive_index.html", headers=PUBLIC_CACHE, list_title=lst.title,
-                            editions=editions[:60],
+                            editions=editions[:60], lang=lst.language,
                             subscribe_url=web.url(f"/subscribe/{lst.name}"))
 
 
@@ -107,15 +113,18 @@ async def personal_links(request: Request) -> Response:
     web = state_of(request)
     lst = web.configured(request.path_params["list"])
     if lst is None:
-        return _not_found(web, "There is no such list here.")
+        return _not_found(web, web.pages.gettext()("There is no such list here."))
+    _ = web.pages.gettext(lst.language)
     return web.pages.message(
-        "Use the links in your email",
-        f"The links at the bottom of each {lst.title} email are yours alone: use them to "
-        "choose your sections or to unsubscribe in one click. This page is the public copy "
-        "of an edition, so it cannot know who you are.",
-        links=[(f"Subscribe to {lst.title}", web.url(f"/subscribe/{lst.name}")),
-               (f"All {lst.title} editions", web.url(f"/archive/{lst.name}"))],
-        headers=PUBLIC_CACHE)
+        _("Use the links in your email"),
+        _("The links at the bottom of each %(title)s email are yours alone: use them to "
+          "choose your sections or to unsubscribe in one click. This page is the public "
+          "copy of an edition, so it cannot know who you are.") % {"title": lst.title},
+        links=[(_("Subscribe to %(title)s") % {"title": lst.title},
+                web.url(f"/subscribe/{lst.name}")),
+               (_("All %(title)s editions") % {"title": lst.title},
+                web.url(f"/archive/{lst.name}"))],
+        headers=PUBLIC_CACHE, lang=lst.language)
 
 
 async def healthz(request: Request) -> Response:

@@ -7,20 +7,26 @@ as ``send --test-to`` does.
 
 from __future__ import annotations
 
+import gettext
 import html
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, make_msgid
 
-from digest import pipeline
+from digest import i18n, pipeline
 from digest.config import ListSettings, Settings
 
 __all__ = ["already_subscribed_message", "confirmation_message", "send_one"]
 
 log = logging.getLogger("digest.web")
+
+
+def _translations(settings: Settings, lst: ListSettings) -> gettext.NullTranslations:
+    """The list's catalogs: these emails speak the list's language, like its editions."""
+    return i18n.load_translations(lst.language, settings.templates_dir)
 
 
 def _message(settings: Settings, lst: ListSettings, *, email: str, name: str | None,
@@ -37,7 +43,8 @@ def _message(settings: Settings, lst: ListSettings, *, email: str, name: str | N
         msg["Reply-To"] = lst.reply_to
     # RFC 3834: a machine's answer to a request; auto-responders must not reply to it.
     msg["Auto-Submitted"] = "auto-generated"
-    greeting = f"Hello {name}," if name else "Hello,"
+    _ = _translations(settings, lst).gettext
+    greeting = _("Hello %(name)s,") % {"name": name} if name else _("Hello,")
     footer = [settings.site.name, settings.site.postal_address]
     text = "\n\n".join([greeting, *paragraphs[:1], f"{link_label}:\n{link}",
                         *paragraphs[1:], "\n".join(footer)]) + "\n"
@@ -45,7 +52,8 @@ def _message(settings: Settings, lst: ListSettings, *, email: str, name: str | N
     esc = html.escape
     body = "".join(f'<p style="margin:0 0 16px">{esc(p)}</p>' for p in paragraphs[1:])
     msg.add_alternative(
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<!doctype html><html lang="{esc(lst.language)}" '
+        f'dir="{i18n.text_direction(lst.language)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(subject)}</title></head>"
         '<body style="margin:0;padding:24px 16px;background:#ffffff;color:#1d1d1f;'
@@ -65,40 +73,42 @@ def _message(settings: Settings, lst: ListSettings, *, email: str, name: str | N
     return lst.from_email, email, pipeline.dkim_sign_if_configured(settings, data)
 
 
-def _days(span: timedelta) -> str:
-    days = max(1, round(span.total_seconds() / 86400))
-    return "1 day" if days == 1 else f"{days} days"
-
-
 def confirmation_message(settings: Settings, lst: ListSettings, *, email: str,
                          name: str | None, confirm_link: str) -> tuple[str, str, bytes]:
-    """``(envelope sender, recipient, bytes)`` asking ``email`` to confirm the subscription."""
+    """``(envelope sender, recipient, bytes)`` asking ``email`` to confirm the subscription,
+    in the list's language."""
+    translations = _translations(settings, lst)
+    _, ngettext = translations.gettext, translations.ngettext
+    days = max(1, round(settings.web.confirm_max_age.total_seconds() / 86400))
     return _message(
         settings, lst, email=email, name=name,
-        subject=f"Confirm your subscription to {lst.title}",
+        subject=_("Confirm your subscription to %(title)s") % {"title": lst.title},
         paragraphs=[
-            (f"Please confirm that you want {lst.title} from {settings.site.name} at this "
-             "address."),
-            (f"The link works for {_days(settings.web.confirm_max_age)}. If you did not ask "
-             "for this, ignore this email: you will not hear from us again."),
+            _("Please confirm that you want %(title)s from %(site)s at this address.")
+            % {"title": lst.title, "site": settings.site.name},
+            ngettext("The link works for %(num)d day. If you did not ask for this, ignore "
+                     "this email: you will not hear from us again.",
+                     "The link works for %(num)d days. If you did not ask for this, ignore "
+                     "this email: you will not hear from us again.", days) % {"num": days},
         ],
-        link_label="Confirm my subscription", link=confirm_link)
+        link_label=_("Confirm my subscription"), link=confirm_link)
 
 
 def already_subscribed_message(settings: Settings, lst: ListSettings, *, email: str,
                                name: str | None, manage_link: str) -> tuple[str, str, bytes]:
     """``(envelope sender, recipient, bytes)`` telling ``email`` it is already subscribed
     (the web page says the same thing whether or not it was, so nobody can probe addresses)."""
+    _ = _translations(settings, lst).gettext
     return _message(
         settings, lst, email=email, name=name,
-        subject=f"You are already subscribed to {lst.title}",
+        subject=_("You are already subscribed to %(title)s") % {"title": lst.title},
         paragraphs=[
-            (f"Someone, probably you, asked to subscribe this address to {lst.title}, and it "
-             "already gets it. To change your sections or unsubscribe, use your preferences "
-             "page."),
-            "If you did not ask for this, you can ignore this email.",
+            _("Someone, probably you, asked to subscribe this address to %(title)s, and it "
+              "already gets it. To change your sections or unsubscribe, use your preferences "
+              "page.") % {"title": lst.title},
+            _("If you did not ask for this, you can ignore this email."),
         ],
-        link_label="My preferences", link=manage_link)
+        link_label=_("My preferences"), link=manage_link)
 
 
 async def send_one(settings: Settings, lst: ListSettings,

@@ -41,7 +41,7 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
 )
 
-_TOKEN_PATH = re.compile(r"(/(?:unsubscribe|manage|preferences|confirm)/)[^/?#\s\"]+")
+_TOKEN_PATH = re.compile(r"(/(?:unsubscribe|manage|preferences|confirm|drafts)/)[^/?#\s\"]+")
 
 
 def redact_path(path: str) -> str:

@@ -51,6 +51,11 @@ class WebState:
         lst = self.settings.lists.get(list_name)
         return lst.title if lst is not None else list_name
 
+    def language(self, list_name: str | None) -> str:
+        """The language of a list's pages (BCP 47); the default one for an unknown list."""
+        lst = self.settings.lists.get(list_name) if list_name is not None else None
+        return lst.language if lst is not None else self.pages.default_language
+
     def configured(self, list_name: str) -> ListSettings | None:
         """The list's settings, or None when the configuration has no such list."""
         return self.settings.lists.get(list_name)

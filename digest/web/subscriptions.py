@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -84,20 +85,22 @@ async def unsubscribe(request: Request) -> Response:
     web = state_of(request)
     member = await _member(web, request, tokens.UNSUBSCRIBE)
     title = web.list_title(member.list_name)
+    lang = web.language(member.list_name)
+    _ = web.pages.gettext(lang)
     manage = _manage_link(web, member)
     if request.method != "POST":
         return web.pages.render("unsubscribe.html", list_title=title,
                                 masked=mask_address(member.email), manage_url=manage,
-                                subscribed=member.status in ("active", "pending"))
+                                subscribed=member.status in ("active", "pending"), lang=lang)
     changed = await run_in_threadpool(web.get_store().unsubscribe, member.subscriber_id,
                                       member.list_name)
     log.info("unsubscribe list=%s changed=%s", member.list_name, changed)
     return web.pages.message(
-        f"You are unsubscribed from {title}",
-        f"{mask_address(member.email)} will get no more {title} emails. An edition already "
-        "on its way may still arrive.",
-        "Changed your mind? Your preferences page lets you subscribe again.",
-        links=[("Your preferences", manage)])
+        _("You are unsubscribed from %(title)s") % {"title": title},
+        _("%(address)s will get no more %(title)s emails. An edition already on its way may "
+          "still arrive.") % {"address": mask_address(member.email), "title": title},
+        _("Changed your mind? Your preferences page lets you subscribe again."),
+        links=[(_("Your preferences"), manage)], lang=lang)
 
 
 # --------------------------------------------------------------------------- manage
@@ -111,15 +114,19 @@ def _section_choices(lst: ListSettings | None,
     return [(s, wanted is None or s.casefold() in wanted) for s in lst.sections]
 
 
-def _chosen_sections(lst: ListSettings, picked: list[str]) -> list[str] | None:
-    """None (every section, and any added later) when every section is ticked."""
+def _chosen_sections(lst: ListSettings, picked: list[str],
+                     _: Callable[[str], str] = str) -> list[str] | None:
+    """None (every section, and any added later) when every section is ticked.
+
+    :raises InvalidSubscriberError: in the reader's language (``_``).
+    """
     chosen, unknown = clean_sections(picked, lst.sections)
     if unknown:
-        raise InvalidSubscriberError(f"Unknown section {unknown[0]!r}; choose from the "
-                                     "list's sections.")
+        raise InvalidSubscriberError(_("Unknown section %(section)s; choose from the list's "
+                                       "sections.") % {"section": repr(unknown[0])})
     if not chosen:
-        raise InvalidSubscriberError("Tick at least one section; to stop the emails, "
-                                     "unsubscribe instead.")
+        raise InvalidSubscriberError(_("Tick at least one section; to stop the emails, "
+                                       "unsubscribe instead."))
     return None if len(chosen) == len(set(lst.sections)) else chosen
 
 
@@ -129,6 +136,8 @@ async def manage(request: Request) -> Response:
     web = state_of(request)
     member = await _member(web, request, tokens.MANAGE)
     lst = web.configured(member.list_name)
+    lang = web.language(member.list_name)
+    _ = web.pages.gettext(lang)
     # Relative, so the form posts to this server whatever origin it is reached on (the
     # Content-Security-Policy allows forms to post to the page's own origin only).
     unsubscribe_link = "../unsubscribe/" + tokens.make_unsubscribe_token(
@@ -140,35 +149,36 @@ async def manage(request: Request) -> Response:
             "manage.html", status=status, list_title=web.list_title(current.list_name),
             masked=mask_address(current.email), member_status=current.status,
             sections=_section_choices(lst, picked if picked is not None else current.sections),
-            notice=notice, error=error, unsubscribe_url=unsubscribe_link)
+            notice=notice, error=error, unsubscribe_url=unsubscribe_link, lang=lang)
 
     if request.method != "POST":
         return page(member)
     if lst is None:
-        return web.pages.message("This list is closed",
-                                 "The list this link belongs to no longer exists.", status=400)
+        return web.pages.message(_("This list is closed"),
+                                 _("The list this link belongs to no longer exists."),
+                                 status=400, lang=lang)
     form = await _form(request)
     action = _text(form, "action")
     if action == "save":
         picked = _strings(form, "sections")
         try:
-            chosen = _chosen_sections(lst, picked)
+            chosen = _chosen_sections(lst, picked, _)
             updated = await run_in_threadpool(web.get_store().update_sections,
                                               member.subscriber_id, member.list_name, chosen,
                                               known=lst.sections)
         except InvalidSubscriberError as exc:
             return page(member, status=400, error=str(exc), picked=set(picked))
         log.info("sections updated list=%s", member.list_name)
-        return page(updated, notice="Your preferences are saved.")
+        return page(updated, notice=_("Your preferences are saved."))
     if action == "resubscribe":
-        limited = _limited(web, request)
+        limited = _limited(web, request, lang)
         if limited is not None:
             return limited
         current = await _request_and_mail(web, lst, member.email, None, member.sections)
-        return page(current, notice=f"We sent an email to {mask_address(member.email)}; "
-                                    "follow its link to finish.")
-    return page(member, status=400, error="That form could not be understood; use the "
-                                          "buttons on this page.")
+        return page(current, notice=_("We sent an email to %(address)s; follow its link to "
+                                      "finish.") % {"address": mask_address(member.email)})
+    return page(member, status=400, error=_("That form could not be understood; use the "
+                                            "buttons on this page."))
 
 
 # --------------------------------------------------------------------------- subscribe
@@ -178,15 +188,21 @@ def _address_key(email: str) -> str:
     return hashlib.sha256(email.casefold().encode("utf-8")).hexdigest()
 
 
-def _limited(web: WebState, request: Request) -> Response | None:
-    """A 429 page when this client sent too many sign-ups; None when it may go on."""
+def _limited(web: WebState, request: Request, lang: str | None = None) -> Response | None:
+    """A 429 page (in ``lang``) when this client sent too many sign-ups; None when it may
+    go on."""
     ip = request.client.host if request.client else "unknown"
     if not web.per_ip.allow(ip):
         wait = web.per_ip.retry_after(ip)
+        _, ngettext = web.pages.gettext(lang), web.pages.ngettext(lang)
+        minutes = max(1, round(wait / 60))
         return web.pages.message(
-            "Too many requests", "Too many sign-up requests came from your network; please "
-            f"try again in {max(1, round(wait / 60))} minute(s).", status=429,
-            headers={"Retry-After": str(wait)})
+            _("Too many requests"),
+            ngettext("Too many sign-up requests came from your network; please try again in "
+                     "%(num)d minute.",
+                     "Too many sign-up requests came from your network; please try again in "
+                     "%(num)d minutes.", minutes) % {"num": minutes}, status=429,
+            headers={"Retry-After": str(wait)}, lang=lang)
     return None
 
 
@@ -238,36 +254,52 @@ async def subscribe(request: Request) -> Response:
     web = state_of(request)
     lst = web.configured(request.path_params["list"])
     if lst is None:
-        return web.pages.message("Not found", "There is no such list here.", status=404)
+        _ = web.pages.gettext()
+        return web.pages.message(_("Not found"), _("There is no such list here."), status=404)
+    lang = lst.language
+    _, ngettext = web.pages.gettext(lang), web.pages.ngettext(lang)
 
     def form_page(*, status: int = 200, error: str | None = None, email: str = "",
                   name: str = "", picked: list[str] | None = None) -> Response:
         return web.pages.render("subscribe.html", status=status, list_title=lst.title,
                                 error=error, email=email, name=name,
                                 sections=_section_choices(lst, set(picked) if picked
-                                                          else None))
+                                                          else None), lang=lang)
 
     if request.method != "POST":
         return form_page()
     form = await _form(request)
     email, name, picked = _text(form, "email")[:320], _text(form, "name")[:400], \
         _strings(form, "sections")
-    limited = _limited(web, request)
+    limited = _limited(web, request, lang)
     if limited is not None:
         return limited
+    days = max(1, round(web.settings.web.confirm_max_age.total_seconds() / 86400))
     done = web.pages.message(
-        "Check your inbox",
-        f"If the address can receive mail, a message is on its way with a link to confirm "
-        f"your subscription to {lst.title}. The link works for "
-        f"{max(1, round(web.settings.web.confirm_max_age.total_seconds() / 86400))} day(s).",
-        "Nothing arrived after a few minutes? Look in your spam folder, or try again.")
+        _("Check your inbox"),
+        ngettext("If the address can receive mail, a message is on its way with a link to "
+                 "confirm your subscription to %(title)s. The link works for %(num)d day.",
+                 "If the address can receive mail, a message is on its way with a link to "
+                 "confirm your subscription to %(title)s. The link works for %(num)d days.",
+                 days) % {"title": lst.title, "num": days},
+        _("Nothing arrived after a few minutes? Look in your spam folder, or try again."),
+        lang=lang)
     if _text(form, "website"):
         return done  # the field people cannot see: a bot filled it in
     try:
-        address, _ = normalise_address(email, allow_smtputf8=web.settings.allow_smtputf8)
-        cleaned = clean_name(name)
+        try:
+            address, _key = normalise_address(email,
+                                              allow_smtputf8=web.settings.allow_smtputf8)
+        except InvalidSubscriberError:
+            raise InvalidSubscriberError(_("This email address is not valid; check it and "
+                                           "try again.")) from None
+        try:
+            cleaned = clean_name(name)
+        except InvalidSubscriberError:
+            raise InvalidSubscriberError(_("This name cannot be used; write it on one line "
+                                           "as plain text, or leave it empty.")) from None
         # No sections at all (a one-field form embedded on the newsroom's site): all.
-        sections = _chosen_sections(lst, picked) if lst.sections and picked else None
+        sections = _chosen_sections(lst, picked, _) if lst.sections and picked else None
     except InvalidSubscriberError as exc:
         return form_page(status=400, error=str(exc), email=email, name=name, picked=picked)
     await _request_and_mail(web, lst, address, cleaned, sections)
@@ -290,19 +322,23 @@ async def confirm(request: Request) -> Response:
         if "expired" not in str(exc):
             raise
         # The signature is good, only old: it still names the list to subscribe to again.
-        _, list_name = tokens.read_token(keys, tokens.CONFIRM, token)
-        links = ([(f"Subscribe to {web.list_title(list_name)} again",
+        _id, list_name = tokens.read_token(keys, tokens.CONFIRM, token)
+        lang = web.language(list_name)
+        _ = web.pages.gettext(lang)
+        links = ([(_("Subscribe to %(title)s again") % {"title": web.list_title(list_name)},
                    web.url(f"/subscribe/{list_name}"))] if web.configured(list_name) else [])
-        return web.pages.message("This link has expired",
-                                 "This confirmation link has expired; subscribe again to get "
-                                 "a new one.", status=400, links=links)
+        return web.pages.message(_("This link has expired"),
+                                 _("This confirmation link has expired; subscribe again to "
+                                   "get a new one."), status=400, links=links, lang=lang)
+    lang = web.language(list_name)
+    _ = web.pages.gettext(lang)
     try:
         if request.method != "POST":
             member = await run_in_threadpool(web.get_store().get_membership_by_id,
                                              subscriber_id, list_name)
             if member.status == "pending":
                 return web.pages.render("confirm.html", list_title=web.list_title(list_name),
-                                        masked=mask_address(member.email))
+                                        masked=mask_address(member.email), lang=lang)
         else:
             member = await run_in_threadpool(web.get_store().confirm_subscription,
                                              subscriber_id, list_name)
@@ -312,13 +348,14 @@ async def confirm(request: Request) -> Response:
     title = web.list_title(list_name)
     if member.status != "active":
         return web.pages.message(
-            "This link no longer applies",
-            f"{mask_address(member.email)} left {title} after this link was sent; subscribe "
-            "again to get it back.", status=400,
-            links=[(f"Subscribe to {title}", web.url(f"/subscribe/{list_name}"))]
-            if web.configured(list_name) else [])
+            _("This link no longer applies"),
+            _("%(address)s left %(title)s after this link was sent; subscribe again to get it "
+              "back.") % {"address": mask_address(member.email), "title": title}, status=400,
+            links=[(_("Subscribe to %(title)s") % {"title": title},
+                    web.url(f"/subscribe/{list_name}"))]
+            if web.configured(list_name) else [], lang=lang)
     log.info("subscription confirmed list=%s", list_name)
     return web.pages.message(
-        f"You are subscribed to {title}",
-        f"{mask_address(member.email)} will get the next edition.",
-        links=[("Choose your sections", _manage_link(web, member))])
+        _("You are subscribed to %(title)s") % {"title": title},
+        _("%(address)s will get the next edition.") % {"address": mask_address(member.email)},
+        links=[(_("Choose your sections"), _manage_link(web, member))], lang=lang)

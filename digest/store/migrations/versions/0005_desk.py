@@ -1,7 +1,7 @@
 """The editor's desk: editors (Argon2 password hashes) and rate-limit buckets.
 
 Revision ID: 0005_desk
-Revises: 0005_carried
+Revises: 0005_lifecycle
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_desk"
-down_revision = "0005_carried"
+down_revision = "0005_lifecycle"
 branch_labels = None
 depends_on = None
 
