@@ -4,6 +4,7 @@ delivery report and subscribers; addresses masked everywhere."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import re
@@ -15,8 +16,9 @@ import pytest
 from desk_support import DESK, add_editor, csrf_of, desk_client, desk_settings, sign_in
 from render_editions import large_edition, seed_edition
 from smtp_servers import smtp_server
+from test_web import KEY
 
-from digest.config import Settings
+from digest.config import Settings, load_settings
 from digest.models import SkippedItem
 from digest.store import Store, open_store
 
@@ -94,7 +96,8 @@ async def test_overview_shows_each_list_its_next_send_and_its_editions(desk, sto
     assert row is not None
     cells = re.findall(r'<td class="num">(?:<span class="over">)?([\d\u202f]+)', row.group(0))
     assert cells == ["1", "1", "0"]  # sent, failed, expired
-    assert "run_digest.py draft --list daily" in text  # nothing stored for today yet
+    assert "Build today's draft" in text  # nothing stored for today yet
+    assert "review <strong>off</strong>" in text
 
 
 # --------------------------------------------------------------------------- edition page
@@ -375,3 +378,150 @@ async def test_list_growth_and_complaint_rates_with_gmails_threshold(desk, store
     assert 'class="bar-rate over"' in text
     assert re.search(r'<td class="num over">0\.667 %</td>', text)
     assert "2 joined" not in text and "300 joined and 2 left" in text
+
+
+# --------------------------------------------------------------------------- actions
+
+
+def draft(store: Store, edition=None) -> int:
+    return store.record_edition(edition or seed_edition(), actor="test").id
+
+
+async def confirm_and_post(desk, edition_id: int, action: str, reason: str = "") -> tuple[
+        object, object]:
+    """Open the action's confirmation page and press its button."""
+    page = await desk.get(f"{DESK}/editions/{edition_id}/confirm/{action}")
+    assert page.status_code == 200, page.text
+    response = await desk.post(f"{DESK}/editions/{edition_id}/{action}", data={
+        "csrf": csrf_of(page.text), "confirmed": "yes", "reason": reason})
+    return page, response
+
+
+async def test_approve_hold_and_cancel_are_confirmed_and_recorded_with_the_editor(desk, store):
+    edition_id = draft(store)
+    page = await desk.get(f"{DESK}/editions/{edition_id}")
+    buttons = re.findall(r'<a class="button[^"]*" href="[^"]*/confirm/(\w+)">', page.text)
+    assert buttons == ["approve", "hold", "cancel", "send"]
+    confirm, response = await confirm_and_post(desk, edition_id, "approve", "checked  twice")
+    assert "Approve this edition?" in confirm.text and 'name="reason"' in confirm.text
+    assert response.status_code == 303
+    assert response.headers["location"].endswith(f"/editions/{edition_id}?notice=approve")
+    assert store.get_edition(edition_id).status == "approved"
+    _, response = await confirm_and_post(desk, edition_id, "hold")
+    assert store.get_edition(edition_id).status == "held"
+    _, response = await confirm_and_post(desk, edition_id, "cancel", "wrong lead")
+    assert store.get_edition(edition_id).status == "cancelled"
+    moves = [(e.old_status, e.new_status, e.actor, e.cause)
+             for e in store.edition_events(edition_id)][1:]
+    assert moves == [("draft", "approved", "editor:ana", "checked twice"),
+                     ("approved", "held", "editor:ana", "hold on the desk by ana"),
+                     ("held", "cancelled", "editor:ana", "wrong lead")]
+    page = await desk.get(f"{DESK}/editions/{edition_id}")
+    assert "/confirm/" not in page.text  # a cancelled edition offers nothing
+    assert "wrong lead" in page.text and "editor:ana" in page.text  # its history
+
+
+async def test_a_move_needs_the_confirmation_and_the_right_status(desk, store):
+    edition_id = draft(store)
+    page = await desk.get(f"{DESK}/editions/{edition_id}")
+    token = csrf_of(page.text)
+    unconfirmed = await desk.post(f"{DESK}/editions/{edition_id}/approve", data={"csrf": token})
+    assert unconfirmed.status_code == 303
+    assert unconfirmed.headers["location"].endswith(f"/editions/{edition_id}/confirm/approve")
+    assert store.get_edition(edition_id).status == "draft"
+    # Force is only for held or missed editions; nothing happens to a draft.
+    response = await desk.post(f"{DESK}/editions/{edition_id}/force",
+                               data={"csrf": token, "confirmed": "yes"})
+    assert response.status_code == 409 and "cannot be done" in response.text
+    assert (await desk.get(f"{DESK}/editions/{edition_id}/confirm/force")).status_code == 409
+    assert (await desk.post(f"{DESK}/editions/{edition_id}/nonsense",
+                            data={"csrf": token, "confirmed": "yes"})).status_code == 409
+    assert store.get_edition(edition_id).status == "draft"
+    assert len(store.edition_events(edition_id)) == 1
+
+
+async def test_send_now_publishes_and_delivers_in_the_background(tmp_path):
+    async with smtp_server() as srv:
+        settings = desk_settings(tmp_path, textwrap.dedent(f"""
+            [[relays]]
+            name = "local"
+            host = "127.0.0.1"
+            port = {srv.port}
+            security = "none"
+            """))
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+        with open_store(settings.database_url) as store:
+            add_editor(store)
+            for i in range(5):
+                store.add_subscriber("daily", f"reader{i}@example.org")
+            edition_id = draft(store)
+            async with desk_client(settings, store) as c:
+                await sign_in(c)
+                _, response = await confirm_and_post(c, edition_id, "send", "breaking news")
+                assert response.status_code == 303
+                assert response.headers["location"].endswith(f"/editions/{edition_id}/report")
+                desk_state = c.desk  # type: ignore[attr-defined]
+                await asyncio.wait_for(asyncio.gather(*desk_state.sends), 30)
+                assert store.get_edition(edition_id).status == "sent"
+                assert store.delivery_summary(edition_id) == {"sent": 5}
+                report = await c.get(response.headers["location"])
+                assert "data-refresh" not in report.text
+            events = store.edition_events(edition_id)
+            assert (events[1].old_status, events[1].new_status, events[1].actor,
+                    events[1].cause) == ("draft", "sending", "editor:ana", "breaking news")
+    assert sorted(r for m in srv.handler.received for r in m.rcpt_tos) == [
+        f"reader{i}@example.org" for i in range(5)]
+
+
+async def test_force_sends_a_held_edition_and_says_so(desk, store, settings):
+    store.add_subscriber("daily", "one@example.org")
+    edition_id = draft(store)
+    store.set_edition_status(edition_id, "held", actor="scheduler", cause="a source failed")
+    page = await desk.get(f"{DESK}/editions/{edition_id}")
+    assert re.findall(r'/confirm/(\w+)">', page.text) == ["approve", "cancel", "force"]
+    confirm, response = await confirm_and_post(desk, edition_id, "force")
+    assert "overrides the hold" in confirm.text
+    assert response.status_code == 303
+    await asyncio.wait_for(asyncio.gather(*desk.desk.sends), 30)
+    assert store.get_edition(edition_id).published
+    event = store.edition_events(edition_id)[-2]
+    assert (event.old_status, event.new_status, event.actor) == ("held", "sending", "editor:ana")
+    assert settings.maildir.exists()  # the embedded server stored it
+
+
+async def test_send_now_with_nobody_to_send_to_says_so(desk, store):
+    edition_id = draft(store)
+    _, response = await confirm_and_post(desk, edition_id, "send")
+    assert response.status_code == 409
+    assert "has no active subscribers" in response.text
+    assert store.get_edition(edition_id).status == "draft"
+
+
+async def test_build_todays_draft_from_the_overview(tmp_path):
+    sources = f'sources = ["{Path(__file__).parent / "fixtures" / "pages" / "seed.txt"}"]'
+    settings = desk_settings(tmp_path)
+    config = settings.path.read_text()
+    settings.path.write_text(config.replace('lead_section = "Politics"',
+                                            f'lead_section = "Politics"\n{sources}'))
+    settings = load_settings(settings.path, env={"DIGEST_SECRET_KEY": KEY})
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    with open_store(settings.database_url) as store:
+        add_editor(store)
+        async with desk_client(settings, store) as c:
+            await sign_in(c)
+            overview = await c.get(f"{DESK}/")
+            response = await c.post(f"{DESK}/lists/daily/draft",
+                                    data={"csrf": csrf_of(overview.text)})
+            assert response.status_code == 303
+            assert response.headers["location"].endswith("?notice=drafted")
+            page = await c.get(response.headers["location"])
+            assert "Today&#39;s draft is built and stored" in page.text
+            (record,) = store.list_editions("daily")
+            assert record.status == "draft"
+            assert store.edition_events(record.id)[0].actor == "editor:ana"
+            again = await c.post(f"{DESK}/lists/daily/draft",
+                                 data={"csrf": csrf_of(overview.text)})
+            assert again.headers["location"].endswith(f"/editions/{record.id}"
+                                                      "?notice=already-stored")
+            assert (await c.post(f"{DESK}/lists/nosuch/draft",
+                                 data={"csrf": csrf_of(overview.text)})).status_code == 404

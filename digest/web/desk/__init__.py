@@ -9,6 +9,7 @@ preview, test, approve and follow every edition (issue 13).
 - :mod:`.sessions` — signed session cookies and the sign-in form's nonce.
 - :mod:`.auth` — sign-in (rate limited per account and per client network) and sign-out.
 - :mod:`.overview`, :mod:`.editions`, :mod:`.report`, :mod:`.subscribers` — the pages.
+- :mod:`.moves`, :mod:`.actions` — approve, hold, cancel, send now, force, build a draft.
 - :mod:`.charts` — server-side SVG charts.
 - :mod:`.pages` — the Jinja2 environment over ``templates/web/desk/`` and static files.
 """
@@ -27,6 +28,7 @@ from starlette.routing import Route
 
 from digest.errors import DeliveryError, RenderError, StoreError
 
+from .actions import build_draft, confirm_page, perform
 from .auth import login, logout
 from .editions import (
     edition_eml,
@@ -86,6 +88,9 @@ def _routes() -> list[Route]:
         Route("/editions/{id:int}/variant", variant_lookup, methods=["POST"]),
         Route("/editions/{id:int}/test", send_test, methods=["POST"]),
         Route("/editions/{id:int}/report", report_page, methods=["GET"]),
+        Route("/editions/{id:int}/confirm/{action}", confirm_page, methods=["GET"]),
+        Route("/editions/{id:int}/{action}", perform, methods=["POST"]),
+        Route("/lists/{list}/draft", build_draft, methods=["POST"]),
         Route("/subscribers", _subscribers, methods=["GET", "POST"]),
         Route("/subscribers/{id:int}", subscriber_page, methods=["GET"]),
     ]

@@ -12,11 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from digest import pipeline
 from digest.errors import DeliveryError, StoreError, SubscriberNotFoundError
 from digest.pipeline.proofs import GMAIL_CLIP, MAX_TEST_ADDRESSES, EditionProofs, send_proofs
+from digest.slots import SendSchedule
 from digest.store.subscribers import InvalidSubscriberError, normalise_address
 
 from ..pages import mask_address
+from .moves import actions_for
 from .state import PROOF_CACHE_SIZE, DeskState, desk_of, signed_in
 
 if TYPE_CHECKING:
@@ -30,7 +33,14 @@ log = logging.getLogger("digest.web.desk")
 _DARK_QUERY = re.compile(r"@media\s*\(\s*prefers-color-scheme\s*:\s*dark\s*\)", re.IGNORECASE)
 _HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
 _SPLIT = re.compile(r"[\s,;]+")
-_NOTICES = {"test-sent": "The test copies went out; look for “[TEST]” in the subject."}
+_NOTICES = {
+    "test-sent": "The test copies went out; look for “[TEST]” in the subject.",
+    "approve": "Approved: the scheduler sends it at its send time.",
+    "hold": "Held: the scheduler will not send it until an editor approves it.",
+    "cancel": "Cancelled: it will never be sent.",
+    "drafted": "Today's draft is built and stored; nothing has been sent.",
+    "already-stored": "Today's edition was already stored; here it is.",
+}
 
 
 async def load_record(desk: DeskState, request: Request) -> EditionRecord:
@@ -107,6 +117,19 @@ async def edition_page(request: Request, *, status: int = 200, error: str | None
     findings = await run_in_threadpool(proofs.findings, member)
     edition = proofs.edition
     notice = _NOTICES.get(request.query_params.get("notice", ""))
+    store = desk.store
+
+    def read() -> tuple[list[Any], list[tuple[tuple[str, ...], int]]]:
+        events = store.edition_events(record.id)
+        variants = pipeline.variant_audience(desk.web.settings, proofs.lst, store, record)
+        return events, variants
+
+    events, variants = await run_in_threadpool(read)
+    slot = SendSchedule(proofs.lst).slot(record.date)
+    # Warnings recorded when it was built (unreadable sources), then the render's own; the
+    # size card lists what the budget left out, so those are not repeated.
+    warnings = [w for e in events for w in (e.detail or {}).get("warnings", ())]
+    warnings += [w for w in proof.warnings if not (proof.dropped and w.startswith("Dropped "))]
     context: dict[str, Any] = {
         "record": record, "edition": edition, "lst": proofs.lst, "proof": proof,
         "member": member, "masked": mask_address(member.email) if member else None,
@@ -115,9 +138,10 @@ async def edition_page(request: Request, *, status: int = 200, error: str | None
         "notice": notice, "error": error, "addresses": addresses, "lookup": lookup,
         "max_tests": MAX_TEST_ADDRESSES, "nav": "editions",
         "published": record.published_at is not None,
-        # The size card lists what the budget left out; the warnings need not repeat it.
-        "warnings": [w for w in proof.warnings
-                     if not (proof.dropped and w.startswith("Dropped "))],
+        "warnings": list(dict.fromkeys(warnings)), "events": events, "variants": variants,
+        "slot": slot, "zone": proofs.lst.timezone,
+        "actions": [(a, desk.url(f"/editions/{record.id}/confirm/{a.name}"))
+                    for a in actions_for(record, proofs.lst)],
     }
     return desk.pages.render(request, "edition.html", status=status, **context)
 

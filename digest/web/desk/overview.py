@@ -1,5 +1,5 @@
-"""The desk's first page: each list's next send (in its timezone and in UTC), today's edition
-and its status, and its last seven editions with what they delivered."""
+"""The desk's first page: each list's next send (in its timezone and in UTC), its review
+mode, today's edition and its status, and its last seven editions with what they delivered."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from digest.schedule import planned_jobs
+from digest.slots import SendSchedule
 
 from .state import desk_of
 
@@ -25,23 +25,30 @@ async def overview_page(request: Request) -> Response:
     store = desk.store
     settings = desk.web.settings
     now = datetime.now(UTC)
-    jobs = {job.list_name: job for job in planned_jobs(settings.lists.values(), now)}
 
     def read() -> list[dict[str, Any]]:
         out = []
         for lst in settings.lists.values():
+            schedule = SendSchedule(lst)
             today = now.astimezone(lst.timezone).date()
             records = store.list_editions(lst.name, limit=RECENT)
-            recent = [{"record": r, "counts": store.delivery_summary(r.id),
+            counts = store.delivery_counts([r.id for r in records])
+            recent = [{"record": r, "counts": counts.get(r.id, {}),
                        "url": desk.url(f"/editions/{r.id}"),
                        "report": desk.url(f"/editions/{r.id}/report")} for r in records]
-            todays = next((e for e in recent if e["record"].date == today), None)
-            nxt = jobs[lst.name].next_run if lst.name in jobs else None
-            out.append({"lst": lst, "today": today, "todays": todays, "recent": recent,
-                        "next_local": nxt.astimezone(lst.timezone) if nxt else None,
-                        "next_utc": nxt.astimezone(UTC) if nxt else None,
-                        "review": getattr(lst, "review", None),
-                        "active": store.count_members(lst.name).get("active", 0)})
+            todays = store.find_edition(lst.name, today)
+            nxt = schedule.next_due(now)
+            slot = schedule.slot(today)
+            out.append({
+                "lst": lst, "today": today, "schedule": schedule.describe(),
+                "todays": todays, "todays_url": desk.url(f"/editions/{todays.id}")
+                if todays else None,
+                "todays_report": desk.url(f"/editions/{todays.id}/report") if todays else None,
+                "sends_today": today.weekday() in schedule.weekdays,
+                "due_today": slot.due, "recent": recent,
+                "next_local": nxt, "next_utc": nxt.astimezone(UTC) if nxt else None,
+                "review": lst.review, "draft_url": desk.url(f"/lists/{lst.name}/draft"),
+                "active": store.count_members(lst.name).get("active", 0)})
         return out
 
     lists = await run_in_threadpool(read)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class DeskState:
     per_account: Limit = Limit(5, 1 / 120)
     per_client: Limit = Limit(20, 1 / 60)
     proofs: OrderedDict[int, Any] = field(default_factory=OrderedDict)
+    # Deliveries started by "send now" on the desk, running in the server's event loop.
+    sends: set[asyncio.Task[None]] = field(default_factory=set)
     proofs_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
