@@ -1,9 +1,10 @@
 """The editor's desk in headless Chromium, end to end, against a real ``serve`` over TLS.
 
-An editor signs in, opens today's draft at phone width, sends a test that arrives at a
-loopback SMTP server, a real ``send`` (the command line, another process) delivers the
-edition through that server, and the report page shows the counts and the chart; a request
-without a session and a form posted from another site are refused. Screenshots of every
+An editor signs in, builds and opens today's draft at phone width (the list requires
+review), sends a test that arrives at a loopback SMTP server, approves the edition behind its
+confirmation, a real ``send`` (the command line, another process) delivers it through that
+server, and the report page shows the counts and the chart; a request without a session and
+a form posted from another site are refused. Screenshots of every
 page land in ``.screenshots/desk-*.png`` (git-ignored) for people to look at.
 
 Without /usr/bin/chromium these tests skip, except under CI (``CI`` set), where they fail.
@@ -22,8 +23,6 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,8 @@ from desk_server import free_socket, serving
 from desk_support import CHEAP, PASSWORD, add_editor
 from smtp_servers import ServerInfo, smtp_server
 
-from digest.config import Settings, load_settings
+from digest import pipeline
+from digest.config import load_settings
 from digest.store import open_store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -125,6 +125,10 @@ def _config(folder: Path, port: int, smtp_port: int) -> Path:
     text = re.sub(r'(?m)^base_url = "[^"]*"',
                   f'base_url = "https://127.0.0.1:{port}/digest"', text)
     text = re.sub(r"(?m)^max_age = .*\n", "", text)  # the sample page's teasers are old
+    # The daily list needs an editor's approval: the desk's button is what lets it go out.
+    text = text.replace('review = "off"', 'review = "required"', 1)
+    text = text.replace('# review_to = ["desk@news.example.org"]',
+                        'review_to = ["desk@news.example.org"]', 1)
     text += textwrap.dedent(f"""
         [[relays]]
         name = "loopback"
@@ -151,21 +155,6 @@ def chromium() -> Iterator[object]:
         browser.close()
 
 
-def _draft_today(settings: Settings) -> int:
-    """Today's edition of the daily list, built from its sources and stored unpublished."""
-    from digest import pipeline
-
-    lst = settings.get_list("daily")
-    with open_store(settings.database_url) as store:
-        store.ensure_list(lst.name, lst.title)
-        pipeline.sync_subscriber_files(settings, lst, store)
-        # Playwright's sync API runs an event loop in this thread: build in another one.
-        with ThreadPoolExecutor(1) as pool:
-            outcome = pool.submit(asyncio.run, pipeline.build_edition(
-                settings, lst, store=store, as_of=datetime.now(UTC))).result()
-        return store.record_edition(outcome.edition).id
-
-
 def _watch(page, desk: str, failed: list[str]) -> None:  # type: ignore[no-untyped-def]
     page.on("response", lambda r: failed.append(f"{r.status} {r.url}")
             if r.status >= 400 and r.url.startswith(desk) else None)
@@ -186,28 +175,39 @@ def test_an_editor_checks_tests_and_follows_todays_edition(chromium, tmp_path: P
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         with open_store(settings.database_url) as store:
             add_editor(store, "ana")
-        edition_id = _draft_today(settings)
+            # The readers of the sample list (`send` imports them too).
+            pipeline.sync_subscriber_files(settings, settings.get_list("daily"), store)
         with serving(settings, sock, tmp_path / "tls", hasher=CHEAP) as origin:
             desk = f"{origin}/digest/desk"
-            _editor_session(chromium, desk, edition_id, smtp, config, env)
+            edition_id = _editor_session(chromium, desk, smtp, config, env)
             _refusals(chromium, desk, edition_id)
 
 
-def _editor_session(chromium, desk: str, edition_id: int, smtp: ServerInfo,  # type: ignore[no-untyped-def]
-                    config: Path, env: dict[str, str]) -> None:
+def _editor_session(chromium, desk: str, smtp: ServerInfo,  # type: ignore[no-untyped-def]
+                    config: Path, env: dict[str, str]) -> int:
     phone = chromium.new_context(viewport={"width": 375, "height": 800},
                                  ignore_https_errors=True, is_mobile=True, has_touch=True)
     page = phone.new_page()
     failed: list[str] = []  # desk responses that failed (the email's CDN images may too)
     _watch(page, desk, failed)
     # Any desk page without a session leads to the sign-in form, then back.
-    page.goto(f"{desk}/editions/{edition_id}")
+    page.goto(f"{desk}/subscribers")
     assert page.url.startswith(f"{desk}/login?next=")
     _shot(page, "login-375")
     page.fill("#username", "ana")
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{desk}/editions/{edition_id}")
+    page.wait_for_url(f"{desk}/subscribers")
+    # Nothing is stored for today: the editor builds today's draft from the overview.
+    page.goto(f"{desk}/")
+    _shot(page, "overview-375")
+    page.locator("section", has_text="Morning Briefing").locator(
+        "button:has-text(\"Build today's draft\")").click()
+    page.wait_for_url(re.compile(r".*/editions/\d+\?notice=drafted$"))
+    edition_id = int(re.search(r"/editions/(\d+)", page.url).group(1))
+    assert "draft" in page.locator(".badge").first.inner_text()
+    # Review is required: sending before approval is only the editor's explicit override.
+    assert page.locator("a.button", has_text="Send without approval").count() == 1
     # Today's draft at phone width: the phone frame comes first and fits the screen.
     assert page.locator("h1").inner_text()
     frame = page.frame_locator(".frame.phone iframe")
@@ -219,6 +219,7 @@ def _editor_session(chromium, desk: str, edition_id: int, smtp: ServerInfo,  # t
     assert box is not None and desktop_box is not None and box["y"] < desktop_box["y"]
     _shot(page, "edition-375")
     page.locator(".frame.desktop").scroll_into_view_if_needed()
+    page.wait_for_timeout(500)  # let the frame paint once it is on screen
     page.screenshot(path=str(SHOTS / "desk-edition-375-desktop-frame.png"))
     page.click(".segmented >> text=Dark")
     page.frame_locator(".frame.phone iframe").locator("table.container").wait_for()
@@ -235,6 +236,17 @@ def _editor_session(chromium, desk: str, edition_id: int, smtp: ServerInfo,  # t
     assert len(tests) == 1
     subject = email.message_from_bytes(tests[0].data, policy=email.policy.default)["Subject"]
     assert subject.startswith("[TEST] ")
+    # Approve, behind its confirmation; the edition's history names the editor.
+    page.click("a.button:has-text('Approve')")
+    page.wait_for_url(f"{desk}/editions/{edition_id}/confirm/approve")
+    assert page.locator("h1").inner_text() == "Approve this edition?"
+    page.fill("#reason", "read on my phone")
+    _shot(page, "confirm-approve-375")
+    page.click("button:has-text('Approve')")
+    page.wait_for_url(f"{desk}/editions/{edition_id}?notice=approve")
+    assert page.locator(".badge").first.inner_text() == "approved"
+    assert "read on my phone" in page.locator("ol.history").inner_text()
+    assert "editor:ana" in page.locator("ol.history").inner_text()
     phone.close()
 
     # A real `send` (another process) delivers the edition through the same server.
@@ -282,6 +294,7 @@ def _editor_session(chromium, desk: str, edition_id: int, smtp: ServerInfo,  # t
     _shot(page, "subscriber-1280")
     wide.close()
     assert failed == []
+    return edition_id
 
 
 def _refusals(chromium, desk: str, edition_id: int) -> None:  # type: ignore[no-untyped-def]

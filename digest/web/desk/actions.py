@@ -163,7 +163,8 @@ async def build_draft(request: Request) -> Response:
     try:
         drafted = await pipeline.draft_edition(desk.web.settings, lst, desk.store, as_of=None,
                                                source_override=None, force=False,
-                                               editor=who.editor.name)
+                                               editor=who.editor.name,
+                                               cause="built on the desk")
     except (EmptyEditionError, SourceError) as exc:
         return desk.pages.message(request, "No draft was built", str(exc), status=409,
                                   links=[("Overview", desk.url("/"))])

@@ -3,7 +3,7 @@ mode, today's edition and its status, and its last seven editions with what they
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from digest.slots import SendSchedule
+from digest.store import EditionRecord
 
 from .state import desk_of
 
@@ -37,7 +38,7 @@ async def overview_page(request: Request) -> Response:
                        "url": desk.url(f"/editions/{r.id}"),
                        "report": desk.url(f"/editions/{r.id}/report")} for r in records]
             todays = store.find_edition(lst.name, today)
-            nxt = schedule.next_due(now)
+            nxt = _next_send(schedule, now, today, todays)
             slot = schedule.slot(today)
             out.append({
                 "lst": lst, "today": today, "schedule": schedule.describe(),
@@ -45,11 +46,23 @@ async def overview_page(request: Request) -> Response:
                 if todays else None,
                 "todays_report": desk.url(f"/editions/{todays.id}/report") if todays else None,
                 "sends_today": today.weekday() in schedule.weekdays,
-                "due_today": slot.due, "recent": recent,
-                "next_local": nxt, "next_utc": nxt.astimezone(UTC) if nxt else None,
+                "due_today": slot.due, "closes_today": slot.closes,
+                "moment": ("before" if now < slot.due else "open" if now < slot.closes
+                           else "closed"), "recent": recent,
+                "next_local": nxt.astimezone(lst.timezone) if nxt else None,
+                "next_utc": nxt.astimezone(UTC) if nxt else None,
                 "review": lst.review, "draft_url": desk.url(f"/lists/{lst.name}/draft"),
                 "active": store.count_members(lst.name).get("active", 0)})
         return out
 
     lists = await run_in_threadpool(read)
     return desk.pages.render(request, "overview.html", nav="overview", lists=lists, now=now)
+
+
+def _next_send(schedule: SendSchedule, now: datetime, today: date,
+               todays: EditionRecord | None) -> datetime | None:
+    """When the list next sends: its next send time, skipping today's when today's edition
+    already went out or was cancelled."""
+    done = todays is not None and (todays.published or todays.status == "cancelled")
+    return next((s.due for s in schedule.slots_around(now)
+                 if s.due >= now and not (done and s.day == today)), None)
