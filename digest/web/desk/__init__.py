@@ -130,7 +130,8 @@ def create_desk(web: WebState) -> Starlette:
     origin = origin_of(web.settings.web.base_url) or ""
 
     async def refuse(request: Request, sentence: str) -> Response:
-        return desk.pages.message(request, "Not allowed from there", sentence, status=403)
+        return desk.pages.message(request, "Not allowed from there", sentence, status=403,
+                                  links=[("The desk", desk.url("/"))])
 
     async def crashed(request: Request) -> Response:
         return desk.pages.message(request, "Something went wrong",

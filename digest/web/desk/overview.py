@@ -46,8 +46,8 @@ async def overview_page(request: Request) -> Response:
                 if todays else None,
                 "todays_report": desk.url(f"/editions/{todays.id}/report") if todays else None,
                 "sends_today": today.weekday() in schedule.weekdays,
-                "due_today": slot.due, "closes_today": slot.closes,
-                "moment": ("before" if now < slot.due else "open" if now < slot.closes
+                "due_today": slot.due, "closes_today": slot.closes, "opens_today": slot.opens,
+                "moment": ("before" if now < slot.opens else "open" if now < slot.closes
                            else "closed"), "recent": recent,
                 "next_local": nxt.astimezone(lst.timezone) if nxt else None,
                 "next_utc": nxt.astimezone(UTC) if nxt else None,
