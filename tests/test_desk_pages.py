@@ -232,6 +232,9 @@ async def test_send_a_test_to_any_addresses_through_the_relay(tmp_path):
                 page = await c.get(response.headers["location"])
                 assert "The test copies went out" in page.text
                 assert relay_store.delivery_summary(edition_id) == {}  # no ledger change
+                note = relay_store.edition_events(edition_id)[-1]
+                assert (note.actor, note.cause) == (
+                    "editor:ana", "test sent to 3 address(es) from the desk")
     received = {r for m in srv.handler.received for r in m.rcpt_tos}
     assert received == {"ed@example.org", "Copy@example.org", "third@example.org"}
     msg = email.message_from_bytes(srv.handler.received[0].data, policy=email.policy.default)

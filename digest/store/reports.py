@@ -229,7 +229,7 @@ class ReportsMixin(Database):
                     sa.func.count().filter(d.c.status == "sent"),
                     sa.func.count().filter(d.c.status == "failed"),
                 ).where(d.c.edition_id == edition_id)).one()
-                kinds = dict(conn.execute(
+                kinds: dict[str, int] = dict(conn.execute(
                     sa.select(b.c.kind, sa.func.count(sa.distinct(b.c.delivery_id)))
                     .join(d, d.c.id == b.c.delivery_id)
                     .where(d.c.edition_id == edition_id).group_by(b.c.kind)).all())

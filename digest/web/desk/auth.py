@@ -74,11 +74,13 @@ def safe_next(desk: DeskState, value: str | None) -> str:
 
 async def _wait(desk: DeskState, keys: list[tuple[str, Limit]], *, take: bool) -> int:
     store = desk.store
-    waits = []
-    for key, limit in keys:
-        waits.append(await run_in_threadpool(lambda k=key, lim=limit: store.take_rate_token(
-            k, capacity=lim.capacity, per_second=lim.per_second, take=take)))
-    return max(waits)
+
+    def look() -> int:
+        return max(store.take_rate_token(key, capacity=limit.capacity,
+                                         per_second=limit.per_second, take=take)
+                   for key, limit in keys)
+
+    return await run_in_threadpool(look)
 
 
 def _form_page(desk: DeskState, request: Request, *, status: int = 200, error: str | None = None,

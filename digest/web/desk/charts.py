@@ -91,7 +91,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, desc: str, width: int = WIDTH)
         bar_w = min(48.0, max(1.0, step * 0.72))
         for i, bar in enumerate(bars):
             x = LEFT + step * i + (step - bar_w) / 2
-            base = TOP + plot_h
+            base = float(TOP + plot_h)
             for css, value in bar.values:
                 if value <= 0:
                     continue

@@ -255,6 +255,10 @@ async def send_test(request: Request) -> Response:
     sent, failed = report.sent, report.failed
     log.info("desk test of edition %d by editor:%s: %d sent, %d refused", record.id,
              who.editor.name, sent, failed)
+    await run_in_threadpool(lambda: desk.store.note_edition(
+        record.id, actor=f"editor:{who.editor.name}",
+        cause=f"test sent to {sent} address(es) from the desk",
+        detail={"test": {"sent": sent, "refused": failed}}))
     if failed:
         reasons = "; ".join(sorted(report.reasons.get("failed", {})))
         return await edition_page(request, status=502, addresses=raw,
