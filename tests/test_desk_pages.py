@@ -528,3 +528,23 @@ async def test_build_todays_draft_from_the_overview(tmp_path):
                                                       "?notice=already-stored")
             assert (await c.post(f"{DESK}/lists/nosuch/draft",
                                  data={"csrf": csrf_of(overview.text)})).status_code == 404
+
+
+async def test_a_day_nothing_was_built_for_shows_its_history_only(desk, store):
+    from datetime import date
+
+    from digest.models import Edition
+
+    placeholder = Edition(list_name="daily", date=date(2026, 3, 2), subject="", preheader="",
+                          lead=None, sections=())
+    record = store.record_edition(placeholder, actor="scheduler", cause="no source could be "
+                                  "read before the send window ended", status="missed")
+    page = await desk.get(f"{DESK}/editions/{record.id}")
+    assert page.status_code == 200
+    assert "No edition was built" in page.text and "no source could be read" in page.text
+    assert "<iframe" not in page.text
+    for part in ("frame?view=phone", "text", "eml"):
+        response = await desk.get(f"{DESK}/editions/{record.id}/{part}")
+        assert response.status_code == 404, part
+    overview = await desk.get(f"{DESK}/")
+    assert "(never built)" in overview.text

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from digest import pipeline
-from digest.errors import DeliveryError, StoreError, SubscriberNotFoundError
+from digest.errors import DeliveryError, SubscriberNotFoundError
 from digest.pipeline.proofs import GMAIL_CLIP, MAX_TEST_ADDRESSES, EditionProofs, send_proofs
 from digest.slots import SendSchedule
 from digest.store.subscribers import InvalidSubscriberError, normalise_address
@@ -52,9 +52,10 @@ async def load_record(desk: DeskState, request: Request) -> EditionRecord:
 
 
 def proofs_for(desk: DeskState, record: EditionRecord) -> EditionProofs | None:
-    """The (cached) proofs of ``record``; None when its list is no longer configured."""
+    """The (cached) proofs of ``record``; None when its list is no longer configured or
+    nothing was built for it."""
     lst = desk.web.configured(record.list_name)
-    if lst is None:
+    if lst is None or not record.has_stories:
         return None
     with desk.proofs_lock:
         found = desk.proofs.get(record.id)
@@ -67,6 +68,14 @@ def proofs_for(desk: DeskState, record: EditionRecord) -> EditionProofs | None:
         while len(desk.proofs) > PROOF_CACHE_SIZE:
             desk.proofs.popitem(last=False)
     return made
+
+
+def _nothing_to_show(desk: DeskState, request: Request, record: EditionRecord) -> Response:
+    why = ("nothing was built for it" if not record.has_stories else
+           f"its list {record.list_name!r} is no longer configured")
+    return desk.pages.message(request, "Nothing to show", f"Edition {record.id} cannot be "
+                              f"shown: {why}.", status=404,
+                              links=[("The edition", desk.url(f"/editions/{record.id}"))])
 
 
 async def _member(desk: DeskState, request: Request, record: EditionRecord) -> Membership | None:
@@ -105,6 +114,12 @@ async def edition_page(request: Request, *, status: int = 200, error: str | None
     """``/desk/editions/{id}``: everything about one edition before (and after) it goes out."""
     desk = desk_of(request)
     record = await load_record(desk, request)
+    if not record.has_stories:  # the placeholder of a day nothing was built for (missed)
+        events = await run_in_threadpool(desk.store.edition_events, record.id)
+        return desk.pages.render(request, "unbuilt.html", record=record, events=events,
+                                 title=desk.web.list_title(record.list_name),
+                                 zone=getattr(desk.web.configured(record.list_name),
+                                              "timezone", None))
     proofs = proofs_for(desk, record)
     if proofs is None:
         return desk.pages.message(request, "This list is no longer configured",
@@ -159,7 +174,7 @@ async def edition_frame(request: Request) -> Response:
     record = await load_record(desk, request)
     proofs = proofs_for(desk, record)
     if proofs is None:
-        return HTMLResponse("<p>This list is no longer configured.</p>", status_code=404)
+        return HTMLResponse("<p>There is nothing to show for this edition.</p>", status_code=404)
     member = await _member(desk, request, record)
     proof = await run_in_threadpool(proofs.proof, member)
     return HTMLResponse(_themed(proof.html, _scheme(request)))
@@ -171,7 +186,7 @@ async def edition_text(request: Request) -> Response:
     record = await load_record(desk, request)
     proofs = proofs_for(desk, record)
     if proofs is None:
-        raise StoreError(f"The list {record.list_name!r} is no longer configured.")
+        return _nothing_to_show(desk, request, record)
     member = await _member(desk, request, record)
     proof = await run_in_threadpool(proofs.proof, member)
     return Response(proof.text, media_type="text/plain; charset=utf-8")
@@ -183,7 +198,7 @@ async def edition_eml(request: Request) -> Response:
     record = await load_record(desk, request)
     proofs = proofs_for(desk, record)
     if proofs is None:
-        raise StoreError(f"The list {record.list_name!r} is no longer configured.")
+        return _nothing_to_show(desk, request, record)
     member = await _member(desk, request, record)
     data = await run_in_threadpool(proofs.eml, member)
     name = f"{record.list_name}-{record.date.isoformat()}-edition-{record.id}"
@@ -242,7 +257,7 @@ async def send_test(request: Request) -> Response:
     raw = (await _form(request)).get("addresses", "")[:4000]
     proofs = proofs_for(desk, record)
     if proofs is None:
-        raise StoreError(f"The list {record.list_name!r} is no longer configured.")
+        return _nothing_to_show(desk, request, record)
     try:
         addresses = _addresses(raw, desk.web.settings.allow_smtputf8)
     except InvalidSubscriberError as exc:

@@ -28,7 +28,8 @@ __all__ = ["DeskPages", "StaticFiles"]
 
 _BUILTIN = Path(__file__).resolve().parents[3] / "templates" / "web" / "desk"
 _TEMPLATES = ("base.html", "login.html", "message.html", "overview.html", "edition.html",
-              "report.html", "subscribers.html", "subscriber.html", "confirm.html")
+              "report.html", "subscribers.html", "subscriber.html", "confirm.html",
+              "unbuilt.html", "_history.html", "_counts.html")
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".svg": "image/svg+xml"}
 
