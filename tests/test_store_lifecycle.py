@@ -218,7 +218,7 @@ def test_migration_maps_existing_editions_from_the_ledger(store_url: str) -> Non
                 {"e": eid, "s": status, "m": f"<e{eid}@x>", "t": t})
     engine.dispose()
     with open_store(store_url) as opened:
-        assert current_revision(opened.engine) == head_revision() == "0005_lifecycle"
+        assert current_revision(opened.engine) == head_revision()
         got = {r.id: (r.status, r.published_at is not None)
                for r in opened.list_editions("daily")}
         assert got == {1: ("draft", False), 2: ("sending", True), 3: ("sent", True),
