@@ -241,19 +241,17 @@ async def test_send_a_test_to_any_addresses_through_the_relay(tmp_path):
     assert msg["Subject"] == "[TEST] " + seed_edition().subject
 
 
-@pytest.mark.parametrize("addresses,sentence", [
-    ("", "Type at least one address"),
-    ("not-an-address", "The address is not valid"),
-    (", ".join(f"r{i}@example.org" for i in range(21)), "at most 20 addresses"),
-])
-async def test_a_test_to_bad_addresses_sends_nothing(desk, store, settings, addresses,
-                                                     sentence):
+async def test_a_test_to_bad_addresses_sends_nothing(desk, store, settings):
     edition_id = publish(store)
     page = await desk.get(f"{DESK}/editions/{edition_id}")
-    response = await desk.post(f"{DESK}/editions/{edition_id}/test",
-                               data={"csrf": csrf_of(page.text), "addresses": addresses})
-    assert response.status_code == 400
-    assert sentence in response.text
+    for addresses, sentence in (
+            ("", "Type at least one address"),
+            ("not-an-address", "The address is not valid"),
+            (", ".join(f"r{i}@example.org" for i in range(21)), "at most 20 addresses")):
+        response = await desk.post(f"{DESK}/editions/{edition_id}/test",
+                                   data={"csrf": csrf_of(page.text), "addresses": addresses})
+        assert response.status_code == 400
+        assert sentence in response.text
     assert not settings.maildir.exists()
 
 

@@ -102,7 +102,7 @@ async def login(request: Request) -> Response:
         if await current_session(desk, request) is not None:
             return RedirectResponse(safe_next(desk, next_url), status_code=303)
         return _form_page(desk, request, next_url=next_url[:1000])
-    form = await request.form(max_files=0, max_fields=10, max_part_size=_MAX_FIELD)
+    form = await request.form(max_files=0, max_fields=10, max_part_size=8192)
     username = str(form.get("username") or "")[:200].strip()
     password = str(form.get("password") or "")[:_MAX_FIELD]
     next_url = str(form.get("next") or "")[:1000]
