@@ -96,8 +96,9 @@ def assemble_edition(
     and none that an earlier edition carried (:func:`is_repeat` with ``carried``) unless
     ``force``.
 
-    :raises EmptyEditionError: when nothing new is left (``force`` builds it anyway) or
-        there are no stories at all.
+    :raises EmptyEditionError: when nothing new is left, or nothing new is fit to lead (only
+        bare headlines, with neither text nor a link, are left; ``force`` builds either
+        anyway), or there are no stories at all.
     :raises ConfigError: when the subject or preheader pattern cannot be filled.
     """
     if as_of.tzinfo is None:
@@ -139,6 +140,13 @@ def assemble_edition(
         )
 
     lead = _choose_lead(fresh, list_settings, as_of)
+    if not force and _lead_tier(lead, list_settings, as_of) == _BARE_HEADLINE:
+        raise EmptyEditionError(
+            f"The {list_settings.name} edition has nothing to lead with: none of the "
+            f"{len(fresh)} new stories has a body, a summary or a link (they are bare "
+            "headlines left over from earlier editions or pages); use --force to build "
+            "it anyway."
+        )
     rest = [s for s in fresh if s is not lead]
     sections = _group(rest, list_settings, excluded)
     day = as_of.astimezone(list_settings.timezone).date()
@@ -159,6 +167,10 @@ def assemble_edition(
     )
 
 
+_BARE_HEADLINE = 5
+"""The lead tier of a story with neither text nor a link: it never leads unless forced."""
+
+
 def _lead_tier(story: Story, lst: ListSettings, as_of: datetime) -> int:
     has_text = _has_text(story)
     if story.is_lead and has_text:
@@ -170,7 +182,7 @@ def _lead_tier(story: Story, lst: ListSettings, as_of: datetime) -> int:
         return 1 if timely else 2
     if has_text:
         return 3
-    return 4 if linked else 5
+    return 4 if linked else _BARE_HEADLINE
 
 
 def _choose_lead(stories: list[Story], lst: ListSettings, as_of: datetime) -> Story:
@@ -181,8 +193,9 @@ def _choose_lead(stories: list[Story], lst: ListSettings, as_of: datetime) -> St
     summary (the newsroom chose it, and its text is in the email, so no link is needed);
     (1) a story with a body or summary and a link, published within ``max_age`` (any
     publication date when the list has none); (2) the same, undated; (3) a body or summary
-    without a link; (4) a headline with a link; (5) a bare headline. A month-old teaser with
-    neither text nor link therefore leads only when nothing else is left, and a story
+    without a link; (4) a headline with a link; (5) a bare headline. A teaser with neither
+    text nor link never leads an edition that is not forced (:func:`assemble_edition`
+    skips the day instead: a reader could not read the story it leads with), and a story
     dated in the future (``future_dated``) never leads while another is left.
     """
     # A story dated in the future (a source's clock or zone is wrong) never leads while

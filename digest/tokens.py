@@ -1,18 +1,26 @@
 """Signed links: unsubscribe, manage-preferences and confirm tokens, and the URLs that carry them.
 
 A token is an itsdangerous URL-safe, timestamped signature over ``[subscriber id, list
-name]``: it names no address, is scoped to one subscriber on one list, and each kind has its
-own salt so one can never stand in for another. The first key signs and every key verifies,
-so a rotated-out key (``DIGEST_OLD_SECRET_KEYS``) keeps old links working for as long as it
-stays listed: that is the grace period.
+name]`` (a confirmation token adds the id of the sign-up request it confirms): it names no
+address, is scoped to one subscriber on one list, and each kind has its own salt so one can
+never stand in for another. The first key signs and every key verifies, so a rotated-out key
+(``DIGEST_OLD_SECRET_KEYS``) keeps old links working for as long as it stays listed: that is
+the grace period.
+
+A token has one spelling: three dot-separated parts in unpadded URL-safe base64, each the
+canonical encoding of its bytes; anything else (padding or characters appended, another
+encoding of the same bytes) is refused before the signature is looked at. Ids must fit the
+store's integer columns (1 to 2**31 - 1).
 """
 
 from __future__ import annotations
 
+import base64
 import binascii
 import functools
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -27,6 +35,7 @@ from digest.errors import InvalidTokenError
 __all__ = [
     "CONFIRM",
     "MANAGE",
+    "MAX_ID",
     "UNSUBSCRIBE",
     "LinkTokens",
     "confirm_url",
@@ -41,6 +50,10 @@ __all__ = [
     "read_unsubscribe_token",
     "unsubscribe_url",
 ]
+
+#: The largest id a token may carry: the store's ids are 32-bit integers (PostgreSQL).
+MAX_ID = 2**31 - 1
+_SHAPE = re.compile(r"\.?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 UNSUBSCRIBE = "digest.unsubscribe"
 MANAGE = "digest.manage"
@@ -171,33 +184,57 @@ def make_token(keys: Sequence[str], salt: str, subscriber_id: int, list_name: st
     return str(_serializer(keys, salt, now).dumps([int(subscriber_id), list_name]))
 
 
-def read_token(keys: Sequence[str], salt: str, token: str, *, list_name: str | None = None,
-               max_age: timedelta | None = None, now: datetime | None = None) -> tuple[int, str]:
-    """The ``(subscriber_id, list_name)`` a token was signed for.
+def _canonical(token: str) -> bool:
+    """True when ``token`` is spelled the one way this module writes it."""
+    if not _SHAPE.fullmatch(token):
+        return False
+    for part in token.lstrip(".").split("."):
+        try:
+            raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        except (binascii.Error, ValueError):
+            return False
+        if _b64(raw).decode("ascii") != part:
+            return False
+    return True
 
-    :param list_name: when given, a token for another list is refused.
-    :param max_age: when given, an older token is refused.
-    :raises InvalidTokenError: for a forged, altered, expired or misdirected token.
-    """
+
+def _invalid(kind: str) -> InvalidTokenError:
+    return InvalidTokenError(f"This {kind} link is not valid; use the link from the latest "
+                             "email.")
+
+
+def _load(keys: Sequence[str], salt: str, token: str, max_age: timedelta | None,
+          now: datetime | None) -> list[Any]:
     kind = _KINDS.get(salt, "signed")
-    if not isinstance(token, str) or not token or len(token) > 500:
-        raise InvalidTokenError(f"This {kind} link is not valid; use the link from the "
-                                "latest email.")
+    if not isinstance(token, str) or not token or len(token) > 500 or not _canonical(token):
+        raise _invalid(kind)
     seconds = int(max_age.total_seconds()) if max_age is not None else None
     try:
         data: Any = _serializer(keys, salt, now).loads(token, max_age=seconds)
     except SignatureExpired:
         raise InvalidTokenError(f"This {kind} link has expired; ask for a new one.") from None
     except (BadData, ValueError, TypeError, UnicodeError):
-        raise InvalidTokenError(f"This {kind} link is not valid; use the link from the "
-                                "latest email.") from None
-    if (not isinstance(data, list) or len(data) != 2 or type(data[0]) is not int
-            or not isinstance(data[1], str)):
-        raise InvalidTokenError(f"This {kind} link is not valid; use the link from the "
-                                "latest email.")
+        raise _invalid(kind) from None
+    sizes = (2, 3) if salt == CONFIRM else (2,)
+    if (not isinstance(data, list) or len(data) not in sizes or not isinstance(data[1], str)
+            or not all(type(n) is int and 1 <= n <= MAX_ID for n in data[:1] + data[2:])):
+        raise _invalid(kind)
+    return data
+
+
+def read_token(keys: Sequence[str], salt: str, token: str, *, list_name: str | None = None,
+               max_age: timedelta | None = None, now: datetime | None = None) -> tuple[int, str]:
+    """The ``(subscriber_id, list_name)`` a token was signed for.
+
+    :param list_name: when given, a token for another list is refused.
+    :param max_age: when given, an older token is refused.
+    :raises InvalidTokenError: for a forged, altered, respelled, expired or misdirected
+        token, or one whose id is out of range.
+    """
+    data = _load(keys, salt, token, max_age, now)
     if list_name is not None and data[1] != list_name:
-        raise InvalidTokenError(f"This {kind} link is for another list; use the link from "
-                                "that list's email.")
+        raise InvalidTokenError(f"This {_KINDS.get(salt, 'signed')} link is for another "
+                                "list; use the link from that list's email.")
     return data[0], data[1]
 
 
@@ -228,17 +265,26 @@ def read_manage_token(keys: Sequence[str], token: str, *, list_name: str | None 
 
 
 def make_confirm_token(keys: Sequence[str], subscriber_id: int, list_name: str, *,
-                       now: datetime | None = None) -> str:
-    """A double opt-in confirmation token for a pending subscriber."""
-    return make_token(keys, CONFIRM, subscriber_id, list_name, now=now)
+                       request_id: int | None = None, now: datetime | None = None) -> str:
+    """A double opt-in confirmation token for the sign-up request ``request_id`` (the
+    consent event the store recorded for it)."""
+    if request_id is None:
+        return make_token(keys, CONFIRM, subscriber_id, list_name, now=now)
+    return str(_serializer(keys, CONFIRM, now).dumps(
+        [int(subscriber_id), list_name, int(request_id)]))
 
 
 def read_confirm_token(keys: Sequence[str], token: str, *, max_age: timedelta,
                        list_name: str | None = None,
-                       now: datetime | None = None) -> tuple[int, str]:
-    """``(subscriber_id, list_name)`` of a confirmation token younger than ``max_age``
-    (``web.confirm_max_age``)."""
-    return read_token(keys, CONFIRM, token, list_name=list_name, max_age=max_age, now=now)
+                       now: datetime | None = None) -> tuple[int, str, int | None]:
+    """``(subscriber_id, list_name, request_id)`` of a confirmation token younger than
+    ``max_age`` (``web.confirm_max_age``); ``request_id`` is None for a token made without
+    one (before the consent record), which confirms a pending member only."""
+    data = _load(keys, CONFIRM, token, max_age, now)
+    if list_name is not None and data[1] != list_name:
+        raise InvalidTokenError("This confirmation link is for another list; use the link "
+                                "from that list's email.")
+    return data[0], data[1], (data[2] if len(data) == 3 else None)
 
 
 def unsubscribe_url(base_url: str, token: str) -> str:

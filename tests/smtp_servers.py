@@ -84,7 +84,7 @@ class FaultHandler:
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
         lp = _local(address)
-        self.commands.append(f"MAIL {address}")
+        self.commands.append(" ".join(["MAIL", address, *mail_options]))
         if lp == "mail451" and self.first("mail", address):
             return "451 4.3.0 Try again later"
         if lp == "mail421" and self.first("mail", address):
@@ -175,14 +175,15 @@ class ServerInfo:
 async def smtp_server(handler: FaultHandler | None = None, *, password: str | None = None,
                       tls: ssl.SSLContext | None = None, require_starttls: bool = False,
                       implicit_tls: ssl.SSLContext | None = None,
-                      data_size_limit: int = 10_000_000,
-                      refuse_first: int = 0) -> AsyncIterator[ServerInfo]:
+                      data_size_limit: int = 10_000_000, refuse_first: int = 0,
+                      smtputf8: bool = False) -> AsyncIterator[ServerInfo]:
     """An aiosmtpd server on 127.0.0.1 (free port) in the running loop.
 
     :param password: require AUTH; only ``user``/``password`` succeeds.
     :param tls: offer STARTTLS with this server context.
     :param implicit_tls: serve TLS from the first byte (port 465 style).
     :param refuse_first: the first N connections get a 421 greeting and are closed.
+    :param smtputf8: advertise SMTPUTF8 (RFC 6531) and accept non-ASCII addresses.
     """
     handler = handler or FaultHandler()
     info = ServerInfo("127.0.0.1", 0, handler, [], [])
@@ -203,7 +204,7 @@ async def smtp_server(handler: FaultHandler | None = None, *, password: str | No
                                                     "later")
         else:
             kwargs: dict[str, Any] = {"hostname": "localhost", "data_size_limit": data_size_limit,
-                                          "timeout": 30}
+                                          "timeout": 30, "enable_SMTPUTF8": smtputf8}
             if password is not None:
                 kwargs.update(authenticator=authenticator, auth_require_tls=tls is not None,
                               auth_required=True)

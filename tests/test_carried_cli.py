@@ -146,15 +146,15 @@ def load_day(day: int):  # type: ignore[no-untyped-def]
 def test_the_sample_lists_next_edition_does_not_lead_with_a_stale_teaser(
         tmp_path: Path, repo: Path) -> None:
     """The sample as shipped: after the first day's send, the next day has nothing new
-    (everything fresh went out, the page's month-old teasers are past ``max_age``) rather
-    than an edition led by a month-old teaser with no text and no link."""
+    fit to lead (what is left are the page's bare teasers the per-section limit kept out the
+    day before) rather than an edition led by a month-old teaser with no text and no link."""
     project = make_project(tmp_path, repo, sample_max_age=True)
     code, _, err = run("send", "--config", str(project), "--as-of", "2026-11-17T07:00")
     assert code == 0, err
     code, out, err = run("build", "--config", str(project), "--json",
                          "--as-of", "2026-11-18T07:00")
     assert code == 1 and out == ""
-    assert "nothing new" in err and "already sent" in err and "too old" in err
+    assert "nothing to lead with" in err and "bare headlines" in err
     code, out, err = run("build", "--config", str(project), "--json", "--force",
                          "--as-of", "2026-11-18T07:00")
     assert code == 0, err
@@ -170,7 +170,7 @@ def test_repeat_window_is_a_list_setting(tmp_path: Path, repo: Path) -> None:
     project = make_project(tmp_path, repo, sample_max_age=True)
     settings = load_settings(project)
     daily, weekend = settings.get_list("daily"), settings.get_list("weekend")
-    assert (daily.max_age, daily.repeat_window) == (timedelta(days=7), timedelta(days=7))
+    assert (daily.max_age, daily.repeat_window) == (timedelta(days=45), timedelta(days=7))
     assert weekend.repeat_window == timedelta(days=7)  # the default
     text = project.read_text(encoding="utf-8").replace('repeat_window = "7d"',
                                                        'repeat_window = "a fortnight"')

@@ -43,6 +43,22 @@ def make_project(tmp_path: Path, repo: Path, *, sample_max_age: bool = False) ->
     return path
 
 
+def technology_feed(tmp_path: Path, count: int) -> Path:
+    """An RSS feed of ``count`` Technology stories with summaries and links, published in
+    the hours before AS_OF: more than one edition's ``teasers_per_section``, so the next
+    edition has something fit to lead with."""
+    items = "".join(
+        f"<item><title>Chip story {i}</title><link>https://news.example.org/chips/{i}</link>"
+        f"<description>What chip story {i} says.</description><category>tech</category>"
+        f"<pubDate>Sat, 23 Aug 2025 {9 - i:02d}:00:00 +0100</pubDate></item>"
+        for i in range(count))
+    feed = tmp_path / "tech.rss"
+    feed.write_text(f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+                    f"<title>Tech desk</title><link>https://news.example.org/</link>{items}"
+                    "</channel></rss>", encoding="utf-8")
+    return feed
+
+
 @pytest.fixture
 def project(tmp_path: Path, repo: Path) -> Path:
     return make_project(tmp_path, repo)
@@ -128,9 +144,11 @@ def mark_sent(store, edition) -> None:  # type: ignore[no-untyped-def]
     store.record_carried(record.id, [CarriedStory(s.id, True, ((),)) for s in edition.stories])
 
 
-def test_stories_of_earlier_editions_are_not_repeated(project: Path, seed_page: Path) -> None:
+def test_stories_of_earlier_editions_are_not_repeated(project: Path, seed_page: Path,
+                                                     tmp_path: Path) -> None:
+    # The page's bare teasers cannot lead, so a feed brings stories fit to lead tomorrow.
     args = ["build", "--config", str(project), "--json", "--source", str(seed_page),
-            "--as-of", AS_OF]
+            "--source", str(technology_feed(tmp_path, 3)), "--as-of", AS_OF]
     first = json.loads(run(*args)[1])
     settings = load_settings(project)
     from digest.models import Edition
@@ -145,6 +163,7 @@ def test_stories_of_earlier_editions_are_not_repeated(project: Path, seed_page: 
     names = [sec["name"] for sec in second["sections"]]
     assert "World" not in names and "Business" not in names
     assert second["lead"]["headline"] != first["lead"]["headline"]
+    assert second["lead"]["headline"].startswith("Chip story")
     assert second["excluded"]["already sent"] == 1 + 1 + 3
 
     with open_store(settings.database_url) as store:
@@ -153,7 +172,7 @@ def test_stories_of_earlier_editions_are_not_repeated(project: Path, seed_page: 
     assert code == 1 and out == ""
     assert "nothing new" in err and "--force" in err
     code, out, _ = run(*args, "--force")
-    assert code == 0 and len(json.loads(out)["sections"]) == 7
+    assert code == 0 and len(json.loads(out)["sections"]) == 8
 
 
 def test_preview_writes_a_correct_email_for_the_seed_page(
@@ -239,18 +258,55 @@ def test_send_on_the_embedded_defaults_delivers_once(project: Path) -> None:
     assert len(subjects) == 1 and subjects[0].startswith("[TEST] ")
 
 
-def test_dry_run_sends_nothing_and_records_nothing(project: Path) -> None:
+def test_the_quick_start_as_shipped_sends_a_full_digest_today(
+        tmp_path: Path, repo: Path) -> None:
+    """The README's quick start on a fresh clone, with no --as-of: the sample list's
+    ``max_age`` must keep the sample content's teasers, or a new user's first email is a
+    lead with nothing under it. (The page is copied so its capture time is now, as in a
+    fresh clone.)"""
+    import shutil
+
+    project = make_project(tmp_path, repo, sample_max_age=True)
+    page = tmp_path / "front-page.txt"
+    shutil.copyfile(repo / "content/front-page.txt", page)
+    text = project.read_text(encoding="utf-8").replace(
+        str(repo / "content/front-page.txt"), str(page))
+    project.write_text(text, encoding="utf-8")
+    code, out, err = run("build", "--config", str(project), "--json")
+    assert code == 0, err
+    edition = json.loads(out)
+    with_teasers = [s for s in edition["sections"] if s["teasers"]]
+    assert len(with_teasers) >= 4, edition["sections"]
+    assert sum(len(s["teasers"]) for s in with_teasers) >= 10
+
+
+def _sqlite_dump(settings) -> list[str]:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    with sqlite3.connect(settings.database_url.removeprefix("sqlite:///")) as conn:
+        return list(conn.iterdump())
+
+
+def test_dry_run_sends_nothing_and_writes_nothing(project: Path) -> None:
     settings = load_settings(project)
     with open_store(settings.database_url) as store:
         store.add_subscriber("daily", "ana@example.org")
+    before = _sqlite_dump(settings)
     code, out, err = run("send", "--config", str(project), "--dry-run")
     assert code == 0, err
-    with open_store(settings.database_url) as store:
-        eligible = sum(1 for _ in store.iter_eligible("daily"))
-        assert store.list_editions("daily") == []
-    assert eligible > 20  # the list's subscriber file was synced, as a real send would
-    assert f"built {eligible} messages" in out
+    assert _sqlite_dump(settings) == before  # not one row: not even the file's readers
+    # The recipients a real send would have: the store's and the subscriber file's.
+    said = " ".join(out.split())
+    assert "built 27 messages (26 of them to readers the list's subscriber files would add)" \
+        in said
+    assert "Dry run: " in said and "nothing was written to the database" in said
     assert not settings.maildir.exists() or not list((settings.maildir / "new").iterdir())
+    # After a real send (which syncs the file) a dry run still writes nothing.
+    assert run("send", "--config", str(project))[0] == 0
+    before = _sqlite_dump(settings)
+    code, out, _ = run("send", "--config", str(project), "--dry-run", "--force")
+    assert code == 0 and "built 27 messages" in out
+    assert _sqlite_dump(settings) == before
 
 
 @pytest.mark.parametrize("args", [

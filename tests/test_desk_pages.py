@@ -304,6 +304,8 @@ async def test_report_counts_failures_suppressions_and_chart(desk, store):
                      r"\d\d:\d\d UTC</dd>", text)
     # Failures grouped by reason, addresses masked.
     assert "smtp 550" in text and "Recipient address rejected" in text
+    # The relay's words quote an address: masked too.
+    assert "gone@example.net" not in text and "g•••@e•••.net" in text
     assert "r•••@e•••.org" in text
     masked_only(text, *(f"reader{i}@example.org" for i in range(12)))
     # The suppression that refusal caused.
@@ -350,6 +352,13 @@ async def test_look_up_a_reader_and_see_them_on_every_list(desk, store):
     assert re.search(r"Weekend Reads</td>\s*<td><span class=\"badge unsubscribed\">", text)
     assert "Sports, World" in text
     assert f'/digest/desk/editions/{edition_id}"' in text  # what the last edition did
+    # The consent record: how each membership began and changed, and who did it.
+    consent = re.search(r'id="consent-head".*?</section>', text, re.DOTALL).group(0)
+    rows = re.findall(r"<tr>\s*<td class=\"mono\">.*?</tr>", consent, re.DOTALL)
+    assert len(rows) == 3
+    assert re.search(r"weekend</td>\s*<td><span class=\"badge active\">active</span> → "
+                     r"<span class=\"badge unsubscribed\">", consent)
+    assert "editor · " in consent
 
 
 async def test_looking_up_nobody(desk):

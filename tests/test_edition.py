@@ -28,6 +28,9 @@ def make_list(**changes: object) -> ListSettings:
 
 
 def story(headline: str, section: str = "World", hours: float | None = 1, **kw: object) -> Story:
+    """A story with a one-line summary (as feed items have); ``summary=None`` makes a bare
+    headline, which never leads an edition that is not forced."""
+    kw.setdefault("summary", f"{headline}, in one line.")
     published = NOW - timedelta(hours=hours) if hours is not None else None
     return Story(id=kw.pop("id", story_id(section, headline)), section=section,
                  headline=headline, published_at=published, **kw)  # type: ignore[arg-type]
@@ -171,7 +174,7 @@ def test_a_headline_alone_suppresses_only_linkless_stories() -> None:
 
 
 def test_the_richer_copy_of_a_duplicate_is_kept() -> None:
-    bare = story("Oil prices surge", "Business", 1)
+    bare = story("Oil prices surge", "Business", 1, summary=None)
     rich = story("Oil Prices Surge", "Business", 3, url="https://news.example.org/oil",
                  summary="Brent rose 6% overnight.")
     lead = story("lead", "Politics", is_lead=True, body=(Block("paragraph", "Text."),))
@@ -184,24 +187,28 @@ TEXT = (Block("paragraph", "What happened, in full."),)
 
 def test_lead_prefers_text_and_a_link_published_within_max_age() -> None:
     """Tomorrow's unattended edition must not lead with a month-old bare teaser."""
-    old_bare = story("Month-old teaser", "Politics", 24 * 30)
+    old_bare = story("Month-old teaser", "Politics", 24 * 30, summary=None)
     undated = story("Undated with link", "World", None, url="https://n.example/u",
                     summary="Summary.")
-    text_only = story("Text, no link", "World", 3, body=TEXT)
-    linked_bare = story("Link, no text", "World", 1, url="https://n.example/l")
+    text_only = story("Text, no link", "World", 3, body=TEXT, summary=None)
+    linked_bare = story("Link, no text", "World", 1, url="https://n.example/l", summary=None)
     stale_good = story("Good but old", "World", 24 * 5, url="https://n.example/o",
                        summary="Summary.")
     good = story("Good", "Business", 20, url="https://n.example/g", summary="Summary.")
     lst = make_list(max_age=None)
     pool = [old_bare, undated, text_only, linked_bare, stale_good, good]
     order = []
-    while pool:
+    while pool != [old_bare]:
         lead = assemble_edition(pool, list_settings=lst, as_of=NOW).lead
         order.append(lead.headline)
         pool = [s for s in pool if s is not lead]
     # Without max_age any date counts as published in time: newest first among the dated.
     assert order == ["Good", "Good but old", "Undated with link", "Text, no link",
-                     "Link, no text", "Month-old teaser"]
+                     "Link, no text"]
+    # A bare headline (no text, no link) never leads: the day is skipped, unless forced.
+    with pytest.raises(EmptyEditionError, match="nothing to lead with"):
+        assemble_edition(pool, list_settings=lst, as_of=NOW)
+    assert assemble_edition(pool, list_settings=lst, as_of=NOW, force=True).lead is old_bare
     # With max_age, "Good but old" is not in the edition at all (older than 2 days).
     week = make_list(max_age=timedelta(days=2))
     assert assemble_edition([old_bare, stale_good, text_only], list_settings=week,
@@ -213,7 +220,7 @@ def test_the_pages_own_lead_leads_when_it_has_text() -> None:
     feed = story("Feed story", "Politics", 1, url="https://n.example/f", summary="S.")
     assert assemble_edition([feed, page_lead], list_settings=make_list(),
                             as_of=NOW).lead is page_lead
-    bare_page_lead = story("Bare page lead", "World", None, is_lead=True)
+    bare_page_lead = story("Bare page lead", "World", None, is_lead=True, summary=None)
     assert assemble_edition([feed, bare_page_lead], list_settings=make_list(),
                             as_of=NOW).lead is feed
 

@@ -8,7 +8,7 @@ import mailbox
 from pathlib import Path
 
 import pytest
-from test_cli import AS_OF, make_project, run
+from test_cli import AS_OF, make_project, run, technology_feed
 
 from digest.config import load_settings
 from digest.store import open_store
@@ -101,6 +101,10 @@ def test_editions_list_and_show_after_a_send(project: Path) -> None:
 
 def test_build_and_preview_show_the_stored_edition_and_the_next(
         project: Path, tmp_path: Path) -> None:
+    feed = technology_feed(tmp_path, 5)
+    text = project.read_text(encoding="utf-8")
+    project.write_text(text.replace('content/newsroom.rss"]', f'content/newsroom.rss", "{feed}"]',
+                                    1), encoding="utf-8")
     code, out, err = run("send", "--config", str(project), "--as-of", AS_OF)
     assert code == 0, err
     settings = load_settings(project)
@@ -120,6 +124,7 @@ def test_build_and_preview_show_the_stored_edition_and_the_next(
     assert nxt["date"] == "2025-08-24"
     shown = {t["id"] for s in nxt["sections"] for t in s["teasers"]} | {nxt["lead"]["id"]}
     assert not shown & {s.id for s in sent.stories}  # nothing of today's repeated
+    assert nxt["lead"]["headline"].startswith("Chip story")  # a leftover fit to lead
     out_dir = tmp_path / "stored"
     code, _, err = run("preview", "--config", str(project), "--as-of", AS_OF, "--out",
                        str(out_dir))

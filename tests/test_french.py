@@ -186,7 +186,7 @@ async def _walk_the_pages(client: httpx.AsyncClient, store, settings: Settings) 
     await page("POST", unsubscribe)
     await page("GET", unsubscribe)  # "this address is not subscribed"
     await page("GET", manage)  # the "subscribe again" form
-    pending = store.request_subscription("quotidien", "zoe@example.fr")
+    pending = store.request_subscription("quotidien", "zoe@example.fr").member
     await page("GET", "/digest/manage/" + tokens.make_manage_token(
         (KEY,), pending.subscriber_id, "quotidien"))
 
@@ -211,6 +211,8 @@ async def _walk_the_pages(client: httpx.AsyncClient, store, settings: Settings) 
                                     now=datetime(2020, 1, 1, tzinfo=UTC))
     await page("GET", f"/digest/confirm/{old}", 400)  # expired
     await page("DELETE", "/digest/subscribe/quotidien", 405)
+    await page("POST", "/digest/subscribe/quotidien", 403, data={"email": "v@example.fr"},
+               headers={"origin": "https://ailleurs.example"})  # a form on another site
     await page("POST", "/digest/subscribe/quotidien", 413, data={"email": "x" * 100_000})
     for _ in range(10):  # the sign-up limit per network
         response = await client.post("/digest/subscribe/quotidien",
@@ -219,7 +221,7 @@ async def _walk_the_pages(client: httpx.AsyncClient, store, settings: Settings) 
             break
     assert response.status_code == 429
     assert_french_page(response.text)
-    assert len(seen) == 29, seen
+    assert len(seen) == 30, seen
 
 
 def _check_french_email(message: email.message.EmailMessage, subject: str) -> str:

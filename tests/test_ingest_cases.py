@@ -313,6 +313,7 @@ def test_future_dated_stories_are_passed_over_for_the_lead() -> None:
 
     def story(name: str, hour: int, future: bool = False) -> Story:
         return Story(id=name, section="World", headline=name, future_dated=future,
+                     summary=f"{name}, in one line.", url=f"https://news.example.org/{name}",
                      published_at=datetime(2026, 11, 17, hour, tzinfo=UTC))
 
     lst = ListSettings(

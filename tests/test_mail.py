@@ -237,7 +237,7 @@ def test_display_names_are_quoted_or_encoded_never_injected(name: str) -> None:
     ("email", "ok@example.com\nBcc: evil@example.net"),
     ("email", "not-an-address"),
     ("email", "a@example.org <bob@example.org>"),
-    ("email", "ünï@example.org"),
+    ("email", "ü..ï@example.org"),  # a UTF-8 local part is fine (SMTPUTF8), a bad one not
     ("message_id", "<a@b>\r\nBcc: x@y"),
     ("message_id", "no-brackets@example.org"),
     ("unsubscribe_url", "https://news.example.org/u/x\r\nBcc: evil@example.net"),

@@ -52,7 +52,8 @@ def test_editors_are_added_listed_rekeyed_and_removed(store: Store) -> None:
 
 
 def test_rate_buckets_empty_refill_and_can_be_looked_at(store: Store) -> None:
-    take = store.take_rate_token
+    """The sign-up buckets, which the desk's sign-in limits share, can also be looked at."""
+    take = store.take_signup_token
     for _ in range(3):
         assert take("k", capacity=3, per_second=1 / 60, now=T0) == 0
     assert take("k", capacity=3, per_second=1 / 60, take=False, now=T0) == 60

@@ -100,15 +100,19 @@ def test_active_status_never_resurrects(store: Store) -> None:
     assert member is not None and member.status == "bounced"
 
 
-def test_pending_import_and_confirmation_by_file(store: Store) -> None:
+def test_pending_import_is_never_confirmed_by_a_file(store: Store) -> None:
     data = b"email,status\nann@example.org,\nbob@example.org,active\ncat@example.org,pending\n"
     report = _import(store, io.BytesIO(data), confirmed=False)
     assert _counts(report) == (3, 0, 0, 0, 0)
     assert {m.status for m in store.iter_members("daily")} == {"pending"}
-    confirmed = _import(store, io.BytesIO(b"email\nann@example.org\ncat@example.org\n"))
-    assert _counts(confirmed) == (0, 2, 0, 0, 0)
+    # Only the reader's confirmation makes a pending member active: a file cannot.
+    again = _import(store, io.BytesIO(b"email,status\nann@example.org,\ncat@example.org,active\n"))
+    assert _counts(again) == (0, 0, 2, 0, 0)
+    assert [(k.line, k.reason) for k in again.kept] == [
+        (2, "pending until the reader confirms: an import never makes a member active"),
+        (3, "pending until the reader confirms: an import never makes a member active")]
     ann = store.get_membership("daily", "ann@example.org")
-    assert ann is not None and ann.status == "active" and ann.confirmed_at is not None
+    assert ann is not None and ann.status == "pending" and ann.confirmed_at is None
 
 
 def test_columns_absent_are_left_alone_and_empty_cells_clear(store: Store) -> None:
@@ -158,10 +162,16 @@ def test_export_round_trips(store: Store, tmp_path: Path) -> None:
     text = out.getvalue()
     assert written == 34
     header = next(csv.reader(io.StringIO(text)))
-    assert header == ["email", "name", "sections", "status", "city", "team"]
+    assert header == ["email", "name", "sections", "status", "confirmed_at", "consent_source",
+                      "city", "team"]
 
     again = store.import_csv("daily", io.BytesIO(text.encode()), known_sections=SECTIONS)
     assert _counts(again) == (0, 0, 31, 3, 0) and again.warnings == []
+    assert again.kept == []
+
+    def without_record(csv_text: str) -> list[list[str]]:
+        # confirmed_at and consent_source are the store's record: import ignores them.
+        return [row[:4] + row[6:] for row in csv.reader(io.StringIO(csv_text))]
 
     with open_store(f"sqlite:///{tmp_path / 'copy.db'}") as copy:
         fresh = copy.import_csv("daily", io.BytesIO(text.encode()), known_sections=SECTIONS)
@@ -169,7 +179,7 @@ def test_export_round_trips(store: Store, tmp_path: Path) -> None:
         assert _snapshot(copy) == _snapshot(store)
         round_trip = io.StringIO()
         copy.export_csv("daily", round_trip)
-    assert round_trip.getvalue() == text
+    assert without_record(round_trip.getvalue()) == without_record(text)
 
 
 def test_export_filters_by_status(store: Store) -> None:

@@ -114,30 +114,43 @@ def test_set_status_bounce_and_complaint_suppress_everywhere(store: Store) -> No
 
 
 def test_double_opt_in(store: Store) -> None:
-    pending = store.request_subscription("daily", "ann@example.org", name="Ann",
+    request = store.request_subscription("daily", "ann@example.org", name="Ann",
                                          sections=["World"], now=NOW)
+    pending = request.member
+    assert request.outcome == "requested" and request.request_id is not None
     assert pending.status == "pending" and pending.confirmed_at is None
     assert list(store.iter_eligible("daily")) == []
-    active = store.confirm_subscription(pending.subscriber_id, "daily", now=NOW)
+    active = store.confirm_subscription(pending.subscriber_id, "daily",
+                                        request_id=request.request_id, now=NOW)
     assert active.status == "active" and active.confirmed_at == NOW
-    assert store.confirm_subscription(pending.subscriber_id, "daily").confirmed_at == NOW
+    assert active.sections == {"World"} and active.sections_chosen_at == NOW
+    assert store.confirm_subscription(pending.subscriber_id, "daily",
+                                      request_id=request.request_id).confirmed_at == NOW
 
     assert store.unsubscribe(pending.subscriber_id, "daily", now=NOW) is True
     assert store.unsubscribe(pending.subscriber_id, "daily", now=NOW) is False
-    # Only the subscriber's own confirmed request brings the address back.
+    # The old link no longer applies; only a new, confirmed request brings the reader back.
+    assert store.confirm_subscription(pending.subscriber_id, "daily",
+                                      request_id=request.request_id).status == "unsubscribed"
     again = store.request_subscription("daily", "ann@example.org", now=NOW)
-    assert again.status == "pending"
-    assert store.confirm_subscription(again.subscriber_id, "daily").status == "active"
+    assert again.outcome == "requested" and again.member.status == "unsubscribed"
+    assert store.confirm_subscription(again.member.subscriber_id, "daily",
+                                      request_id=again.request_id).status == "active"
 
 
-def test_confirmed_opt_in_lifts_a_suppression(store: Store) -> None:
+def test_confirmed_opt_in_lifts_a_bounce_suppression(store: Store) -> None:
     store.add_subscriber("daily", "ann@example.org")
-    store.set_status("daily", "ann@example.org", "bounced", now=NOW)
-    request = store.request_subscription("daily", "ann@example.org", now=NOW)
-    assert store.is_suppressed("ann@example.org")
-    store.confirm_subscription(request.subscriber_id, "daily", now=NOW)
+    store.set_status("daily", "ann@example.org", "unsubscribed", now=NOW)
+    store.suppress("ann@example.org", "bounced", now=NOW)
+    # A suppressed address gets no request (and so no confirmation email) at all.
+    assert store.request_subscription("daily", "ann@example.org").outcome == "suppressed"
+    store.add_subscriber("daily", "ann@example.org", confirmed=True, now=NOW)
     assert not store.is_suppressed("ann@example.org")
     assert [m.email for m in store.iter_eligible("daily")] == ["ann@example.org"]
+    last = store.membership_history("ann@example.org")[-1]
+    assert (last.old_status, last.new_status, last.actor, last.cause) == (
+        "unsubscribed", "active", "editor", "editor-confirmed")
+    assert last.detail == {"lifted_suppression": "bounced"}
 
 
 def test_update_sections(store: Store) -> None:

@@ -105,10 +105,13 @@ def test_export_import_round_trip(cli, tmp_path: Path) -> None:
     assert exported.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(exported.stdout)))
     assert len(rows) == 33
-    assert list(rows[0]) == ["email", "name", "sections", "status", "city"]
+    assert list(rows[0]) == ["email", "name", "sections", "status", "confirmed_at",
+                             "consent_source", "city"]
     amelie = next(r for r in rows if r["email"] == "amelie.durand@example.org")
+    assert amelie.pop("confirmed_at").endswith("+00:00")
     assert amelie == {"email": "amelie.durand@example.org", "name": "Amélie Durand",
-                      "sections": "Politics;World", "status": "active", "city": "Lyon"}
+                      "sections": "Politics;World", "status": "active",
+                      "consent_source": "import", "city": "Lyon"}
     again = cli("import", "-", "--list", "daily", stdin=exported.stdout.encode())
     assert "0 new, 0 updated, 32 unchanged, 1 kept inactive" in again.output
     out = tmp_path / "daily.csv"
@@ -130,13 +133,18 @@ def test_add_with_confirm_prints_a_link_and_stays_pending(cli) -> None:
     assert link.startswith("https://news.example.org/confirm/")
     assert "new.reader" not in link
     token = link.rsplit("/", 1)[1]
-    subscriber_id, list_name = read_confirm_token((KEY,), token, max_age=timedelta(days=7))
+    subscriber_id, list_name, request = read_confirm_token((KEY,), token,
+                                                           max_age=timedelta(days=7))
     with open_store(cli.url) as store:
         member = store.get_membership_by_id(subscriber_id, list_name)
         assert (member.email, member.status, member.sections) == (
             "new.reader@example.org", "pending", frozenset({"Politics", "World"}))
         assert list(store.iter_eligible("daily")) == []
-        store.confirm_subscription(subscriber_id, list_name)
+        assert store.confirm_subscription(subscriber_id, list_name,
+                                          request_id=request).status == "active"
+        [asked, confirmed] = store.membership_history("new.reader@example.org")
+        assert (asked.id, asked.actor, asked.cause) == (request, "editor", "editor-request")
+        assert (confirmed.actor, confirmed.cause) == ("reader", "confirm")
     assert "already active" in cli("add", "new.reader@example.org", "--list", "daily",
                                    "--confirm").output
 
@@ -164,3 +172,46 @@ def test_pending_import(cli) -> None:
     assert "26 new" in result.output
     listed = cli("list", "--list", "daily")
     assert "26 shown; daily has 26 pending." in listed.stderr
+
+
+def test_history_prints_one_event_per_line_oldest_first(cli, tmp_path: Path) -> None:
+    assert cli("import", str(SAMPLE), "--list", "daily").exit_code == 0
+    assert cli("add", "amelie.durand@example.org", "--list", "weekly").exit_code == 0
+    assert cli("remove", "amelie.durand@example.org", "--list", "daily").exit_code == 0
+    back = cli("add", "amelie.durand@example.org", "--list", "daily", "--confirmed")
+    assert back.exit_code == 0 and "is active on daily" in back.output
+    shown = cli("history", "Amelie.Durand@example.org")
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert len(lines) == 4
+    assert lines[0].endswith(f"by import: import  file={SAMPLE}, line=2")
+    assert "daily  (new) -> active  sections: Politics;World  by import: import" in lines[0]
+    assert "weekly  (new) -> active  sections: all  by editor: editor-add" in lines[1]
+    assert "daily  active -> unsubscribed  by editor: editor-remove  " \
+        "command=subscribers remove" in lines[2]
+    assert "daily  unsubscribed -> active  by editor: editor-confirmed  " \
+        "command=subscribers add --confirmed" in lines[3]
+    assert "4 events; now: daily active, weekly active." in shown.stderr
+    only_weekly = cli("history", "amelie.durand@example.org", "--list", "weekly")
+    assert len(only_weekly.stdout.splitlines()) == 1
+    unknown = cli("history", "nobody@example.org")
+    assert unknown.exit_code == 1 and "no such address" in unknown.stderr
+    not_configured = cli("history", "amelie.durand@example.org", "--list", "nope")
+    assert not_configured.exit_code == 2 and "Traceback" not in not_configured.output
+
+
+def test_add_keeps_a_readers_choices_unless_confirmed(cli) -> None:
+    assert cli("import", str(SAMPLE), "--list", "daily").exit_code == 0
+    with open_store(cli.url) as store:
+        zoe = store.get_membership("daily", "zoe.martin@example.com")
+        store.update_sections(zoe.subscriber_id, "daily", ["World"])
+        store.unsubscribe(zoe.subscriber_id, "daily", cause="one-click-unsubscribe")
+    again = cli("add", "zoe.martin@example.com", "--list", "daily", "--sections", "Sports")
+    assert "stays unsubscribed on daily" in again.output
+    assert "sections were kept" in again.output
+    both = cli("add", "zoe.martin@example.com", "--list", "daily", "--confirm", "--confirmed")
+    assert both.exit_code == 2
+    with open_store(cli.url) as store:
+        store.suppress("zoe.martin@example.com", "complained")
+    link = cli("add", "zoe.martin@example.com", "--list", "daily", "--confirm")
+    assert link.exit_code == 1 and "suppressed" in link.stderr and "https://" not in link.stdout

@@ -95,13 +95,65 @@ def test_rotated_key_still_verifies_and_new_key_signs() -> None:
         read_unsubscribe_token(("new-key-klmnopqrst",), old_token)
 
 
-def test_confirm_tokens_expire() -> None:
-    token = make_confirm_token(KEYS, 42, "daily", now=NOW)
+def test_confirm_tokens_name_their_request_and_expire() -> None:
+    token = make_confirm_token(KEYS, 42, "daily", request_id=9, now=NOW)
     week = timedelta(days=7)
     assert read_confirm_token(KEYS, token, max_age=week, now=NOW + timedelta(days=6)) == (
-        42, "daily")
+        42, "daily", 9)
     with pytest.raises(InvalidTokenError, match="expired"):
         read_confirm_token(KEYS, token, max_age=week, now=NOW + timedelta(days=7, seconds=2))
+    # A link made before the consent record (no request) still reads.
+    legacy = make_confirm_token(KEYS, 42, "daily", now=NOW)
+    assert read_confirm_token(KEYS, legacy, max_age=week, now=NOW) == (42, "daily", None)
+
+
+def _signed(salt: str, payload: object) -> str:
+    """A token with a good signature over any payload (what a key holder could make)."""
+    return str(tokens._serializer(KEYS, salt, None).dumps(payload))
+
+
+@pytest.mark.parametrize("suffix", ["=", "==", "===", "x", "A", "!", "%3D", ".", "\n", " "])
+def test_a_token_has_one_spelling(suffix: str) -> None:
+    token = make_unsubscribe_token(KEYS, 42, "daily")
+    assert read_unsubscribe_token(KEYS, token) == (42, "daily")
+    with pytest.raises(InvalidTokenError, match="not valid"):
+        read_unsubscribe_token(KEYS, token + suffix)
+    with pytest.raises(InvalidTokenError, match="not valid"):
+        read_unsubscribe_token(KEYS, suffix + token)
+
+
+def test_another_base64_spelling_of_the_same_bytes_is_refused() -> None:
+    token = make_unsubscribe_token(KEYS, 42, "daily")
+    signature = token.rsplit(".", 1)[1]
+    # 20 signature bytes are 27 base64 characters: the last one has two unused bits, so
+    # four characters decode to the same bytes and only one is the canonical spelling.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(signature[-1])
+    for other in range(last & ~3, (last & ~3) + 4):
+        if other != last:
+            respelled = token[:-1] + alphabet[other]
+            assert base64.urlsafe_b64decode(respelled.rsplit(".", 1)[1] + "=") == \
+                base64.urlsafe_b64decode(signature + "=")
+            with pytest.raises(InvalidTokenError, match="not valid"):
+                read_unsubscribe_token(KEYS, respelled)
+
+
+@pytest.mark.parametrize("payload", [
+    [0, "daily"], [-1, "daily"], [2**31, "daily"], [10**20, "daily"], [True, "daily"],
+    [1.0, "daily"], ["1", "daily"], [1, 2], [1], [1, "daily", 3], {"id": 1},
+])
+def test_well_signed_payloads_out_of_range_are_refused(payload: object) -> None:
+    with pytest.raises(InvalidTokenError, match="not valid"):
+        read_unsubscribe_token(KEYS, _signed(tokens.UNSUBSCRIBE, payload))
+
+
+@pytest.mark.parametrize("payload", [[1, "daily", 0], [1, "daily", 2**31], [1, "daily", "7"],
+                                     [2**31, "daily", 7], [1, "daily", 7, 8]])
+def test_confirm_payloads_out_of_range_are_refused(payload: object) -> None:
+    with pytest.raises(InvalidTokenError, match="not valid"):
+        read_confirm_token(KEYS, _signed(tokens.CONFIRM, payload), max_age=timedelta(days=1))
+    assert read_confirm_token(KEYS, _signed(tokens.CONFIRM, [2**31 - 1, "d", 2**31 - 1]),
+                              max_age=timedelta(days=1)) == (2**31 - 1, "d", 2**31 - 1)
 
 
 def test_unsubscribe_tokens_honour_a_max_age_when_given() -> None:

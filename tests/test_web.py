@@ -311,6 +311,8 @@ async def test_subscribe_then_confirm_from_the_email(client, store, settings) ->
 
     [msg] = maildir_messages(settings)
     assert msg["To"].addresses[0].addr_spec == "New.Reader@example.org"
+    # Nothing the requester typed reaches someone else's inbox: no name anywhere.
+    assert b"Nia" not in msg.as_bytes() and msg["To"].addresses[0].display_name == ""
     assert msg["Subject"] == "Confirm your subscription to Morning Briefing"
     assert msg["Auto-Submitted"] == "auto-generated"
     link = _confirm_link(msg)
@@ -394,8 +396,10 @@ async def test_subscribe_is_rate_limited_per_client_and_address(client, store,
 
 
 async def test_expired_confirm_link_says_to_subscribe_again(client, store) -> None:
-    member = store.request_subscription("daily", "late@example.org")
+    request = store.request_subscription("daily", "late@example.org")
+    member = request.member
     old = tokens.make_confirm_token((KEY,), member.subscriber_id, "daily",
+                                    request_id=request.request_id,
                                     now=datetime.now(UTC) - timedelta(days=8))
     response = await client.get(f"/digest/confirm/{old}")
     assert_clean_error(response, 400)
@@ -405,9 +409,13 @@ async def test_expired_confirm_link_says_to_subscribe_again(client, store) -> No
     assert_clean_error(await client.get("/digest/confirm/garbage"), 400)
 
 
-async def test_confirm_after_unsubscribing_does_not_resubscribe(client, store) -> None:
-    member = store.request_subscription("daily", "left@example.org")
-    token = tokens.make_confirm_token((KEY,), member.subscriber_id, "daily")
+@pytest.mark.parametrize("with_request", [True, False])
+async def test_confirm_after_unsubscribing_does_not_resubscribe(client, store,
+                                                                with_request) -> None:
+    request = store.request_subscription("daily", "left@example.org")
+    member = request.member
+    token = tokens.make_confirm_token((KEY,), member.subscriber_id, "daily",
+                                      request_id=request.request_id if with_request else None)
     store.unsubscribe(member.subscriber_id, "daily")
     for method in (client.get, client.post):
         response = await method(f"/digest/confirm/{token}")
@@ -421,7 +429,8 @@ async def test_resubscribe_from_preferences_sends_a_new_confirmation(client, sto
     store.unsubscribe(sid, "daily")
     response = await client.post(manage_path(sid), data={"action": "resubscribe"})
     assert response.status_code == 200 and "We sent an email to b•••@e•••.org" in response.text
-    assert status_of(store, sid) == "pending"
+    # Nothing changes until the reader confirms from their inbox.
+    assert status_of(store, sid) == "unsubscribed"
     [msg] = maildir_messages(settings)
     link = _confirm_link(msg)
     assert (await client.post(link)).status_code == 200

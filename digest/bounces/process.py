@@ -239,9 +239,12 @@ def _handle(settings: Settings, store: Store, message: RawMessage, *, dry_run: b
         return outcome("ignored", action.reason, target)
     if dry_run:
         return outcome("dry-run", action.reason, target)
+    report_id = event.report_id  # the report's own Message-ID, for the consent record
     if action.kind == "unsubscribe":
         try:
-            done = store.unsubscribe(target.subscriber_id, target.list_name, now=now)
+            done = store.unsubscribe(target.subscriber_id, target.list_name,
+                                     cause="mailto-unsubscribe",
+                                     detail={"report_message_id": report_id}, now=now)
         except SubscriberNotFoundError:
             return outcome("unattributed", "unattributed: unsubscribe for a member who is gone")
         return outcome("unsubscribed" if done else "already-inactive", action.reason, target)
@@ -249,5 +252,5 @@ def _handle(settings: Settings, store: Store, message: RawMessage, *, dry_run: b
     result = store.record_bounce(
         event_key, kind=_KIND_OF_RECORD[action.kind], subscriber_id=target.subscriber_id,
         delivery_id=target.delivery_id, status=event.status, reason=action.reason,
-        soft_limit=soft_limit, soft_window=soft_window, now=now)
+        soft_limit=soft_limit, soft_window=soft_window, report_message_id=report_id, now=now)
     return outcome(result, action.reason, target)

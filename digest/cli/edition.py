@@ -226,8 +226,8 @@ def send(config_path: str | None, list_name: str | None, sources: tuple[str, ...
 
 
 def _print_send(outcome: pipeline.SendOutcome, settings: Settings) -> None:
-    for path, report in outcome.imports:
-        for line in format_report(report, outcome.edition.list_name if outcome.edition
+    for path, imported in outcome.imports:
+        for line in format_report(imported, outcome.edition.list_name if outcome.edition
                                   else "", path)[:1]:
             console.print(line, highlight=False, markup=False)
     if outcome.status == "no-recipients":

@@ -39,9 +39,11 @@ class MaildirHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         body = envelope.original_content or b""
         sender = envelope.mail_from or ""
-        trace = f"Return-Path: <{sender}>\r\n".encode("ascii", "replace")
+        # Addresses are UTF-8 only in an SMTPUTF8 transaction (RFC 6531/6532).
+        charset = "utf-8" if envelope.smtp_utf8 else "ascii"
+        trace = f"Return-Path: <{sender}>\r\n".encode(charset, "replace")
         for rcpt in envelope.rcpt_tos:
-            trace += f"Delivered-To: {rcpt}\r\n".encode("ascii", "replace")
+            trace += f"Delivered-To: {rcpt}\r\n".encode(charset, "replace")
         await asyncio.to_thread(self._store, trace + body)
         return "250 2.0.0 Stored in Maildir"
 
@@ -59,8 +61,9 @@ async def embedded_smtp_server(maildir: Path, *, host: str = "127.0.0.1",
     sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
 
     def factory() -> SMTP:
+        # SMTPUTF8 offered: with allow_smtputf8, non-ASCII addresses reach the Maildir.
         proto = SMTP(handler, hostname="localhost", data_size_limit=50_000_000,
-                     ident="digest embedded SMTP")
+                     ident="digest embedded SMTP", enable_SMTPUTF8=True)
         sessions.add(proto)
         return proto
 

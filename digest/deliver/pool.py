@@ -196,15 +196,24 @@ class SMTPConnection:
         smtp = self._smtp
         assert smtp is not None
         phase = self.phase = Phase.MAIL
+        # RFC 6531: a non-ASCII address travels only with SMTPUTF8; a relay that does not
+        # offer it gets nothing (no MAIL is sent), and the row fails with this reason.
+        utf8 = not (sender.isascii() and all(r.isascii() for r in recipients))
+        if utf8 and not smtp.supports_extension("smtputf8"):
+            raise TransactionError(Phase.MAIL, aiosmtplib.SMTPNotSupported(
+                "SMTPUTF8 (needed for a non-ASCII address)"))
+        encoding = "utf-8" if utf8 else "ascii"
         try:
             options = [f"SIZE={len(data)}"] if smtp.supports_extension("size") else []
-            await smtp.mail(sender, options=options)
+            if utf8:
+                options.append("SMTPUTF8")
+            await smtp.mail(sender, options=options, encoding=encoding)
             phase = self.phase = Phase.RCPT
             refused: dict[str, SMTPResponse] = {}
             accepted: list[str] = []
             for rcpt in recipients:
                 try:
-                    await smtp.rcpt(rcpt)
+                    await smtp.rcpt(rcpt, encoding=encoding)
                     accepted.append(rcpt)
                 except aiosmtplib.SMTPRecipientRefused as exc:
                     refused[rcpt] = SMTPResponse(exc.code, exc.message)

@@ -20,6 +20,7 @@ __all__ = [
     "parse_mailbox",
     "to_header",
     "unstructured_tokens",
+    "utf8_to_header",
     "validate_addr_spec",
     "validate_message_id",
     "validate_uri",
@@ -280,3 +281,44 @@ def format_list_id(list_id: str) -> bytes:
     desc = unicodedata.normalize("NFKD", desc).encode("ascii", "ignore").decode("ascii").strip()
     tokens = _phrase_tokens(desc) if desc else []
     return header_line("List-Id", [*tokens, f"<{ident}>"])
+
+
+# RFC 6531 §3.3: an internationalized local part is a dot-atom whose atext also takes any
+# non-ASCII character (controls, spaces and line separators stay out).
+_UTF8_ATEXT = r"(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]|[^\x00-\x7f\x80-\x9f\s\u2028\u2029])+"
+_UTF8_LOCAL = re.compile(rf"{_UTF8_ATEXT}(?:\.{_UTF8_ATEXT})*")
+
+
+def utf8_to_header(name: str | None, address: str) -> bytes:
+    """The ``To:`` line (UTF-8 bytes, RFC 6532) for an address with a non-ASCII local part,
+    which only travels with SMTPUTF8 (RFC 6531); the domain is written in IDNA, the name
+    RFC 2047-encoded as in :func:`to_header`.
+
+    :raises HeaderError: for an address that is not a valid internationalized mailbox.
+    """
+    if _CONTROLS.search(address) or address.count("@") != 1 or len(address) > 320:
+        raise HeaderError(f"The address {address!r} is not a valid mailbox; fix or remove it.",
+                          recipient=address)
+    local, domain = address.split("@")
+    try:
+        domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    except UnicodeError:
+        domain = ""
+    if not _UTF8_LOCAL.fullmatch(local) or not _DOMAIN.fullmatch(domain):
+        raise HeaderError(f"The address {address!r} is not a valid internationalized mailbox; "
+                          "fix or remove it.", recipient=address)
+    display = clean_text(name or "", limit=200)
+    tokens = [*_phrase_tokens(display), f"<{local}@{domain}>"] if display else \
+        [f"{local}@{domain}"]
+    return b"\r\n ".join(t.encode("utf-8") for t in _fold(["To:", *tokens])) + b"\r\n"
+
+
+def _fold(tokens: list[str]) -> list[str]:
+    """Tokens joined by spaces into lines of at most 78 characters where they allow it."""
+    lines: list[str] = []
+    for tok in tokens:
+        if lines and len(lines[-1]) + 1 + len(tok) <= 78:
+            lines[-1] += " " + tok
+        else:
+            lines.append(tok)
+    return lines

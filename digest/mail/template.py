@@ -33,6 +33,7 @@ from digest.mail.headers import (
     parse_mailbox,
     to_header,
     unstructured_tokens,
+    utf8_to_header,
     validate_message_id,
 )
 from digest.mail.signing import dkim_sign
@@ -265,7 +266,7 @@ class MessageTemplate:
         if text_b64 is not None or html_b64 is not None:
             holes = self._with_base64(holes, slot_values_html, slot_values_text, email)
         message = self.format % (
-            to_header(name, email),
+            to_header(name, email) if email.isascii() else utf8_to_header(name, email),
             validate_message_id(message_id).encode("ascii"),
             list_unsubscribe(unsubscribe_url, unsubscribe_mailto),
             *holes)

@@ -19,7 +19,7 @@ from digest.pipeline.carried import drop_warnings, record_carried, variants_for
 from digest.pipeline.messages import MessageFactory, new_message_id
 
 if TYPE_CHECKING:
-    from digest.store import EditionRecord, Store
+    from digest.store import EditionRecord, ImportReport, Store
 
 
 @dataclass(slots=True)
@@ -33,15 +33,21 @@ class SendOutcome:
     edition_id: int | None = None
     report: object | None = None  # a digest.deliver.DeliveryReport
     published: int = 0
-    imports: list[tuple[str, object]] = field(default_factory=list)
+    imports: list[tuple[str, ImportReport]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     #: Teasers the size budget dropped, one sentence per variant (digest.pipeline.carried).
     warnings: list[str] = field(default_factory=list)
 
 
-def sync_subscriber_files(settings: Settings, lst: ListSettings,
-                          store: Store) -> list[tuple[str, object]]:
-    """Import the list's ``subscribers_files`` (idempotent; never re-activates anyone)."""
+def sync_subscriber_files(settings: Settings, lst: ListSettings, store: Store, *,
+                          dry_run: bool = False) -> list[tuple[str, ImportReport]]:
+    """Import the list's ``subscribers_files`` (an ``ImportReport`` per file).
+
+    The import obeys the store's ownership rule: it adds new readers and updates names and
+    attributes, never makes an existing member active, never overwrites sections a reader
+    chose, and lowers a status at most once. ``dry_run`` reads the store and reports what
+    the import would do, writing nothing.
+    """
     reports = []
     for path in lst.subscribers_files:
         if not Path(path).is_file():
@@ -49,7 +55,7 @@ def sync_subscriber_files(settings: Settings, lst: ListSettings,
                               f"names {path}, which does not exist; fix the path.")
         reports.append((path, store.import_csv(
             lst.name, path, known_sections=lst.sections or None,
-            allow_smtputf8=settings.allow_smtputf8)))
+            allow_smtputf8=settings.allow_smtputf8, dry_run=dry_run)))
     return reports
 
 
@@ -99,9 +105,9 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
     from digest.errors import EmptyEditionError
 
     relay = settings.relay_for(lst)
-    imports: list[tuple[str, object]] = []
-    if dry_run:  # the same recipients as a real send: the list's files are synced first
-        imports = sync_subscriber_files(settings, lst, store)
+    imports: list[tuple[str, ImportReport]] = []
+    if dry_run:  # the recipients a real send would have, with nothing written
+        imports = sync_subscriber_files(settings, lst, store, dry_run=True)
     if test_to or dry_run:
         try:
             edition, errors = await _todays_edition(settings, lst, store,
@@ -132,9 +138,19 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
                                         message_id=new_message_id(settings, "dry-run")))
             count += 1
             audience[member.sections] += 1
-        return SendOutcome("dry-run", f"Dry run: built {count} messages "
-                           f"({size / 1024:.0f} KiB in all) and sent none.", edition,
-                           imports=imports, errors=errors,
+        added = [m for _, report in imports for m in report.new_members]
+        for email, name, sections in added:  # not in the store yet: preview links
+            size += len(factory.message(email=email, name=name, sections=sections,
+                                        subscriber_id=None,
+                                        message_id=new_message_id(settings, "dry-run")))
+            audience[sections] += 1
+        count += len(added)
+        note = (f" ({len(added)} of them to readers the list's subscriber files would add)"
+                if added else "")
+        return SendOutcome("dry-run", f"Dry run: built {count} messages{note} "
+                           f"({size / 1024:.0f} KiB in all) and sent none; nothing was "
+                           "written to the database.", edition, imports=imports,
+                           errors=errors,
                            warnings=_drops(factory, edition, audience.items(), "reader(s)"))
 
     imports = sync_subscriber_files(settings, lst, store)
@@ -176,7 +192,7 @@ async def deliver_record(settings: Settings, lst: ListSettings, store: Store,
                          record: EditionRecord, *, actor: str, force: bool = False,
                          as_of: datetime | None = None, progress: bool = False,
                          max_wait: float | None = None,
-                         imports: list[tuple[str, object]] | None = None,
+                         imports: list[tuple[str, ImportReport]] | None = None,
                          errors: list[str] | None = None) -> SendOutcome:
     """Publish a stored edition (unless it is already) and deliver its ledger rows; then
     record "sent" if every row ended. Status "no-recipients" when the list has nobody
@@ -216,7 +232,7 @@ async def deliver_record(settings: Settings, lst: ListSettings, store: Store,
             f"The {lst.name} edition of {edition.date} already went out "
             f"({summary.get('sent', 0)} sent); use --force to send another.")
     else:
-        status, message = "sent", f"The {lst.name} edition of {edition.date} was delivered."
+        status, message = "sent", _delivered(lst.name, edition.date, summary)
     return SendOutcome(status, message, edition, record.id, report, published, imports, errors,
                        warnings)
 
@@ -225,6 +241,21 @@ def _drops(factory: MessageFactory, edition: Edition,
            audience: Iterable[tuple[frozenset[str] | None, int]], readers: str) -> list[str]:
     return drop_warnings(edition, variants_for(factory, audience),
                          budget_kb=factory.renderer.budget // 1024, readers=readers)
+
+
+def _delivered(list_name: str, day: object, summary: dict[str, int]) -> str:
+    """The closing sentence of a send: "was delivered" only when every row was sent."""
+    waiting = summary.get("queued", 0) + summary.get("sending", 0)
+    undelivered = summary.get("failed", 0) + summary.get("expired", 0) + waiting
+    if not undelivered:
+        return f"The {list_name} edition of {day} was delivered."
+    parts = [f"{summary.get('sent', 0)} delivered", f"{summary.get('failed', 0)} failed"]
+    if summary.get("expired"):
+        parts.append(f"{summary['expired']} expired")
+    if waiting:
+        parts.append(f"{waiting} still queued")
+    return (f"The {list_name} edition of {day}: {', '.join(parts)} (the reasons are listed "
+            "above).")
 
 
 @asynccontextmanager

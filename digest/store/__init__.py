@@ -1,7 +1,9 @@
 """The store: lists, subscribers, editions and the delivery ledger in SQLite or PostgreSQL.
 
 ``open_store(url)`` returns a :class:`Store`; see ``notes/LEDGER.md`` for the ledger contract
-the delivery workers rely on.
+the delivery workers rely on. Who may change a subscriber's status and sections is written
+once, in :mod:`digest.store.subscribers`, and every change is recorded in
+:mod:`digest.store.consent`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Self
 
 from .bounces import BouncesMixin, DeliveryRef
 from .carried import CarriedMixin, StoryRecord
+from .consent import ConsentMixin, MembershipEvent
 from .editions import EditionRecord, EditionsMixin
 from .editors import Editor, EditorsMixin, InvalidEditorError
 from .engine import create_engine, guarded
@@ -17,9 +20,14 @@ from .importer import ImportMixin, ImportReport, RejectedRow
 from .ledger import Claim, LedgerMixin
 from .lifecycle import EDITION_STATUSES, PENDING, PUBLISHED, UNPUBLISHED, EditionEvent
 from .migrate import upgrade
-from .ratelimits import RateLimitsMixin
 from .reports import ReportsMixin
-from .subscribers import InvalidSubscriberError, Membership, SubscribersMixin
+from .signups import SignupLimitsMixin
+from .subscribers import (
+    InvalidSubscriberError,
+    Membership,
+    SubscribersMixin,
+    SubscriptionRequest,
+)
 
 __all__ = [
     "EDITION_STATUSES",
@@ -35,15 +43,17 @@ __all__ = [
     "InvalidEditorError",
     "InvalidSubscriberError",
     "Membership",
+    "MembershipEvent",
     "RejectedRow",
     "Store",
     "StoryRecord",
+    "SubscriptionRequest",
     "open_store",
 ]
 
 
-class Store(ImportMixin, SubscribersMixin, EditionsMixin, CarriedMixin, LedgerMixin,
-            BouncesMixin, EditorsMixin, RateLimitsMixin, ReportsMixin):
+class Store(ImportMixin, SubscribersMixin, ConsentMixin, SignupLimitsMixin, EditionsMixin,
+            CarriedMixin, LedgerMixin, BouncesMixin, EditorsMixin, ReportsMixin):
     """Everything digest keeps in its database, behind short transactions."""
 
     def __enter__(self) -> Self:

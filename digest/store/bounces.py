@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from digest.errors import StoreError
 
+from .consent import lower_everywhere
 from .engine import Database, guarded
 from .ledger import suppress_address
 from .schema import (
@@ -18,7 +19,6 @@ from .schema import (
     deliveries,
     editions,
     lists,
-    memberships,
     subscribers,
     suppressions,
 )
@@ -88,6 +88,7 @@ class BouncesMixin(Database):
     def record_bounce(self, event_key: str, *, kind: str, subscriber_id: int,
                       delivery_id: int | None, status: str | None, reason: str,
                       soft_limit: int = 3, soft_window: timedelta = timedelta(days=14),
+                      report_message_id: str | None = None,
                       now: datetime | None = None) -> str:
         """Record one bounce or complaint for a subscriber, in one transaction, and suppress
         the address (every list) when it calls for it.
@@ -98,6 +99,9 @@ class BouncesMixin(Database):
 
         :param event_key: identifies the report (a hash of its bytes): recording the same
             key again changes nothing.
+        :param report_message_id: the report's own Message-ID, kept in the consent record
+            of every membership the report changes (cause "bounce", "soft-bounces" or
+            "complaint").
         :returns: "duplicate" (seen before), "suppressed" (the address is suppressed now),
             "already-suppressed", or "recorded" (a soft bounce below the limit).
         :raises StoreError: for an unknown ``kind`` or subscriber.
@@ -120,15 +124,19 @@ class BouncesMixin(Database):
                 delivery_id=delivery_id, status=status, reason=reason[:200], created_at=now))
             detail = " ".join(p for p in (kind, "bounce" if kind != "complaint" else "",
                                           status or "", reason) if p)
+            cause = {"hard": "bounce", "soft": "soft-bounces", "complaint": "complaint"}[kind]
             if kind == "soft":
                 count = self._soft_count(conn, subscriber_id, now - soft_window)
                 if count < soft_limit:
                     return "recorded"
                 detail = (f"{count} soft bounces within {soft_window.days} days; last: "
                           f"{status or ''} {reason}").strip()
+            record: dict[str, object] = {k: v for k, v in (("report_message_id", report_message_id),
+                                        ("status", status), ("reason", reason[:200]),
+                                        ("delivery_id", delivery_id)) if v}
             return self._suppress_subscriber(conn, subscriber_id, key,
                                              "complained" if kind == "complaint" else "bounced",
-                                             detail, now)
+                                             detail, now, cause=cause, record=record)
 
     @staticmethod
     def _soft_count(conn: Connection, subscriber_id: int, since: datetime) -> int:
@@ -143,11 +151,10 @@ class BouncesMixin(Database):
 
     @staticmethod
     def _suppress_subscriber(conn: Connection, subscriber_id: int, email_key: str,
-                             status: str, detail: str, now: datetime) -> str:
-        changed = conn.execute(memberships.update().where(
-            memberships.c.subscriber_id == subscriber_id,
-            memberships.c.status.in_(("active", "pending")),
-        ).values(status=status, changed_at=now)).rowcount
+                             status: str, detail: str, now: datetime, *, cause: str,
+                             record: dict[str, object]) -> str:
+        changed = lower_everywhere(conn, subscriber_id, status, actor="system", cause=cause,
+                                   detail=record, now=now)
         was = conn.execute(sa.select(suppressions.c.id).where(
             suppressions.c.email_key == email_key)).first()
         suppress_address(conn, email_key, status, detail, now)

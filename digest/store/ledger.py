@@ -22,9 +22,10 @@ from sqlalchemy.engine import Connection
 
 from digest.errors import StoreError
 
+from .consent import lower_everywhere
 from .engine import Database, guarded, translate_error
 from .ledger_sql import SENT_ROW, SQLiteLedger, claim_update, clip, due_query
-from .schema import ACTIVE, deliveries, memberships, subscribers, suppressions
+from .schema import ACTIVE, deliveries, subscribers, suppressions
 
 __all__ = ["Claim", "LedgerMixin", "suppress_address"]
 
@@ -217,10 +218,9 @@ class LedgerMixin(Database):
                 .where(deliveries.c.id == delivery_id)).one()
             detail = f"{code} {error}" if code else error
             suppress_address(conn, sub.email_key, "bounced", detail, now)
-            conn.execute(memberships.update().where(
-                memberships.c.subscriber_id == sub.id,
-                memberships.c.status.in_(("active", "pending")),
-            ).values(status="bounced", changed_at=now))
+            lower_everywhere(conn, sub.id, "bounced", actor="system", cause="delivery-refused",
+                             detail={"delivery_id": delivery_id, "code": code,
+                                     "reply": clip(error)}, now=now)
 
     @guarded
     def mark_expired(self, delivery_id: int, *, error: str, now: datetime) -> None:

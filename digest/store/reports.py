@@ -1,9 +1,9 @@
 """What the desk's reports read: an edition's delivery over time, its failures and the
 suppressions it caused, a list's growth, and bounce and complaint rates per edition.
 
-Read-only queries over the ledger (``deliveries``), ``bounce_events``, ``suppressions`` and
-``memberships``; every method is one short read transaction. Addresses are returned for the
-caller to mask; nothing here logs.
+Read-only queries over the ledger (``deliveries``), ``bounce_events``, ``suppressions``,
+``memberships`` and the consent record (``membership_events``); every method is one short
+read transaction. Addresses are returned for the caller to mask; nothing here logs.
 """
 
 from __future__ import annotations
@@ -16,17 +16,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from .engine import Database, guarded
+from .members import Membership, member_query, membership_from_row
 from .schema import (
-    INACTIVE,
     bounce_events,
     deliveries,
     editions,
     lists,
+    membership_events,
     memberships,
     subscribers,
     suppressions,
 )
-from .subscribers import Membership, membership_from_row, normalise_address
+from .validation import normalise_address
 
 __all__ = [
     "CausedSuppression",
@@ -243,34 +244,32 @@ class ReportsMixin(Database):
     def list_growth(self, list_name: str, *, days: int, zone: tzinfo,
                     today: date) -> list[GrowthDay]:
         """The last ``days`` days of the list up to ``today`` (days in ``zone``), oldest
-        first: readers who joined (were confirmed) and left each day, and the number of
-        active readers at the end of it.
+        first: readers who became active (joined) and who stopped being active (left) each
+        day, and the number of active readers at the end of it.
 
-        Read from the memberships' own times: a reader who left and came back within the
-        window counts once, on the day of their latest change.
+        Read from the consent record (``membership_events``): a reader who left and came
+        back counts on both days, and the sizes are exact, worked back from today's count.
         """
         start_local = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(),
                                        zone)
         start = start_local.astimezone(UTC)
-        m = memberships
-        in_list = sa.and_(lists.c.name == list_name)
+        m, ev = memberships, membership_events
         with self.read() as conn:
             active = int(conn.execute(
                 sa.select(sa.func.count()).select_from(m).join(lists, lists.c.id == m.c.list_id)
-                .where(in_list, m.c.status == "active")).scalar() or 0)
-            joined = conn.execute(
-                sa.select(m.c.confirmed_at).join(lists, lists.c.id == m.c.list_id)
-                .where(in_list, m.c.confirmed_at >= start)).scalars().all()
-            left = conn.execute(
-                sa.select(m.c.changed_at).join(lists, lists.c.id == m.c.list_id)
-                .where(in_list, m.c.status.in_(sorted(INACTIVE)), m.c.confirmed_at.is_not(None),
-                       m.c.changed_at >= start)).scalars().all()
+                .where(lists.c.name == list_name, m.c.status == "active")).scalar() or 0)
+            moves = conn.execute(
+                sa.select(ev.c.created_at, ev.c.old_status, ev.c.new_status)
+                .join(lists, lists.c.id == ev.c.list_id)
+                .where(lists.c.name == list_name, ev.c.created_at >= start,
+                       sa.or_(ev.c.new_status == "active", ev.c.old_status == "active"))).all()
         per_join: dict[date, int] = defaultdict(int)
         per_leave: dict[date, int] = defaultdict(int)
-        for moment in joined:
-            per_join[moment.astimezone(zone).date()] += 1
-        for moment in left:
-            per_leave[moment.astimezone(zone).date()] += 1
+        for moment, old, new in moves:
+            if (old == "active") == (new == "active"):
+                continue  # a change of sections, or a note: not a join or a leave
+            day = _aware(moment).astimezone(zone).date()  # type: ignore[union-attr]
+            (per_join if new == "active" else per_leave)[day] += 1
         out: list[GrowthDay] = []
         size = active
         for offset in range(days):
@@ -295,9 +294,7 @@ class ReportsMixin(Database):
     @guarded
     def subscriber_memberships(self, subscriber_id: int) -> list[Membership]:
         """Every membership of the subscriber, by list name."""
-        from .subscribers import _member_query
-
-        query = _member_query().where(subscribers.c.id == subscriber_id).order_by(lists.c.name)
+        query = member_query().where(subscribers.c.id == subscriber_id).order_by(lists.c.name)
         with self.read() as conn:
             return [membership_from_row(r) for r in conn.execute(query)]
 

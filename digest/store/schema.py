@@ -15,6 +15,7 @@ __all__ = [
     "ACTIVE",
     "DELIVERY_STATUSES",
     "EDITION_STATUSES",
+    "EVENT_ACTORS",
     "INACTIVE",
     "MEMBERSHIP_STATUSES",
     "NON_TERMINAL",
@@ -27,14 +28,16 @@ __all__ = [
     "editions",
     "editors",
     "lists",
+    "membership_events",
     "memberships",
     "metadata",
-    "rate_limits",
+    "signup_limits",
     "subscribers",
     "suppressions",
 ]
 
 ACTIVE = "active"
+EVENT_ACTORS = ("reader", "editor", "system", "import")
 MEMBERSHIP_STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 INACTIVE = frozenset({"unsubscribed", "bounced", "complained"})
 DELIVERY_STATUSES = ("queued", "sending", "sent", "failed", "expired", "skipped")
@@ -107,6 +110,10 @@ memberships = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("confirmed_at", UTCDateTime, nullable=True),
     sa.Column("changed_at", UTCDateTime, nullable=False),
+    # When the reader last chose their sections themselves (preferences page, or a sign-up
+    # they confirmed); NULL while the sections are the editor's. An import never overwrites
+    # sections a reader chose.
+    sa.Column("sections_chosen_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("list_id", "subscriber_id"),
     sa.CheckConstraint(
         "status IN ('pending', 'active', 'unsubscribed', 'bounced', 'complained')",
@@ -235,6 +242,27 @@ bounce_events = sa.Table(
     sa.Index(None, "subscriber_id", "kind", "created_at"),
 )
 
+# The consent record (GDPR Art. 7(1)): one append-only row per change of a membership's
+# status or sections, and per sign-up request, with what caused it. See consent.py.
+membership_events = sa.Table(
+    "membership_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("list_id", sa.Integer, sa.ForeignKey("lists.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("subscriber_id", sa.Integer,
+              sa.ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("old_status", sa.String(16), nullable=True),  # NULL: the membership is new
+    sa.Column("new_status", sa.String(16), nullable=False),
+    sa.Column("old_sections", sa.JSON, nullable=True),  # JSON list; null: every section
+    sa.Column("new_sections", sa.JSON, nullable=True),
+    sa.Column("actor", sa.String(16), nullable=False),
+    sa.Column("cause", sa.String(32), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=True),
+    sa.CheckConstraint("actor IN ('reader', 'editor', 'system', 'import')", name="actor"),
+    sa.Index(None, "subscriber_id", "list_id", "id"),
+)
+
 # The people who may sign in to the editor's desk (``editors add``): an Argon2 hash of each
 # password, never the password. ``session_key`` is part of every session cookie and changes
 # with the password, so a new password (or removing the editor) ends every open session.
@@ -250,10 +278,11 @@ editors = sa.Table(
     sa.Column("last_sign_in_at", UTCDateTime, nullable=True),
 )
 
-# Token buckets shared by every `serve` process (failed desk sign-ins per account and per
-# client network): keys are keyed hashes, never names or addresses.
-rate_limits = sa.Table(
-    "rate_limits", metadata,
+# Rate limits shared by every `serve` process (sign-ups per client network and mailbox, desk
+# sign-ins per account and client network): one token bucket per key (a keyed hash, never an
+# address or name), refilled as time passes; rows of full buckets are pruned.
+signup_limits = sa.Table(
+    "signup_limits", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("key", sa.String(100), nullable=False, unique=True),
     sa.Column("tokens", sa.Float, nullable=False),

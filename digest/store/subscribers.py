@@ -1,12 +1,32 @@
-"""Subscribers and their memberships: add, look up, confirm, unsubscribe, suppress, stream.
+"""Subscribers and their memberships: add, look up, request, confirm, unsubscribe, suppress.
 
-An address that unsubscribed, bounced or complained is never made active again by an import
-or an ``add``; only the subscriber's own confirmed opt-in does that.
+Who owns a membership (the rule every method here and in :mod:`.importer` enforces, so no
+caller can break it):
+
+* **The reader** owns their consent and their sections. Only the reader's own confirmed
+  actions change them: the confirmation POST of a sign-up (the only way a reader becomes
+  active), unsubscribing (one-click, the page's button, an unsubscribe email), and sections
+  saved on the preferences page.
+* **The system's evidence** about the address (a hard bounce, repeated soft bounces, an
+  abuse complaint, a relay refusing the address) moves a status towards not mailing.
+* **An editor's import** (and ``subscribers add``) may add new readers, fill or update
+  names and attributes, set sections only where the reader never chose them, and move a
+  status only towards not mailing (active or pending to unsubscribed, bounced or
+  complained), once: a status the import already set is not set again after the reader
+  came back. It never makes an existing member active.
+* **A sign-up request** changes nothing about an existing member (status, timestamps,
+  name, sections) until its confirmation POST; for a suppressed or complained address it
+  records nothing and no confirmation email may be sent (``outcome == "suppressed"``).
+* **An editor** makes a member active directly only with ``subscribers add --confirmed``
+  (``confirmed=True``), recorded as the editor's act; it also lifts a suppression.
+
+Every change (and every sign-up request) writes one event in :mod:`.consent` in the same
+transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,17 +36,24 @@ from sqlalchemy.engine import Connection
 
 from digest.errors import SubscriberNotFoundError
 
+from .consent import (
+    REQUEST_CAUSES,
+    lift_suppression,
+    lower_everywhere,
+    record_event,
+)
 from .editions import list_id
-from .engine import Database, guarded
+from .engine import guarded
 from .ledger import suppress_address
+from .members import Membership, MembersMixin, membership_from_row, suppressed_status
 from .schema import (
     ACTIVE,
     INACTIVE,
     MEMBERSHIP_STATUSES,
     lists,
+    membership_events,
     memberships,
     subscribers,
-    suppressions,
 )
 from .validation import InvalidSubscriberError, clean_name, clean_sections, normalise_address
 
@@ -34,26 +61,25 @@ __all__ = [
     "InvalidSubscriberError",
     "Membership",
     "SubscribersMixin",
+    "SubscriptionRequest",
     "clean_name",
     "clean_sections",
+    "membership_from_row",
     "normalise_address",
 ]
 
-@dataclass(frozen=True, slots=True)
-class Membership:
-    """One subscriber on one list: status, section preferences (None = all) and who they are."""
 
-    subscriber_id: int
-    list_name: str
-    email: str
-    name: str | None
-    status: str
-    sections: frozenset[str] | None
-    attributes: dict[str, str]
-    source: str
-    created_at: datetime
-    confirmed_at: datetime | None
-    changed_at: datetime
+@dataclass(frozen=True, slots=True)
+class SubscriptionRequest:
+    """What a sign-up request did. ``outcome`` is "requested" (a confirmation link may name
+    ``request_id``), "already-active" (nothing to confirm) or "suppressed" (the address is
+    suppressed or complained: nothing was recorded and no confirmation email may go to it).
+    ``member`` is the membership afterwards (None for a suppressed address not on the list).
+    """
+
+    outcome: str
+    member: Membership | None
+    request_id: int | None = None
 
 
 def _utc(now: datetime | None) -> datetime:
@@ -62,100 +88,81 @@ def _utc(now: datetime | None) -> datetime:
     return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
 
 
-_MEMBER_COLUMNS = (
-    subscribers.c.id.label("subscriber_id"), lists.c.name.label("list_name"),
-    subscribers.c.email, subscribers.c.name, memberships.c.status, memberships.c.sections,
-    subscribers.c.attributes, memberships.c.source, memberships.c.created_at,
-    memberships.c.confirmed_at, memberships.c.changed_at,
-)
+def _status_checked(status: str) -> str:
+    if status not in MEMBERSHIP_STATUSES:
+        raise InvalidSubscriberError(f"The status {status!r} is not one of "
+                                     f"{', '.join(MEMBERSHIP_STATUSES)}.")
+    return status
 
 
-def _member_query() -> sa.Select[Any]:
-    return (sa.select(*_MEMBER_COLUMNS)
-            .join(subscribers, subscribers.c.id == memberships.c.subscriber_id)
-            .join(lists, lists.c.id == memberships.c.list_id))
+def _sections(member: Membership) -> list[str] | None:
+    return sorted(member.sections) if member.sections is not None else None
 
 
-def membership_from_row(row: Any) -> Membership:
-    """A :class:`Membership` from a row of the member query."""
-    return Membership(
-        subscriber_id=row.subscriber_id, list_name=row.list_name, email=row.email,
-        name=row.name, status=row.status,
-        sections=frozenset(row.sections) if row.sections is not None else None,
-        attributes=dict(row.attributes or {}), source=row.source, created_at=row.created_at,
-        confirmed_at=row.confirmed_at, changed_at=row.changed_at)
+class SubscribersMixin(MembersMixin):
+    """Store methods that change one subscriber at a time, under the ownership rule."""
 
-
-def suppressed_status(conn: Connection, email_key: str) -> str | None:
-    """"complained" or "bounced" when the address is suppressed, else None."""
-    reason = conn.execute(sa.select(suppressions.c.reason)
-                          .where(suppressions.c.email_key == email_key)).scalar()
-    if reason is None:
-        return None
-    return "complained" if reason == "complained" else "bounced"
-
-
-class SubscribersMixin(Database):
-    """Store methods for one subscriber at a time and for streaming a list's members."""
-
-    def _membership(self, conn: Connection, where: Any) -> Membership | None:
-        row = conn.execute(_member_query().where(where)).first()
-        return membership_from_row(row) if row is not None else None
-
-    def _by_id(self, conn: Connection, subscriber_id: int, list_name: str) -> Membership:
-        found = self._membership(conn, sa.and_(subscribers.c.id == subscriber_id,
-                                               lists.c.name == list_name))
-        if found is None:
-            raise SubscriberNotFoundError(f"Subscriber {subscriber_id} is not on the list "
-                                          f"{list_name!r}.")
-        return found
-
-    def _member_row(self, conn: Any, list_name: str, address: str, key: str,
-                    name: str | None, attributes: dict[str, str] | None,
-                    now: datetime) -> tuple[int, int, Any]:
-        """(list id, subscriber id, the membership's id and status or None), creating the
-        list and the subscriber as needed."""
-        lid = list_id(conn, list_name, create=True)
-        sid = self._upsert_subscriber(conn, address, key, name, attributes, now)
-        current = conn.execute(sa.select(memberships.c.id, memberships.c.status).where(
-            memberships.c.list_id == lid, memberships.c.subscriber_id == sid)).first()
-        return lid, sid, current
+    def _change(self, conn: Connection, member: Membership, now: datetime, *, actor: str,
+                cause: str, detail: dict[str, Any] | None = None, **values: Any) -> int:
+        """Update one membership and record the event; returns the event id."""
+        lid = list_id(conn, member.list_name)
+        conn.execute(memberships.update().where(
+            memberships.c.list_id == lid, memberships.c.subscriber_id == member.subscriber_id,
+        ).values(changed_at=now, **values))
+        return record_event(
+            conn, list_id=lid, subscriber_id=member.subscriber_id, old_status=member.status,
+            new_status=values.get("status", member.status), old_sections=_sections(member),
+            new_sections=values["sections"] if "sections" in values else _sections(member),
+            actor=actor, cause=cause, detail=detail, now=now)
 
     @guarded
     def add_subscriber(self, list_name: str, email: str, *, name: str | None = None,
                        sections: Iterable[str] | None = None, status: str = ACTIVE,
                        attributes: dict[str, str] | None = None, source: str = "cli",
+                       confirmed: bool = False, detail: dict[str, Any] | None = None,
                        allow_smtputf8: bool = False, now: datetime | None = None) -> int:
-        """Add ``email`` to the list (or update name, sections and attributes given) and
-        return the subscriber id; an inactive or suppressed address stays inactive."""
-        if status not in MEMBERSHIP_STATUSES:
-            raise InvalidSubscriberError(f"The status {status!r} is not one of "
-                                         f"{', '.join(MEMBERSHIP_STATUSES)}.")
+        """An editor adds ``email`` to the list (or updates name, attributes and sections)
+        and gets the subscriber id back.
+
+        A new member gets ``status`` (or the suppression's status). For an existing one
+        only a move towards not mailing applies, and sections only where the reader never
+        chose them; ``confirmed`` (``add --confirmed``) makes the member active whatever
+        their status and lifts a suppression, recorded as the editor's act.
+        """
+        _status_checked(status)
         address, key = normalise_address(email, allow_smtputf8=allow_smtputf8)
         name = clean_name(name)
         chosen, _ = clean_sections(sections)
         now = _utc(now)
+        cause = "editor-confirmed" if confirmed else "editor-add"
         with self.write() as conn:
-            lid, sid, current = self._member_row(conn, list_name, address, key, name,
-                                                 attributes, now)
-            if current is None:
-                status = suppressed_status(conn, key) or status
+            lid = list_id(conn, list_name, create=True)
+            sid = self._upsert_subscriber(conn, address, key, name, attributes, now)
+            member = self._membership(conn, sa.and_(subscribers.c.id == sid,
+                                                    lists.c.id == lid))
+            lifted = lift_suppression(conn, key) if confirmed else None
+            extra = {**(detail or {}), **({"lifted_suppression": lifted} if lifted else {})}
+            if member is None:
+                new = ACTIVE if confirmed else (suppressed_status(conn, key) or status)
                 conn.execute(memberships.insert().values(
-                    list_id=lid, subscriber_id=sid, status=status, sections=chosen,
+                    list_id=lid, subscriber_id=sid, status=new, sections=chosen,
                     source=source, created_at=now, changed_at=now,
-                    confirmed_at=now if status == ACTIVE else None))
+                    confirmed_at=now if new == ACTIVE else None))
+                record_event(conn, list_id=lid, subscriber_id=sid, old_status=None,
+                             new_status=new, old_sections=None, new_sections=chosen,
+                             actor="editor", cause=cause, detail=extra, now=now)
                 return sid
             values: dict[str, Any] = {}
-            if sections is not None:
+            if sections is not None and member.sections_chosen_at is None \
+                    and chosen != _sections(member):
                 values["sections"] = chosen
-            if current.status not in INACTIVE and status != current.status and (
-                    status in INACTIVE or status == ACTIVE):
+            if confirmed and member.status != ACTIVE:
+                values.update(status=ACTIVE, confirmed_at=now)
+            elif status in INACTIVE and member.status in (ACTIVE, "pending"):
                 values["status"] = status
-                if status == ACTIVE:
-                    values["confirmed_at"] = now
-            if values:
-                conn.execute(memberships.update().where(memberships.c.id == current.id)
-                             .values(changed_at=now, **values))
+            if values or lifted:
+                self._change(conn, member, now, actor="editor", cause=cause, detail=extra,
+                             **values)
             return sid
 
     @staticmethod
@@ -165,9 +172,11 @@ class SubscribersMixin(Database):
                                      subscribers.c.attributes)
                            .where(subscribers.c.email_key == key)).first()
         if row is None:
-            return int(conn.execute(subscribers.insert().values(
+            new = conn.execute(subscribers.insert().values(
                 email=address, email_key=key, name=name, attributes=dict(attributes or {}),
-                created_at=now, updated_at=now)).inserted_primary_key[0])
+                created_at=now, updated_at=now)).inserted_primary_key
+            assert new is not None
+            return int(new[0])
         values: dict[str, Any] = {}
         if name is not None and name != row.name:
             values["name"] = name
@@ -181,42 +190,20 @@ class SubscribersMixin(Database):
         return int(row.id)
 
     @guarded
-    def get_membership(self, list_name: str, email: str) -> Membership | None:
-        """The membership of ``email`` on the list, or None (also for an invalid address)."""
-        try:
-            _, key = normalise_address(email, allow_smtputf8=True)
-        except InvalidSubscriberError:
-            return None
-        with self.read() as conn:
-            return self._membership(conn, sa.and_(subscribers.c.email_key == key,
-                                                  lists.c.name == list_name))
-
-    @guarded
-    def get_membership_by_id(self, subscriber_id: int, list_name: str) -> Membership:
-        """The membership of subscriber ``subscriber_id`` (from a signed link) on the list.
-
-        :raises SubscriberNotFoundError: when there is none.
-        """
-        with self.read() as conn:
-            return self._by_id(conn, subscriber_id, list_name)
-
-    def _set(self, conn: Connection, member: Membership, now: datetime, **values: Any) -> None:
-        lid = list_id(conn, member.list_name)
-        conn.execute(memberships.update().where(
-            memberships.c.list_id == lid, memberships.c.subscriber_id == member.subscriber_id,
-        ).values(changed_at=now, **values))
-
-    @guarded
-    def set_status(self, list_name: str, email: str, status: str, *,
+    def set_status(self, list_name: str, email: str, status: str, *, cause: str = "editor-remove",
+                   detail: dict[str, Any] | None = None,
                    now: datetime | None = None) -> Membership:
-        """Set a membership's status and commit at once; "bounced" and "complained" also
-        suppress the address for every list.
+        """An editor moves a membership towards not mailing ("unsubscribed", "bounced" or
+        "complained"; the last two also suppress the address for every list).
 
         :raises SubscriberNotFoundError: when the address is not on the list.
+        :raises InvalidSubscriberError: for "active" or "pending": only the reader's
+            confirmation or ``subscribers add --confirmed`` makes anyone active.
         """
-        if status not in MEMBERSHIP_STATUSES:
-            raise InvalidSubscriberError(f"The status {status!r} is not one of "
-                                         f"{', '.join(MEMBERSHIP_STATUSES)}.")
+        if _status_checked(status) not in INACTIVE:
+            raise InvalidSubscriberError(
+                f"An editor cannot set {status!r} directly: only the reader's confirmation "
+                "or `subscribers add --confirmed` makes a member active.")
         now = _utc(now)
         _, key = normalise_address(email, allow_smtputf8=True)
         with self.write() as conn:
@@ -225,95 +212,157 @@ class SubscribersMixin(Database):
             if member is None:
                 raise SubscriberNotFoundError(f"The address is not on the list {list_name!r}; "
                                               "check the spelling or the --list option.")
-            if status in ("bounced", "complained"):
-                self._suppress(conn, key, status, None, now)
             if member.status != status:
-                self._set(conn, member, now, status=status,
-                          **({"confirmed_at": now} if status == ACTIVE else {}))
+                self._change(conn, member, now, actor="editor", cause=cause, detail=detail,
+                             status=status)
+            if status in ("bounced", "complained"):
+                suppress_address(conn, key, status, None, now)
+                lower_everywhere(conn, member.subscriber_id, status, actor="editor",
+                                 cause=cause, detail=detail, now=now)
             return self._by_id(conn, member.subscriber_id, list_name)
-
-    @staticmethod
-    def _suppress(conn: Connection, key: str, status: str, detail: str | None,
-                  now: datetime) -> None:
-        suppress_address(conn, key, status, detail, now)
-        sid = conn.execute(sa.select(subscribers.c.id)
-                           .where(subscribers.c.email_key == key)).scalar()
-        if sid is not None:
-            conn.execute(memberships.update().where(
-                memberships.c.subscriber_id == sid,
-                memberships.c.status.in_(("active", "pending")),
-            ).values(status=status, changed_at=now))
 
     @guarded
     def suppress(self, email: str, reason: str, *, detail: str | None = None,
-                 now: datetime | None = None) -> None:
-        """Suppress ``email`` on every list (``reason`` "bounced" or "complained")."""
+                 cause: str | None = None, now: datetime | None = None) -> None:
+        """Suppress ``email`` on every list (``reason`` "bounced" or "complained"); its
+        active and pending memberships take that status, each with an event."""
         if reason not in ("bounced", "complained"):
             raise InvalidSubscriberError("A suppression reason is \"bounced\" or \"complained\".")
         _, key = normalise_address(email, allow_smtputf8=True)
+        now = _utc(now)
         with self.write() as conn:
-            self._suppress(conn, key, reason, detail, _utc(now))
-
-    @guarded
-    def is_suppressed(self, email: str) -> bool:
-        """True when ``email`` is on the suppression list."""
-        _, key = normalise_address(email, allow_smtputf8=True)
-        with self.read() as conn:
-            return suppressed_status(conn, key) is not None
+            suppress_address(conn, key, reason, detail, now)
+            sid = conn.execute(sa.select(subscribers.c.id)
+                               .where(subscribers.c.email_key == key)).scalar()
+            if sid is not None:
+                lower_everywhere(conn, sid, reason, actor="system", cause=cause or "suppressed",
+                                 detail={"reason": detail} if detail else None, now=now)
 
     @guarded
     def request_subscription(self, list_name: str, email: str, *, name: str | None = None,
-                             sections: Iterable[str] | None = None, source: str = "web",
-                             allow_smtputf8: bool = False,
-                             now: datetime | None = None) -> Membership:
-        """Record a double opt-in request: the membership is "pending" until confirmed
-        (an active one is left as it is)."""
+                             sections: Iterable[str] | None = None, cause: str = "web-signup",
+                             source: str = "web", allow_smtputf8: bool = False,
+                             now: datetime | None = None) -> SubscriptionRequest:
+        """Record a double opt-in request (an event; a new address becomes "pending").
+
+        Nothing about an existing member changes: the requested sections wait in the
+        event until :meth:`confirm_subscription`. A name is kept only for a new subscriber.
+        """
         address, key = normalise_address(email, allow_smtputf8=allow_smtputf8)
         name = clean_name(name)
         chosen, _ = clean_sections(sections)
         now = _utc(now)
+        actor = "editor" if cause == "editor-request" else "reader"
         with self.write() as conn:
-            lid, sid, current = self._member_row(conn, list_name, address, key, name, None, now)
-            if current is None:
+            lid = list_id(conn, list_name, create=True)
+            member = self._membership(conn, sa.and_(subscribers.c.email_key == key,
+                                                    lists.c.id == lid))
+            if suppressed_status(conn, key) or (member and member.status == "complained"):
+                return SubscriptionRequest("suppressed", member)
+            if member is not None and member.status == ACTIVE:
+                return SubscriptionRequest("already-active", member)
+            detail: dict[str, Any] = {"sections": chosen} if sections is not None else {}
+            if member is None:
+                sid = conn.execute(sa.select(subscribers.c.id)
+                                   .where(subscribers.c.email_key == key)).scalar()
+                if sid is None:
+                    sid = self._upsert_subscriber(conn, address, key, name, None, now)
                 conn.execute(memberships.insert().values(
                     list_id=lid, subscriber_id=sid, status="pending", sections=chosen,
                     source=source, created_at=now, changed_at=now))
-            elif current.status != ACTIVE:
-                conn.execute(memberships.update().where(memberships.c.id == current.id)
-                             .values(status="pending", sections=chosen, changed_at=now))
-            return self._by_id(conn, sid, list_name)
+                old, current = None, None
+            else:
+                sid, old, current = member.subscriber_id, member.status, _sections(member)
+            request_id = record_event(
+                conn, list_id=lid, subscriber_id=sid, old_status=old,
+                new_status=old or "pending", old_sections=current,
+                new_sections=chosen if old is None else current, actor=actor, cause=cause,
+                detail=detail, now=now)
+            return SubscriptionRequest("requested", self._by_id(conn, sid, list_name),
+                                       request_id)
 
     @guarded
     def confirm_subscription(self, subscriber_id: int, list_name: str, *,
+                             request_id: int | None = None,
                              now: datetime | None = None) -> Membership:
-        """Make a "pending" membership active (the subscriber followed the signed link) and
-        lift a suppression of the address; any other status is left as it is."""
+        """The reader's confirmation POST: make the membership active, apply the sections
+        the request carried, and lift a suppression of the address.
+
+        It applies only when request ``request_id`` is this member's and nothing moved the
+        member towards not mailing after it (unsubscribing, a bounce, a complaint). A link
+        without a request (made before the consent record) confirms a "pending" member
+        only. Anything else leaves the membership as it is (look at ``status``).
+        """
         now = _utc(now)
         with self.write() as conn:
             member = self._by_id(conn, subscriber_id, list_name)
-            if member.status == "pending":
-                key = member.email.casefold()
-                conn.execute(suppressions.delete().where(suppressions.c.email_key == key))
-                self._set(conn, member, now, status=ACTIVE, confirmed_at=now)
+            if member.status == ACTIVE or not self._confirmable(conn, member, request_id):
+                return member
+            values: dict[str, Any] = {"status": ACTIVE, "confirmed_at": now}
+            detail: dict[str, Any] = {"request": request_id} if request_id else {}
+            if request_id is not None:
+                asked = conn.execute(sa.select(membership_events.c.detail).where(
+                    membership_events.c.id == request_id)).scalar() or {}
+                if "sections" in asked:
+                    values.update(sections=asked["sections"], sections_chosen_at=now)
+            lifted = lift_suppression(conn, member.email.casefold())
+            if lifted:
+                detail["lifted_suppression"] = lifted
+            self._change(conn, member, now, actor="reader", cause="confirm", detail=detail,
+                         **values)
             return self._by_id(conn, subscriber_id, list_name)
 
     @guarded
+    def can_confirm(self, subscriber_id: int, list_name: str,
+                    request_id: int | None) -> bool:
+        """True when :meth:`confirm_subscription` with ``request_id`` would make the member
+        active now (the confirmation page shows its button then).
+
+        :raises SubscriberNotFoundError: when the subscriber is not on the list.
+        """
+        with self.read() as conn:
+            member = self._by_id(conn, subscriber_id, list_name)
+            return member.status != ACTIVE and self._confirmable(conn, member, request_id)
+
+    @staticmethod
+    def _confirmable(conn: Connection, member: Membership, request_id: int | None) -> bool:
+        ev = membership_events.c
+        if request_id is None:
+            return member.status == "pending"
+        lid = list_id(conn, member.list_name)
+        request = conn.execute(sa.select(ev.cause).where(
+            ev.id == request_id, ev.list_id == lid,
+            ev.subscriber_id == member.subscriber_id)).scalar()
+        if request not in REQUEST_CAUSES:
+            return False
+        left_since = conn.execute(sa.select(ev.id).where(
+            ev.list_id == lid, ev.subscriber_id == member.subscriber_id, ev.id > request_id,
+            ev.new_status.in_(INACTIVE),
+            sa.or_(ev.old_status.is_(None), ev.old_status != ev.new_status)).limit(1)).first()
+        return left_since is None
+
+    @guarded
     def unsubscribe(self, subscriber_id: int, list_name: str, *,
+                    cause: str = "unsubscribe-page", detail: dict[str, Any] | None = None,
                     now: datetime | None = None) -> bool:
-        """Unsubscribe a member from one list (committed at once); False if already inactive."""
+        """The reader unsubscribes from one list (committed at once); False if already
+        inactive. ``cause``: "one-click-unsubscribe", "unsubscribe-page" or
+        "mailto-unsubscribe" (``detail``: the report's Message-ID)."""
         now = _utc(now)
         with self.write() as conn:
             member = self._by_id(conn, subscriber_id, list_name)
             if member.status in INACTIVE:
                 return False
-            self._set(conn, member, now, status="unsubscribed")
+            self._change(conn, member, now, actor="reader", cause=cause, detail=detail,
+                         status="unsubscribed")
             return True
 
     @guarded
     def update_sections(self, subscriber_id: int, list_name: str,
                         sections: Iterable[str] | None, *, known: Iterable[str] | None = None,
                         now: datetime | None = None) -> Membership:
-        """Replace a member's section preferences (None or empty: every section).
+        """The reader's sections from the preferences page (None or empty: every section);
+        from now on no import changes them.
 
         :raises InvalidSubscriberError: when a name is not in ``known``.
         """
@@ -324,49 +373,7 @@ class SubscribersMixin(Database):
         now = _utc(now)
         with self.write() as conn:
             member = self._by_id(conn, subscriber_id, list_name)
-            self._set(conn, member, now, sections=chosen)
+            if chosen != _sections(member) or member.sections_chosen_at is None:
+                self._change(conn, member, now, actor="reader", cause="preferences",
+                             sections=chosen, sections_chosen_at=now)
             return self._by_id(conn, subscriber_id, list_name)
-
-    @guarded
-    def count_members(self, list_name: str) -> dict[str, int]:
-        """How many members of the list are in each status."""
-        query = (sa.select(memberships.c.status, sa.func.count())
-                 .join(lists, lists.c.id == memberships.c.list_id)
-                 .where(lists.c.name == list_name).group_by(memberships.c.status))
-        with self.read() as conn:
-            return {status: int(n) for status, n in conn.execute(query)}
-
-    def iter_members(self, list_name: str, *, status: str | None = None,
-                     batch: int = 1000) -> Iterator[Membership]:
-        """Every member of the list (optionally of one status) in subscriber order, read in
-        batches of ``batch`` short transactions so memory does not grow with the list."""
-        return self._stream(list_name, status=status, eligible=False, batch=batch)
-
-    def iter_eligible(self, list_name: str, batch: int = 1000) -> Iterator[Membership]:
-        """The members an edition would go to now (active, not suppressed), streamed."""
-        return self._stream(list_name, status=ACTIVE, eligible=True, batch=batch)
-
-    def _stream(self, list_name: str, *, status: str | None, eligible: bool,
-                batch: int) -> Iterator[Membership]:
-        after = 0
-        while True:
-            rows = self._page(list_name, status, eligible, after, batch)
-            for row in rows:
-                yield membership_from_row(row)
-            if len(rows) < batch:
-                return
-            after = rows[-1].subscriber_id
-
-    @guarded
-    def _page(self, list_name: str, status: str | None, eligible: bool, after: int,
-              batch: int) -> list[Any]:
-        with self.read() as conn:
-            query = (_member_query()
-                     .where(lists.c.name == list_name, memberships.c.subscriber_id > after)
-                     .order_by(memberships.c.subscriber_id).limit(batch))
-            if status is not None:
-                query = query.where(memberships.c.status == status)
-            if eligible:
-                query = query.where(~sa.select(suppressions.c.id).where(
-                    suppressions.c.email_key == subscribers.c.email_key).exists())
-            return conn.execute(query).all()

@@ -8,7 +8,7 @@ and without that prefix, so a proxy may pass the path through or strip it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -18,9 +18,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Mount, Route
-from starlette.types import Scope
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Match, Mount, Route, get_route_path
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from digest.config import Settings
 from digest.errors import (
@@ -37,6 +37,7 @@ from .drafts import draft_preview
 from .middleware import (
     MAX_BODY,
     BodyLimit,
+    CrossSiteGuard,
     ErrorGuard,
     PrefixRoot,
     RedactTokens,
@@ -61,6 +62,9 @@ def N_(message: str) -> str:
 
 _HTTP_SENTENCES = {
     400: (N_("Bad request"), N_("The request could not be read; go back and try again.")),
+    403: (N_("Not allowed from there"), N_("This form can only be sent from our own pages; "
+                                           "open the page from the email or our website, "
+                                           "then try again.")),
     404: (N_("Not found"), N_("There is no page at this address.")),
     405: (N_("Not allowed"), N_("This address does not accept that kind of request.")),
     413: (N_("Too large"), N_("The request is too large.")),
@@ -176,6 +180,10 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
         return web.pages.message(*(_(m) for m in _HTTP_SENTENCES[413]), status=413,
                                  headers={"Connection": "close"})
 
+    async def forbidden(scope: Scope) -> Response:
+        _ = web.pages.gettext()
+        return web.pages.message(*(_(m) for m in _HTTP_SENTENCES[403]), status=403)
+
     async def crashed(scope: Scope) -> Response:
         _ = web.pages.gettext()
         return web.pages.message(_("Something went wrong"),
@@ -188,6 +196,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
         middleware=[
             Middleware(PrefixRoot, prefix=urlsplit(settings.web.base_url).path),
             Middleware(SecurityHeaders),
+            Middleware(CrossSiteGuard, allowed=(settings.web.base_url, settings.site.url),
+                       forbidden=forbidden),
             Middleware(BodyLimit, limit=MAX_BODY, too_large=too_large),
             Middleware(ErrorGuard, fallback=crashed),
         ],
@@ -196,7 +206,30 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     )
     app.state.web = web
     app.state.desk = desk.state.desk
+    # Starlette's own trailing-slash redirect builds its URL from the request's Host header,
+    # which a client chooses; ours starts from web.base_url.
+    app.router.redirect_slashes = False
+    app.router.default = _slash_redirect(web, app.router.routes, app.router.not_found)
     return app
+
+
+def _slash_redirect(web: WebState, routes: Sequence[BaseRoute], not_found: ASGIApp) -> ASGIApp:
+    """The router's fallback: a 307 to ``web.base_url`` + the path with its trailing slash
+    added or removed when that path has a route, else ``not_found``."""
+
+    async def fallback(scope: Scope, receive: Receive, send: Send) -> None:
+        path = get_route_path(scope) if scope["type"] == "http" else "/"
+        if path != "/":
+            other = path.rstrip("/") if path.endswith("/") else path + "/"
+            probe = {**scope, "path": scope.get("root_path", "") + other}
+            if any(route.matches(probe)[0] is not Match.NONE for route in routes):
+                query = scope.get("query_string", b"").decode("latin-1")
+                target = web.url(other or "/") + (f"?{query}" if query else "")
+                await RedirectResponse(target, status_code=307)(scope, receive, send)
+                return
+        await not_found(scope, receive, send)
+
+    return fallback
 
 
 def _open_store(settings: Settings) -> Store:
@@ -216,8 +249,10 @@ def _redact_access_log() -> None:
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
     """Run the web app with uvicorn until interrupted (``digest serve``).
 
-    Forwarded client addresses (for the sign-up rate limit) are trusted from a proxy on
-    127.0.0.1 only, uvicorn's default.
+    Forwarded client addresses (``X-Forwarded-For``, for the sign-up rate limit) are
+    trusted only from the addresses in uvicorn's ``FORWARDED_ALLOW_IPS`` environment
+    variable (default 127.0.0.1): behind a proxy on another host, set it to the proxy's
+    address (README, "Running behind a proxy").
     """
     import socket
 

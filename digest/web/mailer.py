@@ -2,7 +2,8 @@
 
 One message per request, so a plain :class:`email.message.EmailMessage` is built and sent
 through the list's relay, or the embedded Maildir server when none is configured, exactly
-as ``send --test-to`` does.
+as ``send --test-to`` does: an address with a non-ASCII local part (``allow_smtputf8``)
+goes out with SMTPUTF8 when the relay offers it, and is refused (nothing sent) when not.
 """
 
 from __future__ import annotations
@@ -74,14 +75,18 @@ def _message(settings: Settings, lst: ListSettings, *, email: str, name: str | N
 
 
 def confirmation_message(settings: Settings, lst: ListSettings, *, email: str,
-                         name: str | None, confirm_link: str) -> tuple[str, str, bytes]:
+                         confirm_link: str) -> tuple[str, str, bytes]:
     """``(envelope sender, recipient, bytes)`` asking ``email`` to confirm the subscription,
-    in the list's language."""
+    in the list's language.
+
+    It carries no text the requester typed (no name in the greeting or the To: header):
+    anyone can type anything into the form, and this email goes to someone else's inbox.
+    """
     translations = _translations(settings, lst)
     _, ngettext = translations.gettext, translations.ngettext
     days = max(1, round(settings.web.confirm_max_age.total_seconds() / 86400))
     return _message(
-        settings, lst, email=email, name=name,
+        settings, lst, email=email, name=None,
         subject=_("Confirm your subscription to %(title)s") % {"title": lst.title},
         paragraphs=[
             _("Please confirm that you want %(title)s from %(site)s at this address.")

@@ -1,4 +1,5 @@
-"""ASGI wrappers around the web app: path prefix, body cap, security headers, last-resort errors.
+"""ASGI wrappers around the web app: path prefix, body cap, security headers, cross-site
+refusal, last-resort errors.
 
 They are plain ASGI callables (not Starlette ``BaseHTTPMiddleware``) so a one-click POST
 streams through without an extra task, and so the error guard also covers exceptions that
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,10 +20,13 @@ __all__ = [
     "MAX_BODY",
     "SECURITY_HEADERS",
     "BodyLimit",
+    "CrossSiteGuard",
     "ErrorGuard",
     "PrefixRoot",
     "RedactTokens",
     "SecurityHeaders",
+    "is_cross_site",
+    "origin_of",
     "redact_path",
 ]
 
@@ -201,3 +206,77 @@ class ErrorGuard:
                 return
             response: Any = await self.fallback(scope)
             await response(scope, receive, send)
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> str | None:
+    """The RFC 6454 origin of ``url`` as browsers serialise it (``https://host[:port]``,
+    lower case, default port left out), or None when it has none."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}" + (f":{port}" if port and port != _DEFAULT_PORTS[scheme] else "")
+
+
+def is_cross_site(headers: Iterable[tuple[bytes, bytes]], allowed: frozenset[str]) -> bool:
+    """True when a browser sent this request from a page of another origin.
+
+    ``Sec-Fetch-Site: same-origin`` (or ``none``: the user's own navigation) is trusted as
+    the browser sets it; otherwise an ``Origin`` must be one of ``allowed``. A request with
+    neither header did not come from a browser form (an RFC 8058 one-click POST from a
+    mail provider, a script) and is not cross-site.
+    """
+    site = origin = None
+    for name, value in headers:
+        if name == b"sec-fetch-site":
+            site = value.decode("latin-1").strip().lower()
+        elif name == b"origin":
+            origin = value.decode("latin-1").strip()
+    if site is None and origin is None:
+        return False
+    if site in ("same-origin", "none"):
+        return False
+    if origin is None or origin == "null":
+        return True
+    return (origin_of(origin) or "") not in allowed
+
+
+class CrossSiteGuard:
+    """Refuse with ``forbidden``'s page (403) every state-changing request (any method but
+    GET, HEAD, OPTIONS) that :func:`is_cross_site` says a browser sent from another site.
+
+    :param allowed: origins whose pages may post to the app (``web.base_url``'s and
+        ``site.url``'s, for a sign-up form embedded on the newsroom's own site).
+    """
+
+    def __init__(self, app: ASGIApp, allowed: Iterable[str],
+                 forbidden: Callable[[Scope], Awaitable[ASGIApp]] | None = None) -> None:
+        self.app = app
+        self.allowed = frozenset(a for a in (origin_of(o) for o in allowed) if a)
+        self.forbidden = forbidden
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] != "http" or scope["method"] in _SAFE_METHODS
+                or not is_cross_site(scope.get("headers", ()), self.allowed)):
+            await self.app(scope, receive, send)
+            return
+        log.info("refused a cross-site %s %s", scope["method"],
+                 redact_path(scope.get("path", "")))
+        if self.forbidden is not None:
+            response = await self.forbidden(scope)
+            await response(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 403,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+        await send({"type": "http.response.body",
+                    "body": b"Forms on other sites cannot post here.\n"})

@@ -1,55 +1,95 @@
-"""In-memory token buckets that slow down abuse of the actions that send email."""
+"""Rate limits of the web app (sign-ups, desk sign-ins): which keys a request counts under,
+and how much each key may do.
+
+The token buckets live in the store (``Store.take_signup_token``), so the limits hold across
+restarts and across several ``serve`` processes sharing a database. Keys are keyed hashes
+(HMAC-SHA256 with the signing key), never addresses:
+
+* a client's network: an IPv4 address, or the /64 of an IPv6 address (one customer's
+  allocation, RFC 6177: a client changes addresses within it at will);
+* a mailbox: the address case-folded, without its ``+tag`` (RFC 5233 subaddress), and for
+  Gmail without dots, so ``victim+1@…`` … ``victim+150@…`` share one bucket.
+
+Behind a reverse proxy the client address comes from ``X-Forwarded-For`` only when uvicorn
+trusts the proxy: set ``FORWARDED_ALLOW_IPS`` to the proxy's address (README, "Running
+behind a proxy"); otherwise every request would count as the proxy's.
+"""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable
+import hashlib
+import hmac
+import ipaddress
+from dataclasses import dataclass
 
-__all__ = ["TokenBuckets"]
+__all__ = ["PER_CLIENT", "PER_MAILBOX", "SIGN_IN_PER_ACCOUNT", "SIGN_IN_PER_CLIENT", "Limit",
+           "client_key", "client_network", "mailbox", "mailbox_key", "sign_in_keys"]
+
+_DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
 
-class TokenBuckets:
-    """One token bucket per key (a client IP, a hashed address): ``capacity`` actions at
-    once, refilled at ``per_second``; the least recently used keys are forgotten beyond
-    ``max_keys`` so memory stays bounded whatever the traffic.
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A token bucket: ``capacity`` actions at once, refilled at ``per_second``."""
 
-    Per process and lost on restart: enough to stop a script from turning the subscribe
-    form into a mail cannon, not a substitute for a proxy's limits.
-    """
+    capacity: float
+    per_second: float
 
-    def __init__(self, capacity: float, per_second: float, *, max_keys: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        if capacity < 1 or per_second <= 0:
-            raise ValueError("capacity must be at least 1 and per_second positive")
-        self.capacity = float(capacity)
-        self.per_second = float(per_second)
-        self.max_keys = max_keys
-        self._clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        self._lock = threading.Lock()
 
-    def allow(self, key: str) -> bool:
-        """Take one token for ``key``; False (and nothing taken) when its bucket is empty."""
-        now = self._clock()
-        with self._lock:
-            tokens, stamp = self._buckets.pop(key, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - stamp) * self.per_second)
-            allowed = tokens >= 1.0
-            if allowed:
-                tokens -= 1.0
-            self._buckets[key] = (tokens, now)
-            while len(self._buckets) > self.max_keys:
-                self._buckets.popitem(last=False)
-            return allowed
+#: Sign-up and resubscribe requests per client network: a burst of 5, then one a minute.
+PER_CLIENT = Limit(5, 1 / 60)
+#: Emails per mailbox: 3, then one every 20 minutes, so nobody can flood a stranger's inbox.
+PER_MAILBOX = Limit(3, 1 / 1200)
+#: Failed desk sign-ins per account name: 5, then one every 2 minutes.
+SIGN_IN_PER_ACCOUNT = Limit(5, 1 / 120)
+#: Failed desk sign-ins per client network: 20, then one a minute.
+SIGN_IN_PER_CLIENT = Limit(20, 1 / 60)
 
-    def retry_after(self, key: str) -> int:
-        """Whole seconds until ``key`` may act again (0 when it may now)."""
-        now = self._clock()
-        with self._lock:
-            tokens, stamp = self._buckets.get(key, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - stamp) * self.per_second)
-        if tokens >= 1.0:
-            return 0
-        return max(1, int((1.0 - tokens) / self.per_second + 0.999))
+
+def _key(kind: str, value: str, secret: str) -> str:
+    digest = hmac.new(secret.encode("utf-8"), f"{kind}:{value}".encode(), hashlib.sha256)
+    return f"{kind}:{digest.hexdigest()}"
+
+
+def client_network(host: str | None) -> str:
+    """The network a client address is limited as: the IPv4 address itself, the IPv6 /64
+    (an IPv4-mapped IPv6 address counts as its IPv4 address), or ``host`` as given when it
+    is not an IP address (a Unix socket, a test client)."""
+    if not host:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def client_key(host: str | None, secret: str) -> str:
+    """The per-client bucket key of a request from ``host``."""
+    return _key("client", client_network(host), secret)
+
+
+def mailbox(address: str) -> str:
+    """The mailbox an address delivers to, as far as we can tell: case-folded, without a
+    ``+tag``, and without dots in the local part for Gmail."""
+    local, _, domain = address.casefold().rpartition("@")
+    local = local.split("+", 1)[0] or local
+    if domain in _DOTLESS_DOMAINS:
+        local = local.replace(".", "")
+    return f"{local}@{domain}"
+
+
+def mailbox_key(address: str, secret: str) -> str:
+    """The per-mailbox bucket key of ``address``."""
+    return _key("mailbox", mailbox(address), secret)
+
+
+def sign_in_keys(name: str, host: str | None, secret: str) -> tuple[str, str]:
+    """The bucket keys a desk sign-in counts under: the account name (any case) and the
+    client's network; their own kinds, so sign-ups never use up an editor's attempts."""
+    return (_key("desk-account", name.strip().casefold(), secret),
+            _key("desk-client", client_network(host), secret))

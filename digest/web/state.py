@@ -12,7 +12,7 @@ from starlette.requests import Request
 from digest.config import ListSettings, Settings
 
 from .pages import Pages
-from .ratelimit import TokenBuckets
+from .ratelimit import PER_CLIENT, PER_MAILBOX, Limit
 
 if TYPE_CHECKING:
     from digest.store import Store
@@ -30,10 +30,9 @@ class WebState:
     settings: Settings
     pages: Pages
     store: Store | None = None
-    # Sign-up attempts: per client IP a burst of 5 then one a minute; per address (hashed)
-    # 3 emails then one every 20 minutes, so nobody can flood a stranger's inbox.
-    per_ip: TokenBuckets = field(default_factory=lambda: TokenBuckets(5, 1 / 60))
-    per_address: TokenBuckets = field(default_factory=lambda: TokenBuckets(3, 1 / 1200))
+    # Sign-up limits (buckets in the store, shared by every serve process): see ratelimit.
+    per_client: Limit = PER_CLIENT
+    per_mailbox: Limit = PER_MAILBOX
     archive_cache: OrderedDict[int, str] = field(default_factory=OrderedDict)
     archive_lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -2,14 +2,17 @@
 
 CSRF: no page here uses cookies or sessions. Every state-changing POST except the sign-up
 form goes to a URL holding a signed token scoped to one subscriber, one list and one purpose,
-so a cross-site form can only act for someone whose token it already has; RFC 8058 one-click
-POSTs arrive without cookies by design and the token is their only credential. The sign-up
-form changes nothing until its owner confirms by email, and it is rate limited.
+and a POST a browser sends from another site is refused with 403 before it gets here
+(:class:`~digest.web.middleware.CrossSiteGuard`); RFC 8058 one-click POSTs come from mail
+providers' servers without browser headers and the token is their only credential. The
+sign-up form changes nothing about an existing member until its owner confirms by email,
+is rate limited per client network and per mailbox (in the store), and never emails a
+suppressed or complained address. What the store allows is its ownership rule
+(:mod:`digest.store.subscribers`); these handlers only say who acted.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +30,7 @@ from digest.store.subscribers import clean_name, clean_sections, normalise_addre
 
 from .mailer import already_subscribed_message, confirmation_message, send_one
 from .pages import mask_address
+from .ratelimit import Limit, client_key, mailbox_key
 from .state import WebState, state_of
 
 __all__ = ["confirm", "manage", "subscribe", "unsubscribe"]
@@ -92,9 +96,14 @@ async def unsubscribe(request: Request) -> Response:
         return web.pages.render("unsubscribe.html", list_title=title,
                                 masked=mask_address(member.email), manage_url=manage,
                                 subscribed=member.status in ("active", "pending"), lang=lang)
-    changed = await run_in_threadpool(web.get_store().unsubscribe, member.subscriber_id,
-                                      member.list_name)
-    log.info("unsubscribe list=%s changed=%s", member.list_name, changed)
+    # A browser (the page's button) sends Origin or Sec-Fetch-Site; a mail provider's
+    # RFC 8058 one-click POST sends neither.
+    from_page = "origin" in request.headers or "sec-fetch-site" in request.headers
+    cause = "unsubscribe-page" if from_page else "one-click-unsubscribe"
+    changed = await run_in_threadpool(
+        lambda: web.get_store().unsubscribe(member.subscriber_id, member.list_name,
+                                            cause=cause))
+    log.info("unsubscribe list=%s via=%s changed=%s", member.list_name, cause, changed)
     return web.pages.message(
         _("You are unsubscribed from %(title)s") % {"title": title},
         _("%(address)s will get no more %(title)s emails. An edition already on its way may "
@@ -171,12 +180,13 @@ async def manage(request: Request) -> Response:
         log.info("sections updated list=%s", member.list_name)
         return page(updated, notice=_("Your preferences are saved."))
     if action == "resubscribe":
-        limited = _limited(web, request, lang)
+        limited = await _limited(web, request, lang)
         if limited is not None:
             return limited
-        current = await _request_and_mail(web, lst, member.email, None, member.sections)
-        return page(current, notice=_("We sent an email to %(address)s; follow its link to "
-                                      "finish.") % {"address": mask_address(member.email)})
+        await _request_and_mail(web, lst, member.email, None, None,
+                                cause="resubscribe-request")
+        return page(member, notice=_("We sent an email to %(address)s; follow its link to "
+                                     "finish.") % {"address": mask_address(member.email)})
     return page(member, status=400, error=_("That form could not be understood; use the "
                                             "buttons on this page."))
 
@@ -184,16 +194,19 @@ async def manage(request: Request) -> Response:
 # --------------------------------------------------------------------------- subscribe
 
 
-def _address_key(email: str) -> str:
-    return hashlib.sha256(email.casefold().encode("utf-8")).hexdigest()
+async def _take(web: WebState, key: str, limit: Limit) -> int:
+    """0 when ``key`` may act now (and that is counted), else seconds to wait."""
+    store = web.get_store()
+    return int(await run_in_threadpool(lambda: store.take_signup_token(
+        key, capacity=limit.capacity, per_second=limit.per_second)))
 
 
-def _limited(web: WebState, request: Request, lang: str | None = None) -> Response | None:
-    """A 429 page (in ``lang``) when this client sent too many sign-ups; None when it may
-    go on."""
-    ip = request.client.host if request.client else "unknown"
-    if not web.per_ip.allow(ip):
-        wait = web.per_ip.retry_after(ip)
+async def _limited(web: WebState, request: Request, lang: str | None = None) -> Response | None:
+    """A 429 page (in ``lang``) when this client's network sent too many sign-ups; None
+    when it may go on."""
+    host = request.client.host if request.client else None
+    wait = await _take(web, client_key(host, web.settings.web.secret_keys[0]), web.per_client)
+    if wait:
         _, ngettext = web.pages.gettext(lang), web.pages.ngettext(lang)
         minutes = max(1, round(wait / 60))
         return web.pages.message(
@@ -207,42 +220,35 @@ def _limited(web: WebState, request: Request, lang: str | None = None) -> Respon
 
 
 async def _request_and_mail(web: WebState, lst: ListSettings, email: str, name: str | None,
-                            sections: Any) -> Membership:
+                            sections: Any, *, cause: str = "web-signup") -> None:
     """Record the request and email the confirmation link, or a note that the address is
-    already subscribed. Per address only a few emails go out; the rest are dropped quietly,
-    and the caller answers the same either way."""
+    already subscribed. Only a few emails go to one mailbox (``+tags`` and case aside), and
+    none to a suppressed or complained address; the rest are dropped quietly, before
+    anything is recorded, and the caller answers the same either way."""
     store = web.get_store()
-    existing = await run_in_threadpool(store.get_membership, lst.name, email)
-    if existing is not None and existing.status == "active":
-        current = existing
-        message = already_subscribed_message(web.settings, lst, email=existing.email,
-                                             name=existing.name,
-                                             manage_link=_manage_link(web, existing))
+    if await _take(web, mailbox_key(email, web.settings.web.secret_keys[0]), web.per_mailbox):
+        log.info("subscription email dropped by the per-mailbox limit list=%s", lst.name)
+        return
+    request = await run_in_threadpool(
+        lambda: store.request_subscription(lst.name, email, name=name, sections=sections,
+                                           cause=cause, source="web",
+                                           allow_smtputf8=web.settings.allow_smtputf8))
+    member = request.member
+    if request.outcome == "suppressed" or member is None:
+        log.info("no subscription email: the address is suppressed list=%s", lst.name)
+        return
+    if request.outcome == "already-active":
+        message = already_subscribed_message(web.settings, lst, email=member.email,
+                                             name=member.name,
+                                             manage_link=_manage_link(web, member))
     else:
-        if name is not None and await run_in_threadpool(_known_anywhere, web, email):
-            # An unconfirmed request must not rename an existing subscriber, whose other
-            # lists greet them by that name.
-            name = None
-        current = await run_in_threadpool(
-            lambda: store.request_subscription(lst.name, email, name=name, sections=sections,
-                                               source="web",
-                                               allow_smtputf8=web.settings.allow_smtputf8))
-        token = tokens.make_confirm_token(web.settings.web.secret_keys, current.subscriber_id,
-                                          lst.name)
-        message = confirmation_message(web.settings, lst, email=current.email, name=current.name,
-                                       confirm_link=tokens.confirm_url(web.settings.web.base_url,
-                                                                       token))
-    if web.per_address.allow(_address_key(current.email)):
-        await send_one(web.settings, lst, message)
-        log.info("subscription email sent list=%s", lst.name)
-    else:
-        log.info("subscription email dropped by the per-address limit list=%s", lst.name)
-    return current
-
-
-def _known_anywhere(web: WebState, email: str) -> bool:
-    store = web.get_store()
-    return any(store.get_membership(name, email) is not None for name in store.list_names())
+        token = tokens.make_confirm_token(web.settings.web.secret_keys, member.subscriber_id,
+                                          lst.name, request_id=request.request_id)
+        message = confirmation_message(web.settings, lst, email=member.email,
+                                       confirm_link=tokens.confirm_url(
+                                           web.settings.web.base_url, token))
+    if await send_one(web.settings, lst, message):
+        log.info("subscription email sent list=%s kind=%s", lst.name, request.outcome)
 
 
 async def subscribe(request: Request) -> Response:
@@ -271,7 +277,7 @@ async def subscribe(request: Request) -> Response:
     form = await _form(request)
     email, name, picked = _text(form, "email")[:320], _text(form, "name")[:400], \
         _strings(form, "sections")
-    limited = _limited(web, request, lang)
+    limited = await _limited(web, request, lang)
     if limited is not None:
         return limited
     days = max(1, round(web.settings.web.confirm_max_age.total_seconds() / 86400))
@@ -310,13 +316,14 @@ async def subscribe(request: Request) -> Response:
 
 
 async def confirm(request: Request) -> Response:
-    """The double opt-in link: GET shows a button, POST makes the pending membership active
-    (mail scanners open every link, so a GET alone must not subscribe anyone)."""
+    """The double opt-in link: GET shows a button, POST makes the member active (mail
+    scanners open every link, so a GET alone must not subscribe anyone). The link names the
+    sign-up request it confirms; the store refuses it when the reader left after it."""
     web = state_of(request)
     keys = web.settings.web.secret_keys
     token = request.path_params["token"]
     try:
-        subscriber_id, list_name = tokens.read_confirm_token(
+        subscriber_id, list_name, request_id = tokens.read_confirm_token(
             keys, token, max_age=web.settings.web.confirm_max_age)
     except InvalidTokenError as exc:
         if "expired" not in str(exc):
@@ -332,16 +339,19 @@ async def confirm(request: Request) -> Response:
                                    "get a new one."), status=400, links=links, lang=lang)
     lang = web.language(list_name)
     _ = web.pages.gettext(lang)
+    store = web.get_store()
     try:
         if request.method != "POST":
-            member = await run_in_threadpool(web.get_store().get_membership_by_id,
-                                             subscriber_id, list_name)
-            if member.status == "pending":
+            member = await run_in_threadpool(store.get_membership_by_id, subscriber_id,
+                                             list_name)
+            if member.status != "active" and await run_in_threadpool(
+                    store.can_confirm, subscriber_id, list_name, request_id):
                 return web.pages.render("confirm.html", list_title=web.list_title(list_name),
                                         masked=mask_address(member.email), lang=lang)
         else:
-            member = await run_in_threadpool(web.get_store().confirm_subscription,
-                                             subscriber_id, list_name)
+            member = await run_in_threadpool(
+                lambda: store.confirm_subscription(subscriber_id, list_name,
+                                                   request_id=request_id))
     except SubscriberNotFoundError:
         raise InvalidTokenError("This confirmation link does not match any subscription; "
                                 "subscribe again.") from None

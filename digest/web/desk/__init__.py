@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from digest.errors import DeliveryError, RenderError, StoreError
 
+from ..middleware import origin_of
 from .actions import build_draft, confirm_page, perform
 from .auth import login, logout
 from .editions import (
@@ -38,7 +39,7 @@ from .editions import (
     send_test,
     variant_lookup,
 )
-from .guard import DeskGuard, origin_of
+from .guard import DeskGuard
 from .overview import overview_page
 from .report import report_page
 from .state import DESK_PATH, DeskState, desk_of

@@ -1,7 +1,8 @@
 """Signing in and out of the desk.
 
-Failed sign-ins are limited per account name and per client network, in the store (so the
-limits hold across restarts and ``serve`` processes): while either bucket is empty no
+Failed sign-ins are limited per account name and per client network, in the store's rate-limit
+buckets (shared with the sign-up limits, :mod:`digest.web.ratelimit`; so they hold across
+restarts and ``serve`` processes): while either bucket is empty no
 password is checked at all, and the page says when to try again (429 with ``Retry-After``).
 A name with no editor costs the same time and the same answer as a wrong password. A
 successful sign-in sends the editor to ``next`` only when it is a desk path; anything else
@@ -10,9 +11,6 @@ successful sign-in sends the editor to ``next`` only when it is a desk path; any
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import ipaddress
 import logging
 import re
 from urllib.parse import unquote, urlsplit
@@ -23,36 +21,17 @@ from starlette.responses import RedirectResponse, Response
 
 from digest.passwords import needs_rehash, verify_password, waste_time
 
+from ..ratelimit import Limit, sign_in_keys
 from .guard import current_session
 from .sessions import LOGIN_COOKIE
-from .state import DeskState, Limit, desk_of, signed_in
+from .state import DeskState, desk_of, signed_in
 
-__all__ = ["client_network", "login", "logout", "safe_next"]
+__all__ = ["login", "logout", "safe_next"]
 
 log = logging.getLogger("digest.web.desk")
 
 _MAX_FIELD = 1100
 _UNSAFE_NEXT = re.compile(r"[\\\x00-\x20\x7f]")
-
-
-def client_network(host: str | None) -> str:
-    """The network a client is limited as: its IPv4 address, or the /64 of its IPv6 one."""
-    if not host:
-        return "unknown"
-    try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return host
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
-
-
-def _key(desk: DeskState, kind: str, value: str) -> str:
-    secret = desk.web.settings.web.secret_keys[0].encode("utf-8")
-    return f"desk-{kind}:" + hmac.new(secret, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def safe_next(desk: DeskState, value: str | None) -> str:
@@ -73,11 +52,13 @@ def safe_next(desk: DeskState, value: str | None) -> str:
 
 
 async def _wait(desk: DeskState, keys: list[tuple[str, Limit]], *, take: bool) -> int:
+    """Seconds until every bucket in ``keys`` has a token (0: now); with ``take``, one is
+    taken from each (the store's rate-limit buckets, shared with the sign-up limits)."""
     store = desk.store
 
     def look() -> int:
-        return max(store.take_rate_token(key, capacity=limit.capacity,
-                                         per_second=limit.per_second, take=take)
+        return max(store.take_signup_token(key, capacity=limit.capacity,
+                                           per_second=limit.per_second, take=take)
                    for key, limit in keys)
 
     return await run_in_threadpool(look)
@@ -110,8 +91,8 @@ async def login(request: Request) -> Response:
         return _form_page(desk, request, status=403, username=username, next_url=next_url,
                           error="This sign-in form expired; please sign in again.")
     host = request.client.host if request.client else None
-    keys = [(_key(desk, "account", username.casefold()), desk.per_account),
-            (_key(desk, "client", client_network(host)), desk.per_client)]
+    account, client = sign_in_keys(username, host, desk.web.settings.web.secret_keys[0])
+    keys = [(account, desk.per_account), (client, desk.per_client)]
     wait = await _wait(desk, keys, take=False)
     if wait:
         log.warning("desk sign-in refused: too many failed attempts")

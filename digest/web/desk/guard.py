@@ -5,10 +5,10 @@ In order, for each request under ``/desk/``:
 1. Security headers for the desk (its own Content-Security-Policy: scripts and styles from
    the desk's own path only, never inline scripts; frames only from itself).
 2. A state-changing request (any method but GET, HEAD, OPTIONS) must come from a page of the
-   desk's own origin: ``Sec-Fetch-Site: same-origin`` when the browser sends that header,
-   else an ``Origin`` equal to ``web.base_url``'s origin; anything else (another site, a
-   sandboxed frame's ``null``, or no browser header at all) is refused with 403. The desk
-   has no RFC 8058 endpoint to keep open.
+   desk's own origin, by the public pages' rule (``Sec-Fetch-Site: same-origin``, else an
+   ``Origin`` equal to ``web.base_url``'s origin), and must carry one of those headers at
+   all: another site, a sandboxed frame's ``null`` or no browser header is refused with 403
+   (the desk has no RFC 8058 endpoint to keep open, and no other site may post to it).
 3. Static files and the sign-in page are open; every other page needs a valid session
    (signed cookie whose ``session_key`` still matches the editor's in the store), else it
    answers 303 to the sign-in page with ``next`` set to the page asked for.
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -31,12 +31,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..middleware import MAX_BODY
+from ..middleware import MAX_BODY, is_cross_site
 from .sessions import SESSION_COOKIE, SessionCodec
 from .state import DeskState, SignedIn
 
-__all__ = ["DESK_HEADERS", "FRAME_HEADERS", "DeskGuard", "current_session", "origin_of",
-           "same_origin"]
+__all__ = ["DESK_HEADERS", "FRAME_HEADERS", "DeskGuard", "current_session", "same_origin"]
 
 log = logging.getLogger("digest.web.desk")
 
@@ -64,36 +63,14 @@ _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _OPEN = ("/login", "/static/")
 
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def origin_of(url: str) -> str | None:
-    """The RFC 6454 origin of ``url`` as browsers send it in ``Origin``
-    (``https://host[:port]``, lower case, default port left out), or None."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    if scheme not in _DEFAULT_PORTS or not host:
-        return None
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}" + (f":{port}" if port and port != _DEFAULT_PORTS[scheme] else "")
-
-
 def same_origin(scope: Scope, origin: str) -> bool:
-    """True when a browser says this request comes from a page of ``origin``."""
-    headers = {k.decode("latin-1"): v.decode("latin-1").strip()
-               for k, v in scope.get("headers", ()) if k in (b"origin", b"sec-fetch-site")}
-    site = headers.get("sec-fetch-site")
-    if site is not None:  # set by the browser itself, and no page can change it
-        return site.lower() == "same-origin"
-    sent = headers.get("origin")
-    # "null" (a sandboxed frame, a privacy setting) never matches; no header at all means
-    # no browser form sent it, and the desk has nothing for anything else to post.
-    return sent is not None and origin_of(sent) == origin
+    """True when a browser says this request comes from a page of ``origin``: the public
+    pages' cross-site rule (:func:`~digest.web.middleware.is_cross_site`), and moreover a
+    request must carry ``Origin`` or ``Sec-Fetch-Site`` at all (no browser form, no desk)."""
+    headers = scope.get("headers", ())
+    if not any(k in (b"origin", b"sec-fetch-site") for k, _ in headers):
+        return False
+    return not is_cross_site(headers, frozenset({origin}))
 
 
 async def current_session(desk: DeskState, request: Request) -> SignedIn | None:

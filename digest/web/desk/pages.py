@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -24,7 +25,7 @@ from digest.errors import ConfigError
 
 from ..pages import mask_address
 
-__all__ = ["DeskPages", "StaticFiles"]
+__all__ = ["DeskPages", "StaticFiles", "mask_addresses"]
 
 _BUILTIN = Path(__file__).resolve().parents[3] / "templates" / "web" / "desk"
 _TEMPLATES = ("base.html", "login.html", "message.html", "overview.html", "edition.html",
@@ -32,6 +33,17 @@ _TEMPLATES = ("base.html", "login.html", "message.html", "overview.html", "editi
               "unbuilt.html", "_history.html", "_counts.html")
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".svg": "image/svg+xml"}
+
+
+# An address in free text (a relay's reply quotes the recipient); our ledger Message-IDs
+# (<e12.s34.abcdef@domain>) identify a message, not a person, and stay as they are.
+_ADDRESS = re.compile(r"(?<![\w.+-])(?!e\d+\.s\d+\.[0-9a-z]+@)[\w.+'-]+@[\w-]+(?:\.[\w-]+)+",
+                      re.ASCII)
+
+
+def mask_addresses(text: object) -> str:
+    """``text`` with every email address in it masked as the public pages mask them."""
+    return _ADDRESS.sub(lambda m: mask_address(m.group(0)), "" if text is None else str(text))
 
 
 def _when(moment: datetime | None, zone: tzinfo | None = None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -102,8 +114,8 @@ class DeskPages:
         self.env.globals.update(
             site=settings.site, desk_url=desk_url,
             static=lambda name: f"{desk_url}/static/{name}?v={self.static.version(name)}")
-        self.env.filters.update(mask=mask_address, when=_when, number=_number,
-                                percent=_percent, kib=_kib)
+        self.env.filters.update(mask=mask_address, mask_text=mask_addresses, when=_when,
+                                number=_number, percent=_percent, kib=_kib)
         for name in _TEMPLATES:
             try:
                 self.env.get_template(name)

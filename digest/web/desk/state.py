@@ -14,6 +14,7 @@ from starlette.requests import Request
 
 from digest.passwords import DEFAULT_HASHER
 
+from ..ratelimit import SIGN_IN_PER_ACCOUNT, SIGN_IN_PER_CLIENT, Limit
 from ..state import WebState
 from .pages import DeskPages
 from .sessions import SessionCodec
@@ -21,20 +22,12 @@ from .sessions import SessionCodec
 if TYPE_CHECKING:
     from digest.store import Editor, Store
 
-__all__ = ["DESK_PATH", "DeskState", "Limit", "SignedIn", "desk_of", "signed_in"]
+__all__ = ["DESK_PATH", "DeskState", "SignedIn", "desk_of", "signed_in"]
 
 #: Where the desk lives under ``web.base_url``.
 DESK_PATH = "/desk"
 #: Rendered editions kept in memory (a stored edition never changes).
 PROOF_CACHE_SIZE = 8
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """A token bucket: ``capacity`` actions at once, refilled at ``per_second``."""
-
-    capacity: float
-    per_second: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +46,9 @@ class DeskState:
     pages: DeskPages
     sessions: SessionCodec
     hasher: PasswordHasher = DEFAULT_HASHER
-    # Failed sign-ins, per account name: 5, then one every 2 minutes; per client network:
-    # 20, then one a minute (buckets in the store, shared by every serve process).
-    per_account: Limit = Limit(5, 1 / 120)
-    per_client: Limit = Limit(20, 1 / 60)
+    # Failed sign-ins per account name and per client network (see ..ratelimit).
+    per_account: Limit = SIGN_IN_PER_ACCOUNT
+    per_client: Limit = SIGN_IN_PER_CLIENT
     proofs: OrderedDict[int, Any] = field(default_factory=OrderedDict)
     # Deliveries started by "send now" on the desk, running in the server's event loop.
     sends: set[asyncio.Task[None]] = field(default_factory=set)

@@ -1,7 +1,7 @@
-"""Subscribers on the desk: look up one reader (status per list, sections, suppression, what
-the last editions did for them), each list's size and growth per day, and the bounce and
-complaint rates of its last editions against the 0.3 % complaint rate Gmail's sender
-guidelines tell bulk senders never to reach.
+"""Subscribers on the desk: look up one reader (status per list, sections, suppression, the
+consent record of every change, what the last editions did for them), each list's size and
+growth per day, and the bounce and complaint rates of its last editions against the 0.3 %
+complaint rate Gmail's sender guidelines tell bulk senders never to reach.
 
 Addresses are shown masked everywhere; a reader is named in URLs by id, never by address.
 """
@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from digest.config import ListSettings
+from digest.errors import SubscriberNotFoundError
 from digest.store.schema import MEMBERSHIP_STATUSES
 
 from ..pages import mask_address
@@ -104,7 +105,12 @@ async def subscriber_page(request: Request) -> Response:
     subscriber_id = int(request.path_params["id"])
 
     def read() -> dict[str, Any]:
-        return {"members": store.subscriber_memberships(subscriber_id),
+        members = store.subscriber_memberships(subscriber_id)
+        try:
+            consent = store.membership_history(members[0].email) if members else []
+        except SubscriberNotFoundError:
+            consent = []
+        return {"members": members, "consent": consent,
                 "suppression": store.suppression_of(subscriber_id),
                 "deliveries": store.subscriber_deliveries(subscriber_id)}
 
@@ -124,6 +130,6 @@ async def subscriber_page(request: Request) -> Response:
                      "edition_url": None})
     return desk.pages.render(
         request, "subscriber.html", nav="subscribers", masked=masked, rows=rows,
-        suppression=data["suppression"], deliveries=data["deliveries"],
+        suppression=data["suppression"], deliveries=data["deliveries"], consent=data["consent"],
         subscriber_id=subscriber_id,
         edition_url=lambda eid: desk.url(f"/editions/{eid}"))

@@ -1,7 +1,9 @@
-"""The editor's desk: editors (Argon2 password hashes) and rate-limit buckets.
+"""The editor's desk: editors (Argon2 password hashes and the key binding their sessions).
+
+The desk's sign-in limits share the ``signup_limits`` buckets of 0005_consent.
 
 Revision ID: 0005_desk
-Revises: 0005_lifecycle
+Revises: 0005_consent
 Create Date: 2026-11-30
 """
 
@@ -11,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_desk"
-down_revision = "0005_lifecycle"
+down_revision = "0005_consent"
 branch_labels = None
 depends_on = None
 
@@ -30,19 +32,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_editors"),
         sa.UniqueConstraint("name_key", name="uq_editors_name_key"),
     )
-    op.create_table(
-        "rate_limits",
-        sa.Column("id", sa.Integer, nullable=False),
-        sa.Column("key", sa.String(100), nullable=False),
-        sa.Column("tokens", sa.Float, nullable=False),
-        sa.Column("updated_at", sa.DateTime, nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_rate_limits"),
-        sa.UniqueConstraint("key", name="uq_rate_limits_key"),
-    )
-    op.create_index("ix_rate_limits_updated_at", "rate_limits", ["updated_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_rate_limits_updated_at", table_name="rate_limits")
-    op.drop_table("rate_limits")
     op.drop_table("editors")
