@@ -45,11 +45,10 @@ class SignupLimitsMixin(Database):
             if take:
                 conn.execute(insert.values(key=key, tokens=float(capacity), updated_at=now)
                              .on_conflict_do_nothing(index_elements=["key"]))
-                row = conn.execute(query if self.is_sqlite else query.with_for_update()).one()
-            else:
-                row = conn.execute(query).first()
-                if row is None:
-                    return 0  # no bucket: a full one
+                query = query if self.is_sqlite else query.with_for_update()
+            row = conn.execute(query).first()
+            if row is None:
+                return 0  # looking only, and no bucket yet: a full one
             elapsed = max(0.0, (now - row.updated_at).total_seconds())
             tokens = min(float(capacity), row.tokens + elapsed * per_second)
             if tokens < 1.0:
