@@ -282,15 +282,13 @@ def per_subscriber_cpu(factory: MessageFactory, claims: list[Claim], reps: int
 def dkim_cost(settings: Settings, lst: ListSettings, edition: Edition, as_of: datetime,
               claims: list[Claim]) -> float:
     """CPU seconds per message for ``for_claim`` with DKIM (fresh RSA-2048 key)."""
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from digest.config import DkimSettings
+    from digest.config import DkimKey, DkimSettings
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    signed = replace(settings, dkim=DkimSettings(settings.site.domain, "bench", pem))
+    signed = replace(settings, dkim=DkimSettings(settings.site.domain,
+                                                 (DkimKey("rsa-sha256", "bench", key),)))
     factory, _ = warm_factory(signed, lst, edition, as_of)
     reps = 200
     t = time.process_time()

@@ -11,7 +11,8 @@ Paths in the file are relative to the file's own folder. Secrets never live in t
 ``DIGEST_OLD_SECRET_KEYS`` comma-separated retired keys still accepted (rotation)
 ``DIGEST_SMTP_USERNAME``  relay login (``DIGEST_RELAY_<NAME>_USERNAME`` for one relay)
 ``DIGEST_SMTP_PASSWORD``  relay password (``DIGEST_RELAY_<NAME>_PASSWORD`` for one relay)
-``DIGEST_DKIM_PRIVATE_KEY`` PEM text of the DKIM key (else ``[dkim] private_key_file``)
+``DIGEST_DKIM_PRIVATE_KEY`` PEM text of the rsa-sha256 DKIM key (else its ``private_key_file``)
+``DIGEST_DKIM_ED25519_PRIVATE_KEY`` the ed25519-sha256 DKIM key (else its ``private_key_file``)
 ``DIGEST_WORK_DIR``       overrides ``[digest] work_dir``
 ========================  ==========================================================
 """
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from digest.config_dkim import DkimKey, DkimSettings, read_dkim
 from digest.config_table import Table, parse_duration
 from digest.errors import ConfigError
 from digest.i18n import (
@@ -44,6 +46,7 @@ from digest.i18n import (
 
 __all__ = [
     "DeliverySettings",
+    "DkimKey",
     "DkimSettings",
     "FetchSettings",
     "ListSettings",
@@ -152,15 +155,6 @@ class DeliverySettings:
     message_timeout: float = 60.0
     claim_batch: int = 100
     max_auth_failures: int = 3
-
-
-@dataclass(frozen=True, slots=True)
-class DkimSettings:
-    """DKIM signing: on when ``private_key`` is set."""
-
-    domain: str
-    selector: str
-    private_key: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,25 +597,7 @@ def load_settings(path: str | os.PathLike[str] | None = None,
 
     dkim = None
     if "dkim" in data:
-        dk = root.table("dkim")
-        key_pem = env.get("DIGEST_DKIM_PRIVATE_KEY")
-        key_file = dk.str("private_key_file")
-        if not key_pem and key_file:
-            try:
-                key_pem = (base_dir / key_file).read_text(encoding="ascii")
-            except (OSError, UnicodeDecodeError):
-                raise dk.error("dkim.private_key_file", f"points to {key_file!r}, which cannot "
-                               "be read", "fix the path or set DIGEST_DKIM_PRIVATE_KEY") from None
-        if not key_pem:
-            raise dk.error("dkim.private_key_file", "is missing",
-                           "set it or DIGEST_DKIM_PRIVATE_KEY")
-        if "PRIVATE KEY" not in key_pem:
-            raise dk.error("dkim.private_key_file", "does not hold a PEM private key",
-                           "point it at the key file")
-        dkim = DkimSettings(domain=dk.str("domain", site.domain),
-                            selector=dk.str("selector", required=True),
-                            private_key=key_pem.encode("ascii"))
-        dk.finish()
+        dkim = read_dkim(root.table("dkim"), env, base_dir, site.domain)
     root.finish()
 
     return Settings(

@@ -1,22 +1,18 @@
-"""The message template: MIME structure, exact decoded parts, wire limits, headers, DKIM."""
+"""The message template: MIME structure, exact decoded parts, wire limits, headers (DKIM:
+test_dkim.py)."""
 
 from __future__ import annotations
 
-import base64
 import email
 import email.policy
 import re
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
 
-import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from digest.config import DkimSettings
 from digest.mail import HeaderError, MessageTemplate, Recipient, qp_encode
 
 DATE = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
@@ -297,48 +293,6 @@ def test_missing_slot_value_and_bad_shapes_are_refused() -> None:
         template(list_id="no id here")
 
 
-@pytest.fixture(scope="module")
-def dkim_key() -> tuple[bytes, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    der = key.public_key().public_bytes(serialization.Encoding.DER,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo)
-    return pem, b"v=DKIM1; k=rsa; p=" + base64.b64encode(der)
-
-
-def test_dkim_signature_verifies_and_covers_unsubscribe_headers(
-        dkim_key: tuple[bytes, bytes]) -> None:
-    pem, txt = dkim_key
-    signing = DkimSettings(domain="news.example.org", selector="s1", private_key=pem)
-    plain = template().render(recipient())
-    signed = template(dkim=signing).render(recipient())
-    header, _, rest = signed.partition(b"\r\n")
-    while rest.startswith((b" ", b"\t")):
-        line, _, rest = rest.partition(b"\r\n")
-        header += b"\r\n" + line
-    assert header.startswith(b"DKIM-Signature:")
-    assert rest == plain, "the signed bytes are exactly the bytes sent"
-    tags = dict(t.strip().split("=", 1) for t in
-                b"".join(header.split(b"\r\n")).decode()[15:].split(";") if "=" in t)
-    signed_headers = tags["h"].replace(" ", "").lower().split(":")
-    for name in ("from", "to", "subject", "date", "message-id", "list-id", "list-unsubscribe",
-                 "list-unsubscribe-post", "mime-version", "content-type"):
-        assert name in signed_headers
-    assert tags["c"].strip() == "relaxed/relaxed"
-
-    def dns(name: bytes, timeout: int = 5) -> bytes:
-        assert name == b"s1._domainkey.news.example.org."
-        return txt
-
-    assert dkim.verify(signed, dnsfunc=dns)
-    tampered = signed.replace(b"<https://news.example.org/u/tok-123>",
-                              b"<https://evil.example.net/u/tok-123>")
-    assert tampered != signed
-    assert not dkim.verify(tampered, dnsfunc=dns)
-    check_wire(signed)
-
-
 def test_decode_header_helpers_agree_with_policy_parser() -> None:
     raw = template(subject="Zürich über alles").render(recipient())
     line = raw.split(b"Subject:")[1].split(b"\r\nDate")[0].decode()
@@ -364,39 +318,3 @@ def test_to_header_equals_the_general_address_header(name: str | None, address: 
     from digest.mail.headers import format_address, header_line, to_header
 
     assert to_header(name, address) == header_line("To", format_address(name, address))
-
-
-@pytest.mark.parametrize("bits", [1024, 2048])
-def test_dkim_through_openssl_signs_the_same_bytes_as_dkimpy(
-        bits: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """RSASSA-PKCS1-v1_5 is deterministic: handing dkimpy's RSA step to OpenSSL must not
-    change one byte of the DKIM-Signature header."""
-    import time
-
-    from digest.mail import signing
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    for fmt in (serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL):
-        pem = key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
-        settings_ = DkimSettings(domain="news.example.org", selector="s1", private_key=pem)
-        message = template().render(recipient())
-        assert dkim.RSASSA_PKCS1_v1_5_sign is not signing._DKIMPY_RSA_SIGN  # installed
-        while True:  # the signature carries the second it was made in (t=)
-            before = int(time.time())
-            fast = signing.dkim_sign(message, settings_)
-            with monkeypatch.context() as m:
-                m.setattr(dkim, "RSASSA_PKCS1_v1_5_sign", signing._DKIMPY_RSA_SIGN)
-                pure = signing.dkim_sign(message, settings_)
-            if int(time.time()) == before:
-                break
-        assert fast == pure
-
-
-@pytest.mark.parametrize("pem", [b"not a key", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END"])
-def test_a_key_that_cannot_sign_is_one_config_error(pem: bytes) -> None:
-    from digest.errors import ConfigError
-    from digest.mail import signing
-
-    settings_ = DkimSettings(domain="news.example.org", selector="s1", private_key=pem)
-    with pytest.raises(ConfigError, match="cannot sign"):
-        signing.dkim_sign(template().render(recipient()), settings_)

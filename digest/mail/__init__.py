@@ -7,15 +7,16 @@ renderer's segments and slots; :meth:`MessageTemplate.render` fills one :class:`
 from __future__ import annotations
 
 from digest.mail.headers import HeaderError, validate_addr_spec
-from digest.mail.signing import SIGNED_HEADERS, dkim_sign
+from digest.mail.signing import OVERSIGNED_HEADERS, SIGNED_HEADERS, DkimSigner
 from digest.mail.template import MessageTemplate, Recipient, qp_encode
 
 __all__ = [
+    "OVERSIGNED_HEADERS",
     "SIGNED_HEADERS",
+    "DkimSigner",
     "HeaderError",
     "MessageTemplate",
     "Recipient",
-    "dkim_sign",
     "qp_encode",
     "validate_addr_spec",
 ]

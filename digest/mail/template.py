@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
-from digest.config import DkimSettings
 from digest.mail.base64_part import Base64Part
 from digest.mail.headers import (
     HeaderError,
@@ -36,7 +35,7 @@ from digest.mail.headers import (
     utf8_to_header,
     validate_message_id,
 )
-from digest.mail.signing import dkim_sign
+from digest.mail.signing import BodyHashTemplate, DkimSigner
 
 __all__ = ["TRANSFER_ENCODINGS", "MessageTemplate", "Recipient", "qp_encode"]
 
@@ -110,7 +109,10 @@ class MessageTemplate:
     # subscriber's message in C.
     format: bytes
     slot_keys: tuple[tuple[int, str], ...]  # (0 = text, 1 = html, slot name), in order
-    dkim: DkimSettings | None = None
+    dkim: DkimSigner | None = None
+    # The body's DKIM hash with the fixed parts done (the body is the format after the
+    # header block: its pieces with the holes' values between them).
+    dkim_body: BodyHashTemplate | None = None
     # Per part (text, html): None for quoted-printable (its slots are ``%b`` in format),
     # else the base64 body, whose pieces fill ``Base64Part.holes`` holes in ``format``.
     base64_parts: tuple[Base64Part | None, Base64Part | None] = (None, None)
@@ -126,7 +128,7 @@ class MessageTemplate:
     def build(cls, *, html_segments: Sequence[str], html_slots: Sequence[str],
               text_segments: Sequence[str], text_slots: Sequence[str], subject: str,
               from_header: str, list_id: str, reply_to: str | None = None,
-              dkim: DkimSettings | None = None, date: datetime | None = None,
+              dkim: DkimSigner | None = None, date: datetime | None = None,
               text_encoding: str = "quoted-printable", html_encoding: str = "quoted-printable",
               ) -> MessageTemplate:
         """Encode everything that is the same for every subscriber, once.
@@ -137,6 +139,8 @@ class MessageTemplate:
             RFC 2047-encoded.
         :param from_header: ``Name <address>`` of the list.
         :param list_id: ``Description <list.example.org>``.
+        :param dkim: signs every message (made once per run; the body's fixed parts are
+            hashed here, once).
         :param date: the ``Date`` of every message (default: now, UTC).
         :param text_encoding: ``"quoted-printable"`` or ``"base64"`` for the text part (the
             renderer picks the smaller, see ``digest.render.budget.transfer_encoding``).
@@ -203,7 +207,8 @@ class MessageTemplate:
         body = b"%b".join(piece.replace(b"%", b"%%") for piece in pieces)
         return cls(format=(b"".join(head).replace(b"%", b"%%") + b"%bMessage-ID: %b\r\n%b"
                            + tail.replace(b"%", b"%%") + body),
-                   slot_keys=tuple(keys), dkim=dkim, base64_parts=(b64[0], b64[1]))
+                   slot_keys=tuple(keys), dkim=dkim, base64_parts=(b64[0], b64[1]),
+                   dkim_body=dkim.body_template(pieces) if dkim is not None else None)
 
     def __post_init__(self) -> None:
         # Only the quoted-printable parts' slots are holes of their own in ``format``.
@@ -270,8 +275,9 @@ class MessageTemplate:
             validate_message_id(message_id).encode("ascii"),
             list_unsubscribe(unsubscribe_url, unsubscribe_mailto),
             *holes)
-        if self.dkim is not None:
-            message = dkim_sign(message, self.dkim)
+        if self.dkim is not None and self.dkim_body is not None:
+            # Every hole is in the body, in order: its values are the body hash's.
+            message = self.dkim.sign_with_body_hash(message, self.dkim_body.digest(holes))
         return message
 
     def _with_base64(self, qp_holes: tuple[bytes, ...], html: Mapping[str, str],

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from digest import tokens
 from digest.config import ListSettings, Settings
 from digest.errors import ConfigError
-from digest.mail import MessageTemplate, Recipient
+from digest.mail import DkimSigner, MessageTemplate, Recipient
 from digest.models import Edition
 from digest.render import Personalisation, Renderer
 
@@ -75,6 +75,8 @@ class MessageFactory:
         self._manage_base = tokens.manage_url(base, "")
         self._mailto_base = f"mailto:unsubscribe@{settings.site.domain}?subject=unsubscribe%20"
         self._browser_url = f"{base}/archive/{lst.name}/{edition.date.isoformat()}"
+        # One signer for every message of the send (its keys were parsed with the settings).
+        self._signer = DkimSigner(settings.dkim) if settings.dkim is not None else None
 
     def _entry(self, sections: frozenset[str] | None) -> tuple[object, object]:
         found = self._variants.get(sections)
@@ -90,7 +92,7 @@ class MessageFactory:
                 subject=self.subject_prefix + (variant.subject or self.edition.subject),
                 from_header=self.lst.from_header,
                 list_id=f"{self.lst.title} <{self.lst.name}.{self.settings.site.domain}>",
-                reply_to=self.lst.reply_to, dkim=self.settings.dkim,
+                reply_to=self.lst.reply_to, dkim=self._signer,
                 text_encoding=variant.text_encoding, html_encoding=variant.html_encoding)
             found = self._variants[chosen] = (variant, template)
         self._variants[sections] = found
@@ -200,9 +202,8 @@ def write_preview(settings: Settings, lst: ListSettings, edition: Edition, out_d
 
 
 def dkim_sign_if_configured(settings: Settings, data: bytes) -> bytes:
-    """The message with a DKIM-Signature header on top when ``[dkim]`` is configured."""
+    """The message with its DKIM-Signature fields on top when ``[dkim]`` is configured (one
+    message: the web app's confirmations)."""
     if settings.dkim is None:
         return data
-    from digest.mail.signing import dkim_sign
-
-    return dkim_sign(data, settings.dkim)
+    return DkimSigner(settings.dkim).sign(data)
