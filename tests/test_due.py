@@ -228,6 +228,8 @@ async def test_review_mail_then_publish_only_when_approved(tmp_path: Path, repo:
             preview = next(line.split(": ", 1)[1] for line in body.splitlines()
                            if line.startswith("Preview: "))
             assert preview.startswith("https://news.example.org/digest/drafts/")
+            assert ("On the desk (check, test, approve): "
+                    f"https://news.example.org/digest/desk/editions/{record.id}") in body
 
             app = create_app(settings, store)
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),

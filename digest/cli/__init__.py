@@ -10,6 +10,7 @@ prints. A :class:`~digest.errors.DigestError` becomes one sentence on stderr wit
 - :mod:`digest.cli.status` — ``status``
 - :mod:`digest.cli.subscribers` — ``subscribers …``
 - :mod:`digest.cli.bounces` — ``bounces …``
+- :mod:`digest.cli.editors` — ``editors …`` (who may sign in to the desk)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import click
 from digest import __version__
 from digest.logs import configure_logging
 
-from . import bounces, edition, editions, service, status, subscribers
+from . import bounces, edition, editions, editors, service, status, subscribers
 
 __all__ = ["main"]
 
@@ -49,5 +50,5 @@ SERVICES = frozenset({"schedule", "worker", "serve"})
 
 for _command in (edition.build, edition.preview, edition.draft, edition.send,
                  editions.editions, service.schedule, service.worker, service.serve,
-                 status.status, subscribers.subscribers, bounces.bounces):
+                 status.status, subscribers.subscribers, bounces.bounces, editors.editors):
     main.add_command(_command)

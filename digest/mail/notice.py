@@ -27,7 +27,8 @@ class EditorNotice:
     the send window's end as the list's local wall-clock text ("07:00 Europe/London");
     ``counts`` maps a label to a number ("stories", "sections", "active subscribers");
     ``warnings`` are whole sentences (unreadable sources, skipped items); ``reason`` says
-    why an edition was held or missed; ``preview_url`` is the signed draft preview link.
+    why an edition was held or missed; ``preview_url`` is the signed draft preview link;
+    ``desk_url`` the edition's page on the editor's desk (sign-in required).
     """
 
     kind: str
@@ -42,6 +43,7 @@ class EditorNotice:
     warnings: tuple[str, ...] = ()
     reason: str | None = None
     preview_url: str | None = None
+    desk_url: str | None = None
     command: str = "python run_digest.py"
 
 
@@ -77,6 +79,8 @@ def _body(n: EditorNotice) -> str:
         lines += [f"- {w}" for w in n.warnings]
     if n.preview_url:
         lines += ["", f"Preview: {n.preview_url}"]
+    if n.desk_url:
+        lines += [f"On the desk (check, test, approve): {n.desk_url}"]
     if n.edition_id is not None:
         lines += ["", f"Look at it:  {cmd} editions show {n.edition_id}"]
         if n.kind in ("review", "held"):

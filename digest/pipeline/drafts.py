@@ -92,10 +92,11 @@ async def edition_to_show(settings: Settings, lst: ListSettings, store: Store, *
 
 async def draft_edition(settings: Settings, lst: ListSettings, store: Store, *,
                         as_of: datetime | None, source_override: list[str] | None,
-                        force: bool, editor: str) -> Drafted:
+                        force: bool, editor: str, cause: str | None = None) -> Drafted:
     """Build and store today's draft without publishing it (``draft``), recorded as made by
-    ``editor:<editor>``. Today's live stored edition is returned as it is, unless ``force``,
-    which stores a new draft (superseding an unpublished one; a published one stays).
+    ``editor:<editor>`` with ``cause`` (default: the command). Today's live stored edition is
+    returned as it is, unless ``force``, which stores a new draft (superseding an unpublished
+    one; a published one stays).
 
     :raises EmptyEditionError: nothing new (unless ``force``).
     :raises SourceError: every source was unreadable.
@@ -108,7 +109,7 @@ async def draft_edition(settings: Settings, lst: ListSettings, store: Store, *,
                                 as_of=as_of, force=force)
     record = store.record_edition(
         built.edition, forced=force, actor=f"editor:{editor}",
-        cause="drafted with `draft`" + (" --force" if force else ""),
+        cause=cause or ("drafted with `draft`" + (" --force" if force else "")),
         detail={"warnings": built.errors} if built.errors else None)
     return Drafted(record, created=True, errors=built.errors)
 

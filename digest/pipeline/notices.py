@@ -95,7 +95,9 @@ async def notify_editors(settings: Settings, lst: ListSettings, store: Store, *,
         due=_local(slot.due, lst, slot.day), closes=_local(slot.closes, lst, slot.day),
         counts=counts, warnings=tuple(warnings), reason=reason,
         preview_url=(draft_preview_url(settings, record)
-                     if record is not None and record.has_stories else None))
+                     if record is not None and record.has_stories else None),
+        desk_url=(f"{settings.web.base_url}/desk/editions/{record.id}"
+                  if record is not None else None))
     accepted = 0
     for editor in lst.review_to:
         data = notice_message(notice, from_header=lst.from_header, to=editor,

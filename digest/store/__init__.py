@@ -15,6 +15,7 @@ from .bounces import BouncesMixin, DeliveryRef
 from .carried import CarriedMixin, StoryRecord
 from .consent import ConsentMixin, MembershipEvent
 from .editions import EditionRecord, EditionsMixin
+from .editors import Editor, EditorsMixin, InvalidEditorError
 from .engine import create_engine, guarded
 from .importer import ImportMixin, ImportReport, RejectedRow
 from .leases import Lease, LeasesMixin
@@ -22,6 +23,7 @@ from .ledger import Claim, LedgerMixin
 from .lifecycle import EDITION_STATUSES, PENDING, PUBLISHED, UNPUBLISHED, EditionEvent
 from .migrate import upgrade
 from .overview import OpenEdition, OverviewMixin
+from .reports import ReportsMixin
 from .signups import SignupLimitsMixin
 from .subscribers import (
     InvalidSubscriberError,
@@ -39,7 +41,9 @@ __all__ = [
     "DeliveryRef",
     "EditionEvent",
     "EditionRecord",
+    "Editor",
     "ImportReport",
+    "InvalidEditorError",
     "InvalidSubscriberError",
     "Lease",
     "Membership",
@@ -54,7 +58,8 @@ __all__ = [
 
 
 class Store(ImportMixin, SubscribersMixin, ConsentMixin, SignupLimitsMixin, EditionsMixin,
-            CarriedMixin, LedgerMixin, BouncesMixin, LeasesMixin, OverviewMixin):
+            CarriedMixin, LedgerMixin, BouncesMixin, LeasesMixin, OverviewMixin, EditorsMixin,
+            ReportsMixin):
     """Everything digest keeps in its database, behind short transactions."""
 
     def __enter__(self) -> Self:

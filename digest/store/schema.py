@@ -26,6 +26,7 @@ __all__ = [
     "edition_events",
     "edition_stories",
     "editions",
+    "editors",
     "leases",
     "lists",
     "membership_events",
@@ -263,8 +264,24 @@ membership_events = sa.Table(
     sa.Index(None, "subscriber_id", "list_id", "id"),
 )
 
-# Sign-up rate limits shared by every `serve` process: one token bucket per key (a hashed
-# client network or mailbox), refilled as time passes; rows of full buckets are pruned.
+# The people who may sign in to the editor's desk (``editors add``): an Argon2 hash of each
+# password, never the password. ``session_key`` is part of every session cookie and changes
+# with the password, so a new password (or removing the editor) ends every open session.
+editors = sa.Table(
+    "editors", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("name_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("session_key", sa.String(32), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("password_changed_at", UTCDateTime, nullable=False),
+    sa.Column("last_sign_in_at", UTCDateTime, nullable=True),
+)
+
+# Rate limits shared by every `serve` process (sign-ups per client network and mailbox, desk
+# sign-ins per account and client network): one token bucket per key (a keyed hash, never an
+# address or name), refilled as time passes; rows of full buckets are pruned.
 signup_limits = sa.Table(
     "signup_limits", metadata,
     sa.Column("id", sa.Integer, primary_key=True),

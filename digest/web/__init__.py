@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Match, Route, get_route_path
+from starlette.routing import BaseRoute, Match, Mount, Route, get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from digest.config import Settings
@@ -32,6 +32,7 @@ from digest.errors import (
 )
 
 from .archive import archive_edition, archive_index, personal_links
+from .desk import DESK_PATH, create_desk, desk_root
 from .drafts import draft_preview
 from .health import healthz, notifying_server
 from .middleware import (
@@ -191,8 +192,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
                                  _("The page could not be produced; please try again later."),
                                  status=500)
 
+    desk = create_desk(web)
     app = Starlette(
-        routes=_routes(),
+        routes=[*_routes(), desk_root(web), Mount(DESK_PATH, app=desk)],
         middleware=[
             Middleware(PrefixRoot, prefix=urlsplit(settings.web.base_url).path),
             Middleware(SecurityHeaders),
@@ -205,6 +207,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.web = web
+    app.state.desk = desk.state.desk
     # Starlette's own trailing-slash redirect builds its URL from the request's Host header,
     # which a client chooses; ours starts from web.base_url.
     app.router.redirect_slashes = False

@@ -150,8 +150,9 @@ def _content_length(scope: Scope) -> int | None:
 
 
 class SecurityHeaders:
-    """Add :data:`SECURITY_HEADERS` (and ``Cache-Control: no-store`` unless the app chose a
-    cache policy) to every HTTP response."""
+    """Add :data:`SECURITY_HEADERS` (and ``Cache-Control: no-store``) to every HTTP response,
+    except those the app set itself: the editor's desk sends its own, stricter for scripts,
+    policy (and frames its previews from its own origin)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -163,10 +164,10 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", ())
-                           if k.lower() not in dict(SECURITY_HEADERS)]
-                headers.extend(SECURITY_HEADERS)
-                if not any(k.lower() == b"cache-control" for k, _ in headers):
+                headers = list(message.get("headers", ()))
+                chosen = {k.lower() for k, _ in headers}
+                headers.extend((k, v) for k, v in SECURITY_HEADERS if k not in chosen)
+                if b"cache-control" not in chosen:
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)

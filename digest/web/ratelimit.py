@@ -1,4 +1,5 @@
-"""Sign-up rate limits: which keys a request counts under, and how much each key may do.
+"""Rate limits of the web app (sign-ups, desk sign-ins): which keys a request counts under,
+and how much each key may do.
 
 The token buckets live in the store (``Store.take_signup_token``), so the limits hold across
 restarts and across several ``serve`` processes sharing a database. Keys are keyed hashes
@@ -21,8 +22,8 @@ import hmac
 import ipaddress
 from dataclasses import dataclass
 
-__all__ = ["PER_CLIENT", "PER_MAILBOX", "Limit", "client_key", "client_network", "mailbox",
-           "mailbox_key"]
+__all__ = ["PER_CLIENT", "PER_MAILBOX", "SIGN_IN_PER_ACCOUNT", "SIGN_IN_PER_CLIENT", "Limit",
+           "client_key", "client_network", "mailbox", "mailbox_key", "sign_in_keys"]
 
 _DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
@@ -39,6 +40,10 @@ class Limit:
 PER_CLIENT = Limit(5, 1 / 60)
 #: Emails per mailbox: 3, then one every 20 minutes, so nobody can flood a stranger's inbox.
 PER_MAILBOX = Limit(3, 1 / 1200)
+#: Failed desk sign-ins per account name: 5, then one every 2 minutes.
+SIGN_IN_PER_ACCOUNT = Limit(5, 1 / 120)
+#: Failed desk sign-ins per client network: 20, then one a minute.
+SIGN_IN_PER_CLIENT = Limit(20, 1 / 60)
 
 
 def _key(kind: str, value: str, secret: str) -> str:
@@ -81,3 +86,10 @@ def mailbox(address: str) -> str:
 def mailbox_key(address: str, secret: str) -> str:
     """The per-mailbox bucket key of ``address``."""
     return _key("mailbox", mailbox(address), secret)
+
+
+def sign_in_keys(name: str, host: str | None, secret: str) -> tuple[str, str]:
+    """The bucket keys a desk sign-in counts under: the account name (any case) and the
+    client's network; their own kinds, so sign-ups never use up an editor's attempts."""
+    return (_key("desk-account", name.strip().casefold(), secret),
+            _key("desk-client", client_network(host), secret))
