@@ -97,12 +97,28 @@ def assemble_edition(
     ``force``.
 
     :raises EmptyEditionError: when nothing new is left, or nothing new is fit to lead (only
-        bare headlines, with neither text nor a link, are left; ``force`` builds either
-        anyway), or there are no stories at all.
+        bare headlines, with neither text nor a link, or only stories dated in the future
+        are left; ``force`` builds either anyway), or there are no stories at all.
     :raises ConfigError: when the subject or preheader pattern cannot be filled.
     """
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
+    try:
+        return _assemble(stories, lst=list_settings, as_of=as_of, carried=carried,
+                         skipped=skipped, site_name=site_name, force=force)
+    except EmptyEditionError as exc:
+        if exc.warnings or not skipped:
+            raise
+        # What the sources skipped is often why nothing is left: the command prints it.
+        lines = tuple(f"{item.source}{f':{item.line}' if item.line else ''}: {item.reason}"
+                      for item in skipped)
+        raise EmptyEditionError(str(exc), warnings=lines) from None
+
+
+def _assemble(stories: Iterable[Story], *, lst: ListSettings, as_of: datetime,
+              carried: RepeatKeys, skipped: Sequence[SkippedItem], site_name: str,
+              force: bool) -> Edition:
+    list_settings = lst
     excluded: Counter[str] = Counter()
     all_stories = list(stories)
     if not all_stories:
@@ -140,6 +156,14 @@ def assemble_edition(
         )
 
     lead = _choose_lead(fresh, list_settings, as_of)
+    if not force and lead.future_dated:
+        raise EmptyEditionError(
+            f"The {list_settings.name} edition has nothing to lead with: "
+            + ("its one new story is" if len(fresh) == 1
+               else f"all {len(fresh)} new stories are")
+            + " dated in the future (a source's clock or time zone is wrong; see the "
+            "warnings above); use --force to build it anyway."
+        )
     if not force and _lead_tier(lead, list_settings, as_of) == _BARE_HEADLINE:
         raise EmptyEditionError(
             f"The {list_settings.name} edition has nothing to lead with: none of the "
@@ -196,7 +220,8 @@ def _choose_lead(stories: list[Story], lst: ListSettings, as_of: datetime) -> St
     without a link; (4) a headline with a link; (5) a bare headline. A teaser with neither
     text nor link never leads an edition that is not forced (:func:`assemble_edition`
     skips the day instead: a reader could not read the story it leads with), and a story
-    dated in the future (``future_dated``) never leads while another is left.
+    dated in the future (``future_dated``) never leads while another is left (when none
+    is, :func:`assemble_edition` skips the day unless forced).
     """
     # A story dated in the future (a source's clock or zone is wrong) never leads while
     # another is left.

@@ -80,7 +80,14 @@ class EditionError(DigestError):
 
 
 class EmptyEditionError(EditionError):
-    """Raised when an edition would carry nothing new; ``--force`` builds it anyway."""
+    """Raised when an edition would carry nothing new, or nothing fit to lead; ``--force``
+    builds it anyway. ``warnings`` holds what the sources skipped or reported, one
+    ``source:line: reason`` line each, so the command can print them before the sentence
+    (the reason for an empty edition is often among them)."""
+
+    def __init__(self, message: str, *, warnings: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.warnings = warnings
 
 
 class EditionStateError(EditionError):

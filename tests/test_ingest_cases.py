@@ -289,7 +289,7 @@ def test_a_future_dated_story_is_reported_and_never_the_lead(config: Path, tmp_p
     code, data, err = build(config, feed)
     assert code == 0, err
     assert data["lead"]["headline"].startswith("F:")  # type: ignore[index]  # newest real one
-    assert "H: future-dated" in err and "cannot be the lead" in err
+    assert "H: future-dated" in err and "never leads an edition unless forced" in err
     future = [t for t in stories(data) if t["headline"].startswith("H:")]  # type: ignore[arg-type]
     assert future and future[0]["future_dated"] is True
     out = tmp_path / "preview"
@@ -309,6 +309,7 @@ def test_future_dated_stories_are_passed_over_for_the_lead() -> None:
 
     from digest.config import ListSettings
     from digest.edition import assemble_edition
+    from digest.errors import EmptyEditionError
     from digest.models import Story
 
     def story(name: str, hour: int, future: bool = False) -> Story:
@@ -324,8 +325,35 @@ def test_future_dated_stories_are_passed_over_for_the_lead() -> None:
     edition = assemble_edition([story("ahead", 23, True), story("real", 6)], list_settings=lst,
                                as_of=NOW)
     assert edition.lead is not None and edition.lead.headline == "real"
-    alone = assemble_edition([story("ahead", 23, True)], list_settings=lst, as_of=NOW)
-    assert alone.lead is not None and alone.lead.headline == "ahead"  # nothing else to lead
+    with pytest.raises(EmptyEditionError, match="its one new story is dated in the future"):
+        assemble_edition([story("ahead", 23, True)], list_settings=lst, as_of=NOW)
+    alone = assemble_edition([story("ahead", 23, True)], list_settings=lst, as_of=NOW,
+                             force=True)
+    assert alone.lead is not None and alone.lead.headline == "ahead"  # the editor's override
+
+
+def test_an_edition_of_only_future_stories_is_not_built(config: Path, tmp_path: Path) -> None:
+    """The review's case: the one story is dated tonight; the subject must never be a story
+    the build itself says cannot lead, so the day is skipped with the reason (exit 1)."""
+    feed = tmp_path / "f.rss"
+    feed.write_text(
+        '<rss version="2.0"><channel><title>t</title><link>https://news.example.org/</link>\n'
+        "<item><title>Only future story</title><link>https://news.example.org/f</link>"
+        "<description>Tonight.</description>"
+        "<pubDate>Tue, 17 Nov 2026 23:00:00 +0000</pubDate></item>\n"
+        "</channel></rss>", encoding="utf-8")
+    args = ["--config", str(config), "--source", str(feed), "--as-of", AS_OF]
+    for command in (["build", *args, "--json"], ["preview", *args, "--out", str(tmp_path)],
+                    ["send", *args, "--dry-run"], ["send", *args]):
+        result = CliRunner().invoke(main, command, catch_exceptions=False)
+        # build and preview fail; send reports a skipped day (exit 0), as for "nothing new"
+        assert result.exit_code == (0 if command[0] == "send" else 1), result.output
+        assert "Only future story" in result.stderr and "unless forced" in result.stderr
+        assert "nothing to lead with: its one new story is dated in the future" in " ".join(
+            result.output.split()), command[0]
+        assert "Traceback" not in result.stderr and '"subject"' not in result.stdout
+    code, data, err = build(config, str(feed))  # --force: the editor's override, as it says
+    assert code == 0 and data is not None and data["subject"] == "Only future story"
 
 
 # --- text-title-brackets -------------------------------------------------------------------

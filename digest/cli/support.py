@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from digest.config import Settings, load_settings
-from digest.errors import ConfigError, DigestError
+from digest.errors import ConfigError, DigestError, EmptyEditionError
 
 __all__ = ["config_option", "console", "editor_option", "fail", "handle_errors", "list_option",
            "open_settings", "source_options", "stderr", "warn"]
@@ -105,6 +105,10 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ConfigError as exc:
             fail(str(exc), code=2)
+        except EmptyEditionError as exc:
+            for line in exc.warnings:  # what the sources skipped: often the reason
+                warn(line)
+            fail(str(exc), code=1)
         except DigestError as exc:
             fail(str(exc), code=1)
         except KeyboardInterrupt:

@@ -117,7 +117,7 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
                                                     source_override=source_override,
                                                     as_of=as_of, force=force)
         except EmptyEditionError as exc:
-            return SendOutcome("skipped", str(exc), imports=imports)
+            return SendOutcome("skipped", str(exc), imports=imports, errors=list(exc.warnings))
         if test_to:
             factory = MessageFactory(settings, lst, edition, subject_prefix="[TEST] ",
                                      as_of=as_of)
@@ -179,7 +179,7 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
                                           source_override=source_override, as_of=as_of,
                                           force=force)
         except EmptyEditionError as exc:
-            return SendOutcome("skipped", str(exc), imports=imports)
+            return SendOutcome("skipped", str(exc), imports=imports, errors=list(exc.warnings))
         errors = outcome.errors
         record = store.record_edition(
             outcome.edition, forced=force, actor=actor,

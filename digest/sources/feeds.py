@@ -179,7 +179,7 @@ def _check_date(
         ahead = _duration(published - now)
         reason = (
             f"{_name(item)} is dated {published:%Y-%m-%d %H:%M} UTC, {ahead} after the time "
-            "of reading; it is kept with that date but cannot be the lead"
+            "of reading; it is kept with that date but never leads an edition unless forced"
         )
         skipped.append(SkippedItem(story.source, item.line, reason))
         return dataclasses.replace(story, future_dated=True)
