@@ -352,7 +352,7 @@ def test_an_edition_of_only_future_stories_is_not_built(config: Path, tmp_path: 
         assert "nothing to lead with: its one new story is dated in the future" in " ".join(
             result.output.split()), command[0]
         assert "Traceback" not in result.stderr and '"subject"' not in result.stdout
-    code, data, err = build(config, str(feed))  # --force: the editor's override, as it says
+    code, data, _ = build(config, str(feed))  # --force: the editor's override, as it says
     assert code == 0 and data is not None and data["subject"] == "Only future story"
 
 

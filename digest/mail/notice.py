@@ -1,17 +1,17 @@
 """Mails to a list's editors about an edition: ready for review, held, or missed.
 
 Pure: :func:`notice_message` turns an :class:`EditorNotice` into the bytes of one plain-text
-RFC 5322 message (Python's :mod:`email` with the SMTP policy); sending it is the pipeline's
-job (the same relay path as every single message).
+RFC 5322 message (:func:`digest.mail.single.single_message`: its headers written by the same
+code as every edition message's); sending it is the pipeline's job (the same relay path as
+every single message).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime
+
+from digest.mail.single import single_message
 
 __all__ = ["NOTICE_KINDS", "EditorNotice", "notice_message", "notice_subject"]
 
@@ -95,19 +95,12 @@ def _body(n: EditorNotice) -> str:
 
 def notice_message(notice: EditorNotice, *, from_header: str, to: str, message_id: str,
                    date: datetime) -> bytes:
-    """The notice as message bytes (CRLF line ends, quoted-printable UTF-8 text).
+    """The notice as message bytes (CRLF line ends, UTF-8 text in quoted-printable or
+    base64, whichever is smaller).
 
     :param from_header: the list's ``From`` (``Name <address>``).
     :param to: one editor's address.
     :param date: an aware datetime for the ``Date`` header (RFC 5322 section 3.3).
     """
-    msg = EmailMessage()
-    msg["From"] = from_header
-    msg["To"] = to
-    msg["Subject"] = notice_subject(notice)
-    msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = message_id
-    # RFC 3834: sent by software; auto-responders must not answer it.
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(_body(notice), cte="quoted-printable")
-    return msg.as_bytes(policy=SMTP)
+    return single_message(from_header=from_header, to=to, subject=notice_subject(notice),
+                          text=_body(notice), message_id=message_id, date=date)

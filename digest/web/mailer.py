@@ -1,7 +1,7 @@
 """The web app's own emails: the double opt-in confirmation and "you are already subscribed".
 
-One message per request, so a plain :class:`email.message.EmailMessage` is built and sent
-through the list's relay, or the embedded Maildir server when none is configured, exactly
+One message per request, built by :func:`digest.mail.single.single_message` (the headers
+written by the same code as every edition message) and sent through the list's relay, or the embedded Maildir server when none is configured, exactly
 as ``send --test-to`` does: an address with a non-ASCII local part (``allow_smtputf8``)
 goes out with SMTPUTF8 when the relay offers it, and is refused (nothing sent) when not.
 """
@@ -12,13 +12,11 @@ import gettext
 import html
 import logging
 from datetime import UTC, datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP, SMTPUTF8
-from email.utils import format_datetime, make_msgid
+from email.utils import make_msgid
 
 from digest import i18n, pipeline
 from digest.config import ListSettings, Settings
+from digest.mail.single import single_message
 
 __all__ = ["already_subscribed_message", "confirmation_message", "send_one"]
 
@@ -31,28 +29,18 @@ def _translations(settings: Settings, lst: ListSettings) -> gettext.NullTranslat
 
 
 def _message(settings: Settings, lst: ListSettings, *, email: str, name: str | None,
-             subject: str, paragraphs: list[str], link_label: str,
+             subject: str, paragraphs: list[str], link_label: str, link_intro: str,
              link: str) -> tuple[str, str, bytes]:
-    msg = EmailMessage()
-    msg["From"] = lst.from_header
-    local, _, domain = email.rpartition("@")
-    msg["To"] = Address(display_name=name or "", username=local, domain=domain)
-    msg["Subject"] = subject
-    msg["Date"] = format_datetime(datetime.now(UTC))
-    msg["Message-ID"] = make_msgid("web", domain=settings.site.domain)
-    if lst.reply_to:
-        msg["Reply-To"] = lst.reply_to
-    # RFC 3834: a machine's answer to a request; auto-responders must not reply to it.
-    msg["Auto-Submitted"] = "auto-generated"
+    """``link_label`` is the HTML button's text; ``link_intro`` the text part's line before
+    the address, with its colon (a translator's: French writes " :")."""
     _ = _translations(settings, lst).gettext
     greeting = _("Hello %(name)s,") % {"name": name} if name else _("Hello,")
     footer = [settings.site.name, settings.site.postal_address]
-    text = "\n\n".join([greeting, *paragraphs[:1], f"{link_label}:\n{link}",
+    text = "\n\n".join([greeting, *paragraphs[:1], f"{link_intro}\n{link}",
                         *paragraphs[1:], "\n".join(footer)]) + "\n"
-    msg.set_content(text, cte="quoted-printable")
     esc = html.escape
     body = "".join(f'<p style="margin:0 0 16px">{esc(p)}</p>' for p in paragraphs[1:])
-    msg.add_alternative(
+    page = (
         f'<!doctype html><html lang="{esc(lst.language)}" '
         f'dir="{i18n.text_direction(lst.language)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -67,10 +55,13 @@ def _message(settings: Settings, lst: ListSettings, *, email: str, name: str | N
         f'padding:12px 20px;border-radius:6px">{esc(link_label)}</a></p>'
         f"{body}"
         f'<p style="margin:24px 0 0;color:#5b5b60;font-size:13px">{esc(footer[0])}<br>'
-        f"{esc(footer[1])}</p></div></body></html>",
-        subtype="html", cte="quoted-printable")
-    # A non-ASCII local part can only travel with SMTPUTF8 (allow_smtputf8 admitted it).
-    data = msg.as_bytes(policy=SMTP if email.isascii() else SMTPUTF8)
+        f"{esc(footer[1])}</p></div></body></html>")
+    # The one header code of every message digest writes (76-character encoded lines); a
+    # non-ASCII local part is written as UTF-8 and travels with SMTPUTF8 (allow_smtputf8).
+    data = single_message(
+        from_header=lst.from_header, to=email, to_name=name or None, subject=subject,
+        text=text, html=page, message_id=make_msgid("web", domain=settings.site.domain),
+        date=datetime.now(UTC), reply_to=lst.reply_to)
     return lst.from_email, email, pipeline.dkim_sign_if_configured(settings, data)
 
 
@@ -96,7 +87,9 @@ def confirmation_message(settings: Settings, lst: ListSettings, *, email: str,
                      "The link works for %(num)d days. If you did not ask for this, ignore "
                      "this email: you will not hear from us again.", days) % {"num": days},
         ],
-        link_label=_("Confirm my subscription"), link=confirm_link)
+        link_label=_("Confirm my subscription"),
+        # TRANSLATORS: the line before the confirmation address in the plain-text email.
+        link_intro=_("Confirm my subscription:"), link=confirm_link)
 
 
 def already_subscribed_message(settings: Settings, lst: ListSettings, *, email: str,
@@ -113,7 +106,9 @@ def already_subscribed_message(settings: Settings, lst: ListSettings, *, email: 
               "page.") % {"title": lst.title},
             _("If you did not ask for this, you can ignore this email."),
         ],
-        link_label=_("My preferences"), link=manage_link)
+        link_label=_("My preferences"),
+        # TRANSLATORS: the line before the preferences address in the plain-text email.
+        link_intro=_("My preferences:"), link=manage_link)
 
 
 async def send_one(settings: Settings, lst: ListSettings,
