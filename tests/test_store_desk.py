@@ -104,7 +104,7 @@ def test_timeline_failures_retries_and_caused_suppressions(store: Store) -> None
     ]
     groups = store.failure_groups(edition_id, addresses=5)
     assert [(g.status, g.reason, g.count) for g in groups] == [
-        ("failed", "smtp 550", 1), ("failed", "smtp 552", 1)]
+        ("failed", "smtp 550 5.1.1", 1), ("failed", "smtp 552 5.2.2", 1)]
     assert groups[0].addresses == ("reader6@example.org",)
     assert groups[0].example == "5.1.1 user unknown"
     retry = store.retry_state(edition_id)
@@ -167,3 +167,52 @@ def test_finding_a_reader_and_what_the_desk_shows_of_them(store: Store) -> None:
     assert claims == []  # suppressed: no ledger row
     assert store.subscriber_deliveries(sid) == []
     assert edition_id
+
+
+def test_failures_under_one_reply_code_are_grouped_by_their_enhanced_status(
+        store: Store) -> None:
+    """Two unknown mailboxes and a policy block, all "550": three rows, two reasons."""
+    edition_id, claims = _published(store, 6)
+    for i, error in enumerate((
+            "550 at RCPT: 5.1.1 <address>: Recipient address rejected: User unknown",
+            "550 at RCPT: 5.1.1 <address>: Recipient address rejected: User unknown",
+            "550 at RCPT: 5.7.1 <address> rejected by policy",
+            "550 at DATA: 5.7.1 Message content rejected",
+            "550 at RCPT: Recipient address rejected")):
+        store.mark_failed(claims[i].delivery_id, code=550, error=error, suppress=False,
+                          now=T0 + timedelta(seconds=i))
+    store.mark_expired(claims[5].delivery_id, error="451 at RCPT: 4.7.1 Greylisted",
+                       now=T0 + timedelta(minutes=5))
+    groups = store.failure_groups(edition_id, addresses=5)
+    assert [(g.status, g.reason, g.count) for g in groups] == [
+        ("failed", "smtp 550 5.1.1 at RCPT", 2),
+        ("expired", "retries exhausted (last: 451 4.7.1 at RCPT)", 1),
+        ("failed", "smtp 550 5.7.1 at DATA", 1),
+        ("failed", "smtp 550 5.7.1 at RCPT", 1),
+        ("failed", "smtp 550 at RCPT", 1),
+    ]
+    assert sorted(groups[0].addresses) == ["reader0@example.org", "reader1@example.org"]
+    assert groups[3].addresses == ("reader2@example.org",)
+    assert groups[3].example == "550 at RCPT: 5.7.1 <address> rejected by policy"
+
+
+def test_failure_labels_read_the_enhanced_code_and_phase() -> None:
+    from digest.store.failures import failure_label, reply_status
+
+    assert reply_status("5.0.0 <address>: 5.1.1 user unknown", 550) == "5.1.1"
+    assert reply_status("4.7.1 greylisted", 550) == "5.7.1"  # the reply code's class
+    assert reply_status("Recipient address rejected") is None
+    assert reply_status("version 1.2.3 of the filter") is None  # no class 1
+    assert failure_label("smtp 550", "550 at RCPT: 5.1.1 <address>: User unknown", 550) == \
+        "smtp 550 5.1.1 at RCPT"
+    assert failure_label("smtp 554", "554 at DATA: 5.6.0 Refused at end of data", 554) == \
+        "smtp 554 5.6.0 at DATA"
+    assert failure_label("refused", "550 at MAIL: 5.7.1 Sender not allowed", None) == \
+        "smtp 550 5.7.1 at MAIL"
+    assert failure_label("smtp 550", "5.1.1 user unknown", 550) == "smtp 550 5.1.1"
+    assert failure_label("smtp 550", None, 550) == "smtp 550"
+    assert failure_label("retries exhausted", "451 at RCPT: 4.7.1 Greylisted", 451) == \
+        "retries exhausted (last: 451 4.7.1 at RCPT)"
+    assert failure_label("retries exhausted", "connection lost", None) == "retries exhausted"
+    assert failure_label("no longer subscribed", None) == "no longer subscribed"
+    assert failure_label(None, None) == "no reason recorded"

@@ -98,6 +98,7 @@ def show(config_path: str | None, edition_id: int, as_json: bool) -> None:
         lst = settings.lists.get(record.list_name)
         summary = store.delivery_summary(edition_id)
         reasons = store.delivery_reasons(edition_id)
+        failures = store.failure_groups(edition_id, addresses=1)
         events = store.edition_events(edition_id)
         stories = store.edition_story_records(edition_id)
         variants = (pipeline.variant_audience(settings, lst, store, record)
@@ -115,6 +116,9 @@ def show(config_path: str | None, edition_id: int, as_json: bool) -> None:
                      "headline": r.headline, "carried": r.carried,
                      "dropped_from": [list(v) for v in r.dropped_from]} for r in stories],
         "deliveries": summary, "reasons": reasons, "preview_url": preview,
+        # grouped by the relay's enhanced status code and SMTP phase, not only the reply code
+        "failures": [{"status": g.status, "reason": g.reason, "count": g.count,
+                      "example": g.example} for g in failures],
         "events": [{"at": e.created_at.isoformat(), "from": e.old_status, "to": e.new_status,
                     "actor": e.actor, "cause": e.cause, "detail": e.detail} for e in events],
     }
@@ -155,11 +159,9 @@ def _print_show(record: Any, data: dict[str, Any],
         waiting = summary.get("queued", 0) + summary.get("sending", 0)
         out("Delivery: " + ", ".join(f"{summary.get(k, 0)} {k}" for k in _COUNTED)
             + f", {waiting} waiting", highlight=False, markup=False)
-        for status in ("failed", "expired", "skipped"):
-            for reason, n in sorted(data["reasons"].get(status, {}).items(),
-                                    key=lambda kv: -kv[1]):
-                out(f"  {status}: {reason or 'no reason recorded'} ({n})", highlight=False,
-                    markup=False)
+        for group in data["failures"]:  # largest first
+            out(f"  {group['status']}: {group['reason']} ({group['count']})",
+                highlight=False, markup=False)
     elif record.published_at is None:
         out("Delivery: not published yet.", highlight=False, markup=False)
     if data["preview_url"]:

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .engine import Database, guarded
+from .failures import failure_label
 from .members import Membership, member_query, membership_from_row
 from .schema import (
     bounce_events,
@@ -28,6 +29,10 @@ from .schema import (
     suppressions,
 )
 from .validation import normalise_address
+
+#: The distinct replies of one group its addresses are looked up among (the newest rows of
+#: those; a group of thousands of different replies shows addresses from the first ones).
+_MEMBERS = 50
 
 __all__ = [
     "CausedSuppression",
@@ -43,7 +48,8 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class FailureGroup:
     """Ledger rows that ended (or wait) for one reason: ``status`` failed / expired /
-    skipped, ``reason`` as recorded, an ``example`` of the relay's words (the newest),
+    skipped, ``reason`` as recorded refined by the relay's enhanced status code and SMTP
+    phase (e.g. ``smtp 550 5.1.1 at RCPT``), an ``example`` of the relay's words (the newest),
     ``count`` rows, and up to a few of their ``addresses`` (for the caller to mask)."""
 
     status: str
@@ -160,24 +166,39 @@ class ReportsMixin(Database):
     def failure_groups(self, edition_id: int, *, addresses: int = 5) -> list[FailureGroup]:
         """Failed, expired and skipped rows of the edition grouped by status and reason,
         largest group first, each with its newest relay reply and up to ``addresses``
-        addresses."""
+        addresses. The reason is the stored one refined by the RFC 3463 status and the
+        SMTP phase of the relay's reply (:func:`digest.store.failures.failure_label`), so
+        a 550 for an unknown mailbox (5.1.1) and one for a policy block (5.7.1) are two
+        groups."""
         d = deliveries
-        ended = d.c.status.in_(("failed", "expired", "skipped"))
-        counts = (sa.select(d.c.status, d.c.reason, sa.func.count().label("n"))
-                  .where(d.c.edition_id == edition_id, ended)
-                  .group_by(d.c.status, d.c.reason))
+        ended = sa.and_(d.c.edition_id == edition_id,
+                        d.c.status.in_(("failed", "expired", "skipped")))
+        counts = (sa.select(d.c.status, d.c.reason, d.c.last_code, d.c.last_error,
+                            sa.func.count().label("n"))
+                  .where(ended).group_by(d.c.status, d.c.reason, d.c.last_code, d.c.last_error))
+        # (status, label) -> [count, the distinct (reason, code, error) it gathers]
+        merged: dict[tuple[str, str], list[Any]] = {}
         groups: list[FailureGroup] = []
         with self.read() as conn:
-            for status, reason, n in conn.execute(counts).all():
-                same = sa.and_(d.c.edition_id == edition_id, d.c.status == status,
-                               d.c.reason.is_(None) if reason is None else d.c.reason == reason)
+            for status, reason, code, error, n in conn.execute(counts).all():
+                entry = merged.setdefault((status, failure_label(reason, error, code)),
+                                          [0, []])
+                entry[0] += int(n)
+                entry[1].append((reason, code, error))
+            for (status, label), (n, members) in merged.items():
+                same = sa.or_(*(sa.and_(
+                    d.c.reason.is_(None) if reason is None else d.c.reason == reason,
+                    d.c.last_code.is_(None) if code is None else d.c.last_code == code,
+                    d.c.last_error.is_(None) if error is None else d.c.last_error == error)
+                    for reason, code, error in members[:_MEMBERS]))
                 rows = conn.execute(
                     sa.select(subscribers.c.email, d.c.last_error)
                     .join(subscribers, subscribers.c.id == d.c.subscriber_id)
-                    .where(same).order_by(d.c.finished_at.desc(), d.c.id.desc())
+                    .where(ended, d.c.status == status, same)
+                    .order_by(d.c.finished_at.desc(), d.c.id.desc())
                     .limit(addresses)).all()
                 example = next((r.last_error for r in rows if r.last_error), None)
-                groups.append(FailureGroup(status, reason or "", int(n), example,
+                groups.append(FailureGroup(status, label, n, example,
                                            tuple(r.email for r in rows)))
         return sorted(groups, key=lambda g: (-g.count, g.status, g.reason))
 
