@@ -4,6 +4,8 @@ way its CASE.md says: through ``build`` where it names the command, else at the 
 from __future__ import annotations
 
 import json
+import re
+import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -144,6 +146,39 @@ def test_block_tags_keep_boundaries_in_both_parts(config: Path, tmp_path: Path) 
     for part in (text, html):
         assert "Doors open at six. Bring a dish to share." in part
         assert "six.Bring" not in part and "TimeThursday" not in part
+
+
+def test_summary_links_reach_both_parts(config: Path, tmp_path: Path) -> None:
+    """The review's case: "Read the explainer." must keep its link (HTML: a link in the
+    email's link style; text: a numbered reference), never point at nothing."""
+    feed = tmp_path / "links.atom"
+    feed.write_text(textwrap.dedent("""\
+        <?xml version="1.0" encoding="utf-8"?>
+        <feed xmlns="http://www.w3.org/2005/Atom"><title>Council</title>
+        <link href="https://news.example.org/"/><id>urn:c</id><updated>2026-11-17T07:00:00Z</updated>
+        <entry><title>Council votes on the budget</title><id>urn:c:1</id>
+          <link href="https://news.example.org/budget"/><category term="Politics"/>
+          <updated>2026-11-17T07:00:00Z</updated>
+          <content type="html">&lt;p&gt;The council voted.&lt;/p&gt;&lt;p&gt;&lt;a href="https://ex.org/explainer"&gt;Read the explainer.&lt;/a&gt;&lt;/p&gt;</content></entry>
+        <entry><title>Library hours change</title><id>urn:c:2</id>
+          <link href="https://news.example.org/library"/><category term="World"/>
+          <updated>2026-11-17T06:00:00Z</updated>
+          <content type="html">See the &lt;a href="https://ex.org/hours?a=1&amp;amp;b=2"&gt;new hours&lt;/a&gt; and &lt;a href="mailto:desk@ex.org"&gt;write to us&lt;/a&gt;.</content></entry>
+        </feed>"""), encoding="utf-8")
+    out = tmp_path / "preview"
+    args = ["preview", "--config", str(config), "--source", str(feed), "--as-of", AS_OF]
+    result = CliRunner().invoke(main, [*args, "--force", "--out", str(out)])
+    assert result.exit_code == 0, result.stderr
+    html = " ".join((out / "edition.html").read_text(encoding="utf-8").split())
+    lead = re.search(r'<a href="https://ex.org/explainer"([^>]*)>Read the explainer\.</a>', html)
+    assert lead is not None and "text-decoration:underline" in lead.group(1).replace(" ", "")
+    assert re.search(r'The council voted\. <a href="https://ex.org/explainer"', html)
+    assert re.search(r'See the <a href="https://ex.org/hours\?a=1&amp;b=2"[^>]*>new hours</a>'
+                     r' and <a href="mailto:desk@ex.org"[^>]*>write to us</a>\.', html)
+    text = (out / "edition.txt").read_text(encoding="utf-8")
+    assert "The council voted. Read the explainer. [2]" in " ".join(text.split())
+    assert "Read the full story: [1]" in text
+    assert "[1] https://news.example.org/budget\n[2] https://ex.org/explainer\n" in text
 
 
 # --- charset-stray-bytes -------------------------------------------------------------------

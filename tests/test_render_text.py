@@ -111,3 +111,33 @@ def test_link_refs_number_each_url_once():
 
 def test_tidy_text():
     assert tidy_text("a  \r\n\n\n\nb\n\n") == "a\n\nb\n"
+
+
+def test_summary_parts_link_the_runs_the_sanitised_html_links() -> None:
+    from digest.render.context import StoryView, SummaryPart, summary_parts
+
+    parts = summary_parts(
+        "The council voted. Read the explainer.",
+        '<p>The council voted.</p><p><a href="https://ex.org/e" rel="noopener">Read the '
+        "<em>explainer</em></a>.</p>")
+    assert parts == (SummaryPart("The council voted. "),
+                     SummaryPart("Read the explainer", "https://ex.org/e"), SummaryPart("."))
+    # A link whose text the shortened summary lost, or an unsafe one, stays text.
+    assert summary_parts("Short.", '<a href="https://ex.org/x">Gone</a>') == (
+        SummaryPart("Short."),)
+    assert summary_parts("Go here.", '<a href="javascript:x()">here</a>') == (
+        SummaryPart("Go here."),)
+    assert summary_parts("", None) == ()
+    view = StoryView(id="s", section="World", headline="h", url=None, summary="x",
+                     paragraphs=(), image=None, author=None, published_at=None, time_label="",
+                     ref=None, summary_parts=(
+                         SummaryPart("word " * 20), SummaryPart("the long linked text here",
+                                                                "https://ex.org/l", 3),
+                         SummaryPart(" and the rest " * 5)))
+    cut = view.summary_within(120)
+    assert cut[0].url is None and cut[1].url == "https://ex.org/l" and cut[-1].text == "…"
+    assert len("".join(p.text for p in cut)) <= 120
+    assert view.summary_with_refs().startswith("word word") and "here [3] and" in \
+        view.summary_with_refs()
+    short = StoryView(**{**view.__dict__, "summary_parts": (SummaryPart("Fits."),)})
+    assert short.summary_within(140) == (SummaryPart("Fits."),)

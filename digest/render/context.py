@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gettext
+import html
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,8 +16,8 @@ from digest.patterns import PREHEADER_MAX, SUBJECT_MAX, fill_pattern, pattern_fi
 from digest.render.environment import format_date, format_day, relative_time
 from digest.render.text import LinkRefs
 
-__all__ = ["ImageView", "SectionView", "StoryView", "build_context", "reference_now",
-           "variant_subject_preheader"]
+__all__ = ["ImageView", "SectionView", "StoryView", "SummaryPart", "build_context",
+           "reference_now", "summary_parts", "variant_subject_preheader"]
 
 _IMAGE_SUFFIXES_REFUSED = (".svg", ".svgz", ".webp")
 
@@ -53,8 +55,62 @@ class ImageView:
 
 
 @dataclass(frozen=True)
+class SummaryPart:
+    """A run of a summary's text; with ``url`` it is a link (``ref``: its number in the
+    text part, where only the lead's summary is shown)."""
+
+    text: str
+    url: str | None = None
+    ref: int | None = None
+
+
+# The sanitiser's links: nh3 writes ``<a href="..." rel="noopener">`` (sources/markup.py).
+_ANCHOR = re.compile(r'<a\s+href="([^"]*)"[^>]*>(.*?)</a\s*>', re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+#: Jinja's ``truncate`` leeway: a summary at most this much over the limit is kept whole.
+_LEEWAY = 5
+
+
+def _summary_link(url: str) -> str | None:
+    if url[:7].lower() == "mailto:":
+        return url if "@" in url and not any(ch.isspace() or ord(ch) < 32 for ch in url) \
+            else None
+    return safe_link(url)
+
+
+def summary_parts(summary: str, summary_html: str | None) -> tuple[SummaryPart, ...]:
+    """The plain ``summary`` cut into runs, each run that is the text of a link of the
+    sanitised ``summary_html`` carrying that link, in order ("Read the explainer." keeps
+    the explainer's address instead of pointing at nothing). Links that are not absolute
+    http(s) or mailto, and link texts the (shortened) summary no longer holds, stay text.
+    """
+    if not summary_html or "<a" not in summary_html:
+        return (SummaryPart(summary),) if summary else ()
+    parts: list[SummaryPart] = []
+    pos = 0
+    for match in _ANCHOR.finditer(summary_html):
+        url = _summary_link(html.unescape(match.group(1)))
+        text = " ".join(html.unescape(_TAG.sub("", match.group(2))).split())
+        at = summary.find(text, pos) if url and text else -1
+        if at < 0:
+            continue
+        if at > pos:
+            parts.append(SummaryPart(summary[pos:at]))
+        parts.append(SummaryPart(text, url))
+        pos = at + len(text)
+    if pos < len(summary):
+        parts.append(SummaryPart(summary[pos:]))
+    return tuple(parts)
+
+
+@dataclass(frozen=True)
 class StoryView:
-    """A story as the templates use it; ``ref`` is its link number in the text part."""
+    """A story as the templates use it; ``ref`` is its link number in the text part.
+
+    ``summary_parts`` is the summary as runs of text and links (:class:`SummaryPart`);
+    :meth:`summary_within` shortens them for a teaser and :meth:`summary_with_refs` writes
+    them for the text part, each link followed by its ``[number]``.
+    """
 
     id: str
     section: str
@@ -67,6 +123,33 @@ class StoryView:
     published_at: datetime | None
     time_label: str
     ref: int | None
+    summary_parts: tuple[SummaryPart, ...] = ()
+
+    def summary_within(self, limit: int, end: str = "…") -> tuple[SummaryPart, ...]:
+        """The summary's runs cut to about ``limit`` characters at a word boundary, ending
+        with ``end``, as Jinja's ``truncate(limit, killwords=False)`` cuts the text."""
+        if sum(len(p.text) for p in self.summary_parts) <= limit + _LEEWAY:
+            return self.summary_parts
+        room = limit - len(end)
+        out: list[SummaryPart] = []
+        for part in self.summary_parts:
+            if len(part.text) <= room:
+                out.append(part)
+                room -= len(part.text)
+                continue
+            head = part.text[:room].rsplit(" ", 1)[0] if " " in part.text[:room] else ""
+            if head.strip():
+                out.append(SummaryPart(head.rstrip(), part.url, part.ref))
+            break
+        while out and not out[-1].text.strip():
+            out.pop()
+        if out and out[-1].url is None:
+            out[-1] = SummaryPart(out[-1].text.rstrip())
+        return (*out, SummaryPart(end))
+
+    def summary_with_refs(self) -> str:
+        """The summary for the text part: each link's text followed by `` [number]``."""
+        return "".join(f"{p.text} [{p.ref}]" if p.ref else p.text for p in self.summary_parts)
 
 
 @dataclass(frozen=True)
@@ -92,10 +175,17 @@ def _image(story: Story) -> ImageView | None:
 
 
 def _view(story: Story, now: datetime | None, lst: ListSettings, refs: LinkRefs,
-          translations: gettext.NullTranslations | None) -> StoryView:
+          translations: gettext.NullTranslations | None, *, numbered: bool = False
+          ) -> StoryView:
     url = safe_link(story.url)
     paragraphs = tuple(b.text.strip() for b in story.body
                        if b.kind == "paragraph" and b.text.strip())
+    ref = refs.ref(url)
+    summary = (story.summary or "").strip()
+    parts = summary_parts(summary, story.summary_html)
+    if numbered:  # the text part shows this summary: its links join the numbered list
+        parts = tuple(SummaryPart(p.text, p.url, refs.ref(p.url)) if p.url else p
+                      for p in parts)
     return StoryView(
         id=story.id,
         section=story.section,
@@ -111,7 +201,8 @@ def _view(story: Story, now: datetime | None, lst: ListSettings, refs: LinkRefs,
                     if story.future_dated and story.published_at
                     else relative_time(story.published_at, now, lst.timezone, lst.language,
                                        translations)),
-        ref=refs.ref(url),
+        ref=ref,
+        summary_parts=parts,
     )
 
 
@@ -166,7 +257,8 @@ def build_context(*, edition: Edition, site: SiteSettings, lst: ListSettings,
     :param greeting_text: the greeting (or its marker) for the text template.
     """
     refs = LinkRefs()
-    lead = _view(edition.lead, now, lst, refs, translations) if edition.lead else None
+    lead = (_view(edition.lead, now, lst, refs, translations, numbered=True)
+            if edition.lead else None)
     views = []
     for sec in edition.sections:
         if sec.name not in sections:
