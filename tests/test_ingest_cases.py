@@ -259,8 +259,26 @@ def test_media_alt_reaches_the_email(config: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, [*args, "--force", "--out", str(out)])
     assert result.exit_code == 0, result.stderr
     html = (out / "edition.html").read_text(encoding="utf-8")
-    assert 'src="https://hackblog.example.com/wp/2026/11/featured1.jpg"' in html
-    assert "gravatar" not in html
+    # The lead's image has only a file name for a title: no alt text rather than "featured1".
+    assert re.search(r'<img src="https://hackblog.example.com/wp/2026/11/featured1.jpg"'
+                     r'[^>]* alt=""', html)
+    assert "gravatar" not in html and 'alt="featured1"' not in html
+    # Without the first item, the ferry leads: its media:description is the image's alt;
+    # without the first two, the video's thumbnail leads with its description.
+    items = feed.read_text(encoding="utf-8").split("<item>")
+    for dropped, src, alt in (
+            (1, "https://hackblog.example.com/wp/2026/11/ferry.jpg", "Photo: Staff photographer"),
+            (2, "https://video.example.com/vi/123/hqdefault.jpg",
+             "Learn to solder through-hole parts in ten minutes.")):
+        shorter = tmp_path / f"without-{dropped}.rss"
+        shorter.write_text("<item>".join([items[0], *items[1 + dropped:]]), encoding="utf-8")
+        args = ["preview", "--config", str(config), "--source", str(shorter), "--as-of", AS_OF]
+        result = CliRunner().invoke(main, [*args, "--force", "--out", str(out)])
+        assert result.exit_code == 0, result.stderr
+        html = (out / "edition.html").read_text(encoding="utf-8")
+        image = re.search(rf'<img src="{re.escape(src)}"[^>]*>', html)
+        assert image is not None, html
+        assert f'alt="{alt}"' in image.group(0)
 
 
 # --- relative-links-fetched ----------------------------------------------------------------
