@@ -37,7 +37,9 @@ def image_of(body: str) -> Image | None:
         ("https://e.example.org/a.JPEG?w=600", "image/jpeg", True),
         ("https://e.example.org/a.png", "image/png", True),
         ("https://e.example.org/a.gif", None, True),
-        ("https://e.example.org/photo?id=5", None, True),  # nothing says otherwise
+        ("https://e.example.org/photo?id=5", None, False),  # nothing says it is one
+        ("https://e.example.org/photo?id=5", "image/jpeg", True),  # the declared type says
+        ("https://e.example.org/photo.php?id=5", "image/jpeg", False),  # not an image file
         ("https://e.example.org/photo?id=5", "image/webp", False),  # the declared type says
         ("https://e.example.org/a.webp", None, False),
         ("https://e.example.org/a.webp", "image/jpeg", False),  # the suffix says
@@ -56,6 +58,36 @@ def test_a_webp_served_without_a_suffix_is_passed_over_for_the_next_image() -> N
         '<enclosure url="https://site.example.org/photo?id=6" type="image/jpeg" length="1"/>'
     )
     assert image == Image(url="https://site.example.org/photo?id=6")
+
+
+def test_an_image_whose_format_nothing_declares_is_left_out() -> None:
+    """medium="image" says it is an image, not which format: no type and no suffix is
+    not a known JPEG, PNG or GIF."""
+    assert image_of('<media:content url="https://site.example.org/cdn/x9" medium="image"/>') \
+        is None
+    assert image_of(
+        '<media:content url="https://site.example.org/cdn/x9" medium="image"/>'
+        '<media:thumbnail url="https://site.example.org/cdn/x9-t.png"/>'
+    ) == Image(url="https://site.example.org/cdn/x9-t.png")
+
+
+def test_a_json_feed_image_takes_the_type_its_attachment_declares() -> None:
+    """The issue's own example: the same URL as "image" and as a WebP attachment."""
+    import json
+
+    def feed(attachment_type: str) -> bytes:
+        return json.dumps({
+            "version": "https://jsonfeed.org/version/1.1", "title": "t",
+            "home_page_url": "https://ex.org/",
+            "items": [{"id": "1", "title": "Story", "url": "https://ex.org/s",
+                       "content_text": "Text.", "image": "https://ex.org/photo?id=5",
+                       "attachments": [{"url": "https://ex.org/photo?id=5",
+                                        "mime_type": attachment_type}]}]}).encode()
+
+    webp = parse_feed(feed("image/webp"), source="f.json", section_map={})
+    assert webp.stories[0].image is None
+    jpeg = parse_feed(feed("image/jpeg"), source="f.json", section_map={})
+    assert jpeg.stories[0].image == Image(url="https://ex.org/photo?id=5")
 
 
 def test_avatars_are_never_the_story_image_and_thumbnails_come_last() -> None:

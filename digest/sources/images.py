@@ -2,9 +2,11 @@
 
 Only formats every major mail client shows are used: JPEG, PNG and GIF (caniemail.com
 lists WebP, AVIF, SVG, BMP and TIFF as unsupported in Outlook or Gmail). A candidate must
-pass on both its declared MIME type (when the feed gives one) and its URL's file suffix
-(when it has one), so a WebP served from ``/photo?id=5`` with ``type="image/webp"`` is left
-out. Author avatars are never a story's image. Media objects come before thumbnails, and a
+pass on both its declared MIME type (when the feed gives one, on that object or on another
+object of the item with the same URL) and its URL's file suffix (when it has one), and one
+of the two must say JPEG, PNG or GIF: a WebP served from ``/photo?id=5`` with
+``type="image/webp"`` is left out, and so is an image whose format nothing declares (no
+type, no suffix). Author avatars are never a story's image. Media objects come before thumbnails, and a
 Media RSS ``isDefault`` object before its siblings.
 
 Alt text (WCAG 2.2 success criterion 1.1.1) comes from the media object's description,
@@ -62,9 +64,13 @@ def choose_image(refs: Sequence[ImageRef], *, base_url: str | None = None) -> Im
     Returns None when none is http(s) in an email format or every one is an avatar.
     """
     usable: list[tuple[tuple[int, int, int], ImageRef, str]] = []
-    for order, ref in enumerate(refs):
-        url = _absolute(ref.url, base_url)
-        if url is None or not email_format(url, ref.mime) or _is_avatar(ref, url):
+    located = [(ref, _absolute(ref.url, base_url)) for ref in refs]
+    # A type declared for a URL holds wherever the item names that URL (a JSON Feed's
+    # "image" repeated as an attachment with its mime_type).
+    declared = {url: ref.mime for ref, url in located if url and ref.mime}
+    for order, (ref, url) in enumerate(located):
+        if url is None or not email_format(url, ref.mime or declared.get(url)) \
+                or _is_avatar(ref, url):
             continue
         rank = (1 if ref.kind == "thumbnail" else 0, 0 if ref.is_default else 1, order)
         usable.append((rank, ref, url))
@@ -75,15 +81,18 @@ def choose_image(refs: Sequence[ImageRef], *, base_url: str | None = None) -> Im
 
 
 def email_format(url: str, mime: str | None) -> bool:
-    """True when neither the declared type nor the URL's suffix names a format other than
-    JPEG, PNG or GIF."""
-    if mime and mime.split(";")[0].strip().lower() not in EMAIL_IMAGE_TYPES:
+    """True when the declared type or the URL's suffix says JPEG, PNG or GIF and neither
+    names another format (an unknown type and no known suffix is not a known format)."""
+    kind = mime.split(";")[0].strip().lower() if mime else ""
+    if kind and kind not in EMAIL_IMAGE_TYPES:
         return False
     try:
         suffix = splitext(urlsplit(url).path)[1].lower()
     except ValueError:
         return False
-    return suffix in _EMAIL_SUFFIXES or suffix not in _OTHER_SUFFIXES
+    if suffix in _EMAIL_SUFFIXES:
+        return True
+    return bool(kind) and suffix not in _OTHER_SUFFIXES
 
 
 def alt_text(
