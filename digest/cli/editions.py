@@ -18,7 +18,7 @@ from digest import pipeline
 from digest.config import ListSettings, Settings
 from digest.slots import SendSchedule
 
-from .support import config_option, console, editor_option, handle_errors, open_settings
+from .support import ROW_ID, config_option, console, editor_option, handle_errors, open_settings
 
 __all__ = ["editions"]
 
@@ -86,7 +86,7 @@ def list_(config_path: str | None, list_name: str | None, limit: int, as_json: b
 
 @editions.command()
 @config_option
-@click.argument("edition_id", metavar="ID", type=int)
+@click.argument("edition_id", metavar="ID", type=ROW_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print the edition as one JSON object.")
 @handle_errors
 def show(config_path: str | None, edition_id: int, as_json: bool) -> None:
@@ -221,7 +221,7 @@ _reason_option = click.option("--reason", metavar="TEXT",
 
 @editions.command()
 @config_option
-@click.argument("edition_id", metavar="ID", type=int)
+@click.argument("edition_id", metavar="ID", type=ROW_ID)
 @_reason_option
 @editor_option
 @handle_errors
@@ -232,7 +232,7 @@ def hold(config_path: str | None, edition_id: int, reason: str | None, editor: s
 
 @editions.command()
 @config_option
-@click.argument("edition_id", metavar="ID", type=int)
+@click.argument("edition_id", metavar="ID", type=ROW_ID)
 @_reason_option
 @editor_option
 @handle_errors
@@ -243,7 +243,7 @@ def approve(config_path: str | None, edition_id: int, reason: str | None, editor
 
 @editions.command()
 @config_option
-@click.argument("edition_id", metavar="ID", type=int)
+@click.argument("edition_id", metavar="ID", type=ROW_ID)
 @_reason_option
 @editor_option
 @handle_errors

@@ -16,11 +16,16 @@ from rich.markup import escape
 
 from digest.config import Settings, load_settings
 from digest.errors import ConfigError, DigestError, EmptyEditionError
+from digest.store.engine import MAX_ROW_ID
 
-__all__ = ["config_option", "console", "editor_option", "fail", "handle_errors", "list_option",
-           "open_settings", "source_options", "stderr", "warn"]
+__all__ = ["ROW_ID", "config_option", "console", "editor_option", "fail", "handle_errors",
+           "list_option", "open_settings", "source_options", "stderr", "warn"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: An edition's (or any row's) id as an argument: 1 to the largest id the store holds, so a
+#: mistyped number is one usage sentence (exit 2), not a database error.
+ROW_ID = click.IntRange(1, MAX_ROW_ID)
 
 console = Console()
 stderr = Console(stderr=True)

@@ -19,10 +19,15 @@ from sqlalchemy.pool import StaticPool
 
 from digest.errors import StoreError
 
-__all__ = ["Database", "create_engine", "describe_url", "guarded", "translate_error"]
+__all__ = ["MAX_ROW_ID", "Database", "create_engine", "describe_url", "guarded",
+           "translate_error"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 BUSY_TIMEOUT_MS = 30_000
+#: The largest row id every backend holds: ids are INTEGER columns, 32 bits on PostgreSQL
+#: (64 on SQLite). A larger number names no row; callers that take an id from a person (a
+#: URL, an argument) refuse it before asking the store.
+MAX_ROW_ID = 2**31 - 1
 
 
 def describe_url(url: URL) -> str:
@@ -108,6 +113,9 @@ def translate_error(error: exc.SQLAlchemyError, url: URL | None = None) -> Store
     if isinstance(error, exc.IntegrityError):
         return StoreError(f"The database{where} refused a change that breaks a constraint "
                           f"({kind}); run the command again, and report it if it repeats.")
+    if isinstance(error, exc.DataError):
+        return StoreError(f"The database{where} refused a value it cannot hold ({kind}), such "
+                          f"as an id above {MAX_ROW_ID}; check the number given.")
     if isinstance(error, exc.ProgrammingError | exc.InternalError):
         return StoreError(f"The database{where} rejected a statement ({kind}); the schema may "
                           "be from another version of digest: upgrade it by opening the store.")
@@ -116,7 +124,8 @@ def translate_error(error: exc.SQLAlchemyError, url: URL | None = None) -> Store
 
 
 def guarded(func: F) -> F:
-    """Decorate a store method so SQLAlchemy errors leave it as :class:`StoreError`."""
+    """Decorate a store method so SQLAlchemy errors leave it as :class:`StoreError` (and
+    a number too large for the driver, which SQLite's raises as :class:`OverflowError`)."""
 
     @functools.wraps(func)
     def wrapper(self: Database, *args: Any, **kwargs: Any) -> Any:
@@ -124,6 +133,9 @@ def guarded(func: F) -> F:
             return func(self, *args, **kwargs)
         except exc.SQLAlchemyError as error:
             raise translate_error(error, self.engine.url) from None
+        except OverflowError:
+            raise StoreError(f"A number given to the database is larger than it can hold "
+                             f"(ids go up to {MAX_ROW_ID}); check the number.") from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -29,6 +29,7 @@ from starlette.routing import Route
 from digest.errors import DeliveryError, RenderError, StoreError
 
 from ..middleware import origin_of
+from ..rowids import RowIdConvertor  # noqa: F401  (registers {id:rowid})
 from .actions import build_draft, confirm_page, perform
 from .auth import login, logout
 from .editions import (
@@ -82,18 +83,18 @@ def _routes() -> list[Route]:
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/static/{name}", _static, methods=["GET"]),
-        Route("/editions/{id:int}", _edition, methods=["GET"]),
-        Route("/editions/{id:int}/frame", edition_frame, methods=["GET"]),
-        Route("/editions/{id:int}/text", edition_text, methods=["GET"]),
-        Route("/editions/{id:int}/eml", edition_eml, methods=["GET"]),
-        Route("/editions/{id:int}/variant", variant_lookup, methods=["POST"]),
-        Route("/editions/{id:int}/test", send_test, methods=["POST"]),
-        Route("/editions/{id:int}/report", report_page, methods=["GET"]),
-        Route("/editions/{id:int}/confirm/{action}", confirm_page, methods=["GET"]),
-        Route("/editions/{id:int}/{action}", perform, methods=["POST"]),
+        Route("/editions/{id:rowid}", _edition, methods=["GET"]),
+        Route("/editions/{id:rowid}/frame", edition_frame, methods=["GET"]),
+        Route("/editions/{id:rowid}/text", edition_text, methods=["GET"]),
+        Route("/editions/{id:rowid}/eml", edition_eml, methods=["GET"]),
+        Route("/editions/{id:rowid}/variant", variant_lookup, methods=["POST"]),
+        Route("/editions/{id:rowid}/test", send_test, methods=["POST"]),
+        Route("/editions/{id:rowid}/report", report_page, methods=["GET"]),
+        Route("/editions/{id:rowid}/confirm/{action}", confirm_page, methods=["GET"]),
+        Route("/editions/{id:rowid}/{action}", perform, methods=["POST"]),
         Route("/lists/{list}/draft", build_draft, methods=["POST"]),
         Route("/subscribers", _subscribers, methods=["GET", "POST"]),
-        Route("/subscribers/{id:int}", subscriber_page, methods=["GET"]),
+        Route("/subscribers/{id:rowid}", subscriber_page, methods=["GET"]),
     ]
 
 

@@ -19,6 +19,7 @@ from digest.slots import SendSchedule
 from digest.store.subscribers import InvalidSubscriberError, normalise_address
 
 from ..pages import mask_address
+from ..rowids import parse_row_id
 from .moves import actions_for
 from .state import PROOF_CACHE_SIZE, DeskState, desk_of, signed_in
 
@@ -80,11 +81,11 @@ def _nothing_to_show(desk: DeskState, request: Request, record: EditionRecord) -
 
 async def _member(desk: DeskState, request: Request, record: EditionRecord) -> Membership | None:
     """The reader named by ``?subscriber=ID`` (an id, never an address, in URLs)."""
-    raw = request.query_params.get("subscriber", "")
-    if not raw.isdigit() or len(raw) > 18:
+    subscriber_id = parse_row_id(request.query_params.get("subscriber"))
+    if subscriber_id is None:
         return None
     try:
-        return await run_in_threadpool(desk.store.get_membership_by_id, int(raw),
+        return await run_in_threadpool(desk.store.get_membership_by_id, subscriber_id,
                                        record.list_name)
     except SubscriberNotFoundError:
         return None
