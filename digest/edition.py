@@ -112,7 +112,8 @@ def assemble_edition(
         # What the sources skipped is often why nothing is left: the command prints it.
         lines = tuple(f"{item.source}{f':{item.line}' if item.line else ''}: {item.reason}"
                       for item in skipped)
-        raise EmptyEditionError(str(exc), warnings=lines) from None
+        raise EmptyEditionError(str(exc), warnings=lines, why=exc.why,
+                                forceable=exc.forceable) from None
 
 
 def _assemble(stories: Iterable[Story], *, lst: ListSettings, as_of: datetime,
@@ -150,27 +151,22 @@ def _assemble(stories: Iterable[Story], *, lst: ListSettings, as_of: datetime,
 
     if not fresh:
         reasons = ", ".join(f"{n} {why}" for why, n in sorted(excluded.items()))
-        raise EmptyEditionError(
-            f"The {list_settings.name} edition has nothing new ({reasons}); "
-            "use --force to build it anyway."
-        )
+        raise EmptyEditionError.forceable_because(
+            f"The {list_settings.name} edition has nothing new ({reasons})")
 
     lead = _choose_lead(fresh, list_settings, as_of)
     if not force and lead.future_dated:
-        raise EmptyEditionError(
+        raise EmptyEditionError.forceable_because(
             f"The {list_settings.name} edition has nothing to lead with: "
             + ("its one new story is" if len(fresh) == 1
                else f"all {len(fresh)} new stories are")
             + " dated in the future (a source's clock or time zone is wrong; see the "
-            "warnings above); use --force to build it anyway."
-        )
+            "warnings)")
     if not force and _lead_tier(lead, list_settings, as_of) == _BARE_HEADLINE:
-        raise EmptyEditionError(
+        raise EmptyEditionError.forceable_because(
             f"The {list_settings.name} edition has nothing to lead with: none of the "
             f"{len(fresh)} new stories has a body, a summary or a link (they are bare "
-            "headlines left over from earlier editions or pages); use --force to build "
-            "it anyway."
-        )
+            "headlines left over from earlier editions or pages)")
     rest = [s for s in fresh if s is not lead]
     sections = _group(rest, list_settings, excluded)
     day = as_of.astimezone(list_settings.timezone).date()

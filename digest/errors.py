@@ -83,11 +83,21 @@ class EmptyEditionError(EditionError):
     """Raised when an edition would carry nothing new, or nothing fit to lead; ``--force``
     builds it anyway. ``warnings`` holds what the sources skipped or reported, one
     ``source:line: reason`` line each, so the command can print them before the sentence
-    (the reason for an empty edition is often among them)."""
+    (the reason for an empty edition is often among them). ``why`` is the sentence without
+    the command line's remedy (for the desk, which offers its own button), and
+    ``forceable`` says whether forcing the build would give an edition."""
 
-    def __init__(self, message: str, *, warnings: tuple[str, ...] = ()) -> None:
+    def __init__(self, message: str, *, warnings: tuple[str, ...] = (),
+                 why: str | None = None, forceable: bool = False) -> None:
         super().__init__(message)
         self.warnings = warnings
+        self.why = why or message
+        self.forceable = forceable
+
+    @classmethod
+    def forceable_because(cls, why: str) -> EmptyEditionError:
+        """The error for ``why`` (no final full stop), which ``--force`` overrides."""
+        return cls(f"{why}; use --force to build it anyway.", why=f"{why}.", forceable=True)
 
 
 class EditionStateError(EditionError):

@@ -165,6 +165,30 @@ def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     page.screenshot(path=str(SHOTS / f"desk-{name}.png"), full_page=True)
 
 
+# Everything on the page that ends past the viewport's right edge, outside a scroll box.
+_STICKING_OUT = """() => {
+  const limit = document.documentElement.clientWidth;
+  const inScroller = e => { for (let p = e.parentElement; p; p = p.parentElement) {
+      const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll') return true; }
+    return false; };
+  return [...document.querySelectorAll('body *')]
+    .filter(e => e.getBoundingClientRect().right > limit + 0.5 && !inScroller(e)
+                 && getComputedStyle(e).position !== 'fixed' && e.getClientRects().length)
+    .map(e => e.tagName.toLowerCase() + (e.className && typeof e.className === 'string'
+                                         ? '.' + e.className.split(' ').join('.') : ''))
+    .slice(0, 8);
+}"""
+
+
+def _fits(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """The page, at the context's width, needs no sideways scrolling and nothing sticks
+    out of it (a table or chart may scroll inside its own box); its screenshot is saved."""
+    _shot(page, name)
+    width = page.viewport_size["width"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, name
+    assert page.evaluate(_STICKING_OUT) == [], name
+
+
 def test_an_editor_checks_tests_and_follows_todays_edition(chromium, tmp_path: Path) -> None:
     sock = free_socket()
     port = sock.getsockname()[1]
@@ -193,14 +217,14 @@ def _editor_session(chromium, desk: str, smtp: ServerInfo,  # type: ignore[no-un
     # Any desk page without a session leads to the sign-in form, then back.
     page.goto(f"{desk}/subscribers")
     assert page.url.startswith(f"{desk}/login?next=")
-    _shot(page, "login-375")
+    _fits(page, "login-375")
     page.fill("#username", "ana")
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(f"{desk}/subscribers")
     # Nothing is stored for today: the editor builds today's draft from the overview.
     page.goto(f"{desk}/")
-    _shot(page, "overview-375")
+    _fits(page, "overview-375")
     page.locator("section", has_text="Morning Briefing").locator(
         "button:has-text(\"Build today's draft\")").click()
     page.wait_for_url(re.compile(r".*/editions/\d+\?notice=drafted$"))
@@ -241,7 +265,7 @@ def _editor_session(chromium, desk: str, smtp: ServerInfo,  # type: ignore[no-un
     page.wait_for_url(f"{desk}/editions/{edition_id}/confirm/approve")
     assert page.locator("h1").inner_text() == "Approve this edition?"
     page.fill("#reason", "read on my phone")
-    _shot(page, "confirm-approve-375")
+    _fits(page, "confirm-approve-375")
     page.click("button:has-text('Approve')")
     page.wait_for_url(f"{desk}/editions/{edition_id}?notice=approve")
     assert page.locator(".badge").first.inner_text() == "approved"
@@ -284,8 +308,9 @@ def _editor_session(chromium, desk: str, smtp: ServerInfo,  # type: ignore[no-un
     assert width == 600
     _shot(page, "edition-1280")
     page.goto(f"{desk}/subscribers")
-    assert page.locator("svg.chart").count() == 3
-    _shot(page, "subscribers-1280")
+    assert page.locator("svg.chart.wide:visible").count() == 3
+    assert page.locator("svg.chart.narrow:visible").count() == 0
+    _fits(page, "subscribers-1280")
     page.fill("#lookup", "amelie.durand@example.org")
     page.click("button:has-text('Look up')")
     page.wait_for_url(re.compile(r".*/subscribers/\d+$"))
@@ -293,8 +318,44 @@ def _editor_session(chromium, desk: str, smtp: ServerInfo,  # type: ignore[no-un
     assert "amelie" not in page.content()
     _shot(page, "subscriber-1280")
     wide.close()
+    _every_page_at_phone_width(chromium, desk, edition_id, failed)
     assert failed == []
     return edition_id
+
+
+def _every_page_at_phone_width(chromium, desk: str, edition_id: int,  # type: ignore[no-untyped-def]
+                               failed: list[str]) -> None:
+    """Each desk page, with the sent edition's data, at 375 px: nothing sideways."""
+    phone = chromium.new_context(viewport={"width": 375, "height": 800},
+                                 ignore_https_errors=True, is_mobile=True, has_touch=True)
+    page = phone.new_page()
+    _watch(page, desk, failed)
+    page.goto(f"{desk}/login")
+    page.fill("#username", "ana")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{desk}/")
+    _fits(page, "overview-sent-375")
+    page.goto(f"{desk}/editions/{edition_id}")
+    page.frame_locator(".frame.phone iframe").locator("table.container").wait_for()
+    _fits(page, "edition-sent-375")
+    page.goto(f"{desk}/editions/{edition_id}/report")
+    assert page.locator("svg.chart.narrow:visible").count() == 1  # the phone's drawing
+    assert page.locator("svg.chart.wide:visible").count() == 0
+    _fits(page, "report-375")
+    page.goto(f"{desk}/subscribers")
+    assert page.locator("svg.chart.narrow:visible").count() == 3
+    _fits(page, "subscribers-375")
+    page.fill("#lookup", "amelie.durand@example.org")
+    page.click("button:has-text('Look up')")
+    page.wait_for_url(re.compile(r".*/subscribers/\d+$"))
+    _fits(page, "subscriber-375")
+    failed_before = len(failed)
+    page.goto(f"{desk}/editions/99999")  # a message page
+    assert page.locator("h1").inner_text() == "No such edition"
+    _fits(page, "not-found-375")
+    del failed[failed_before:]  # that 404 was asked for
+    phone.close()
 
 
 def _refusals(chromium, desk: str, edition_id: int) -> None:  # type: ignore[no-untyped-def]

@@ -92,7 +92,8 @@ async def test_overview_shows_each_list_its_next_send_and_its_editions(desk, sto
                      r"0\d:00 UTC", text), text
     assert f'href="https://news.example.org/digest/desk/editions/{edition_id}"' in text
     assert seed_edition().subject in text
-    row = re.search(r"<tr>\s*<td class=\"mono\">2025-08-25</td>.*?</tr>", text, re.DOTALL)
+    row = re.search(r"<tr>\s*<td class=\"mono\"><a href=\"[^\"]+\">2025-08-25</a></td>.*?</tr>",
+                    text, re.DOTALL)
     assert row is not None
     cells = re.findall(r'<td class="num">(?:<span class="over">)?([\d\u202f]+)', row.group(0))
     assert cells == ["1", "1", "0"]  # sent, failed, expired
@@ -312,9 +313,11 @@ async def test_report_counts_failures_suppressions_and_chart(desk, store):
     assert "Suppressions this edition caused" in text
     assert re.search(r"<td>r•••@e•••\.org</td><td><span class=\"badge bounced\">", text)
     # The chart: one bar per minute, sent and failed.
-    svg = re.search(r"<svg class=\"chart bars\".*?</svg>", text, re.DOTALL).group(0)
-    assert svg.count('class="bar-sent"') == 3 and svg.count('class="bar-failed"') == 1
-    assert "<title>Messages per minute</title>" in svg
+    for size in ("wide", "narrow"):  # drawn for a page and for a phone
+        svg = re.search(rf"<svg class=\"chart bars {size}\".*?</svg>", text,
+                        re.DOTALL).group(0)
+        assert svg.count('class="bar-sent"') == 3 and svg.count('class="bar-failed"') == 1
+        assert "<title>Messages per minute</title>" in svg
     # Rows still waiting: the page refreshes itself (script, or meta refresh without it).
     assert 'data-refresh="10"' in text
     assert '<noscript><meta http-equiv="refresh" content="10"></noscript>' in text
@@ -555,3 +558,29 @@ async def test_a_day_nothing_was_built_for_shows_its_history_only(desk, store):
         assert response.status_code == 404, part
     overview = await desk.get(f"{DESK}/")
     assert "(never built)" in overview.text
+
+
+def test_charts_come_wide_and_narrow_with_room_for_their_labels() -> None:
+    from digest.web.desk.charts import HALF, NARROW, Bar, bar_chart, line_chart, rate_chart
+
+    charts = [
+        bar_chart([Bar(f"{h:02d}:00", (("bar-sent", 12000.0),)) for h in range(24)],
+                  title="t", desc="d"),
+        line_chart([(f"{d:02d} Nov", 123456.0) for d in range(1, 31)], title="t", desc="d",
+                   width=HALF),
+        rate_chart([("01 Nov", 0.0025), ("02 Nov", None)], threshold=0.003, title="t",
+                   desc="d", threshold_label="Gmail's limit 0.3 %"),
+    ]
+    for chart in charts:
+        assert chart.startswith('<div class="chart-box"><svg class="chart ')
+        svgs = re.findall(r'<svg class="chart (\w+) (wide|narrow)" viewBox="0 0 (\d+) 250"',
+                          chart)
+        assert [s[1] for s in svgs] == ["wide", "narrow"] and svgs[1][2] == str(NARROW)
+        for svg in re.findall(r"<svg.*?</svg>", chart):
+            # y labels end 6 units left of the plot; at the largest tick font (18 units,
+            # about 0.6 of it a character) the longest one starts inside the drawing.
+            for x, label in re.findall(r'<text class="tick" x="([\d.]+)" y="[\d.]+" '
+                                       r'text-anchor="end">([^<]+)</text>', svg):
+                assert float(x) - len(label) * 18 * 0.6 >= 0, (label, x)
+            ticks = re.findall(r'text-anchor="middle">', svg)
+            assert 1 <= len(ticks) <= 8

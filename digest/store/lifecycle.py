@@ -152,8 +152,12 @@ class LifecycleMixin(Database):
     def _log_events(logged: Iterable[_Logged]) -> None:
         """One line per event, after its transaction committed."""
         for e in logged:
-            warn = e.old != e.new and (e.new == "missed" or (
-                e.new == "held" and not e.actor.startswith("editor:")))
+            if e.old == e.new:  # a note (a test sent, a review mail): the edition stays
+                log.info("edition %d list=%s date=%s note (still %s) by %s%s", e.edition_id,
+                         e.list_name, e.day.isoformat(), e.new, e.actor,
+                         f": {e.cause}" if e.cause else "")
+                continue
+            warn = e.new == "missed" or (e.new == "held" and not e.actor.startswith("editor:"))
             log.log(logging.WARNING if warn else logging.INFO,
                     "edition %d list=%s date=%s %s -> %s by %s%s", e.edition_id, e.list_name,
                     e.day.isoformat(), e.old or "new", e.new, e.actor,

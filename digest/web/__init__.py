@@ -199,7 +199,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
             Middleware(PrefixRoot, prefix=urlsplit(settings.web.base_url).path),
             Middleware(SecurityHeaders),
             Middleware(CrossSiteGuard, allowed=(settings.web.base_url, settings.site.url),
-                       forbidden=forbidden),
+                       forbidden=forbidden, exempt=(DESK_PATH,)),  # the desk guards its own
             Middleware(BodyLimit, limit=MAX_BODY, too_large=too_large),
             Middleware(ErrorGuard, fallback=crashed),
         ],

@@ -12,7 +12,8 @@ cancel         ``editions cancel ID ...``
 send now       ``send --list L [--as-of DATE]`` (publishes a draft or approved edition)
 force          ``send --force --list L [--as-of DATE]`` (a held or missed edition, or a
                draft that review would hold back)
-build draft    ``draft --list L``
+build draft    ``draft --list L`` (``--force`` when the desk's "Build it anyway" is used
+               after the sources gave nothing new or nothing fit to lead)
 =============  ===========================================================================
 
 Sending publishes the edition (its ledger rows) before the page answers, then delivers in
@@ -45,6 +46,8 @@ __all__ = ["build_draft", "confirm_page", "perform"]
 log = logging.getLogger("digest.web.desk")
 
 _MAX_REASON = 500
+#: What the sources skipped, listed on the page that says why no draft was built.
+_SHOWN_WARNINGS = 10
 
 
 def _action(record: EditionRecord, lst: ListSettings | None, name: str) -> Action | None:
@@ -153,19 +156,39 @@ async def _deliver(desk: DeskState, lst: ListSettings, record: EditionRecord, ac
 
 
 async def build_draft(request: Request) -> Response:
-    """POST ``/desk/lists/{list}/draft``: today's draft of the list (``draft --list L``)."""
+    """POST ``/desk/lists/{list}/draft``: today's draft of the list (``draft --list L``);
+    with ``force=yes`` (the "Build it anyway" button of a page that said why nothing was
+    built) ``draft --list L --force``, which never replaces an edition already stored."""
     desk = desk_of(request)
     who = signed_in(request)
     lst = desk.web.configured(request.path_params["list"])
     if lst is None:
         return desk.pages.message(request, "No such list", "The configuration has no such "
                                   "list.", status=404, links=[("Overview", desk.url("/"))])
+    form = await request.form(max_files=0, max_fields=5, max_part_size=256)
+    force = form.get("force") == "yes"
+    if force:  # only ever builds where nothing live is stored: never supersedes from here
+        today = datetime.now(UTC).astimezone(lst.timezone).date()
+        stored = await run_in_threadpool(desk.store.find_edition, lst.name, today)
+        if stored is not None and stored.status not in ("cancelled", "missed"):
+            return RedirectResponse(desk.url(f"/editions/{stored.id}?notice=already-stored"),
+                                    status_code=303)
     try:
         drafted = await pipeline.draft_edition(desk.web.settings, lst, desk.store, as_of=None,
-                                               source_override=None, force=False,
+                                               source_override=None, force=force,
                                                editor=who.editor.name,
-                                               cause="built on the desk")
-    except (EmptyEditionError, SourceError) as exc:
+                                               cause="built on the desk"
+                                               + (" anyway (forced)" if force else ""))
+    except EmptyEditionError as exc:
+        skipped = list(exc.warnings[:_SHOWN_WARNINGS])
+        if len(exc.warnings) > _SHOWN_WARNINGS:
+            skipped.append(f"… and {len(exc.warnings) - _SHOWN_WARNINGS} more.")
+        return desk.pages.message(
+            request, "No draft was built", exc.why, *skipped, status=409,
+            links=[("Overview", desk.url("/"))],
+            button=(("Build it anyway", desk.url(f"/lists/{lst.name}/draft"),
+                     {"force": "yes"}) if exc.forceable and not force else None))
+    except SourceError as exc:
         return desk.pages.message(request, "No draft was built", str(exc), status=409,
                                   links=[("Overview", desk.url("/"))])
     notice = "drafted" if drafted.created else "already-stored"

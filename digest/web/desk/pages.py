@@ -143,7 +143,11 @@ class DeskPages:
 
     def message(self, request: Request | None, heading: str, *lines: str, status: int = 200,
                 links: list[tuple[str, str]] | None = None,
-                headers: Mapping[str, str] | None = None) -> HTMLResponse:
-        """A short page: a heading, a sentence or two, and ``(label, url)`` links."""
+                headers: Mapping[str, str] | None = None,
+                button: tuple[str, str, Mapping[str, str]] | None = None) -> HTMLResponse:
+        """A short page: a heading, a sentence or two, and ``(label, url)`` links; with
+        ``button`` (label, url, fields) a form that posts those fields (and the CSRF token)
+        to the url."""
         return self.render(request, "message.html", status=status, headers=headers,
-                           heading=heading, lines=list(lines), links=links or [])
+                           heading=heading, lines=list(lines), links=links or [],
+                           button=button)
