@@ -7,8 +7,9 @@ each list's next run, its lock changes and its stop; other commands log warnings
 report is printed).
 Libraries stay at WARNING (APScheduler, Alembic: a migration is logged by the store as one
 line of its own) unless the level asked for is DEBUG; ``serve`` keeps uvicorn's startup
-lines and its access log (tokens redacted) in the same format (:func:`uvicorn_log_config`).
-No line carries an address or a secret.
+lines and its access log (tokens and query values redacted) in the same format
+(:func:`uvicorn_log_config`). No line carries an address or a secret: the formatter masks
+anything shaped like an address that a message let through.
 
 Example line::
 
@@ -19,6 +20,7 @@ Example line::
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Mapping
 from datetime import datetime
@@ -37,12 +39,22 @@ def iso_time(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+#: Anything shaped like an email address (``local@domain.tld``), and its URL-encoded form.
+_ADDRESS = re.compile(r"[\w.!#$%&'*+=?^`{|}~-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+")
+
+
 class ISOFormatter(logging.Formatter):
-    """``%(asctime)s`` as local ISO 8601 time with milliseconds and the UTC offset."""
+    """``%(asctime)s`` as local ISO 8601 time with milliseconds and the UTC offset; every
+    line (a traceback included) with anything shaped like an email address replaced by
+    ``[address]``, the last guard of "no line carries an address"."""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return datetime.fromtimestamp(record.created).astimezone().isoformat(
             timespec="milliseconds")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        return _ADDRESS.sub("[address]", line) if "@" in line or "%40" in line else line
 
 
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]

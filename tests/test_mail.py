@@ -282,6 +282,21 @@ def test_non_ascii_list_id_and_from() -> None:
     assert "=?" not in str(raw.split(b"List-Id:")[1].split(b"\r\n")[0])
 
 
+@pytest.mark.parametrize(("title", "description"), [
+    ("L’Essentiel du matin", "L'Essentiel du matin"),  # the apostrophe kept, not dropped
+    ("Süddeutsche — Morgenausgabe", "Suddeutsche - Morgenausgabe"),
+    ("Новости дня", "Novosti dnya"),  # not an empty description
+    ("«Le Monde» du soir", '"<<Le Monde>> du soir"'),  # brackets only inside quotes
+])
+def test_a_list_id_description_is_transliterated(title: str, description: str) -> None:
+    from digest.mail.headers import format_list_id
+
+    line = format_list_id(f"{title} <matin.news.example.org>")
+    assert line == f"List-Id: {description} <matin.news.example.org>\r\n".encode("ascii")
+    raw = template(list_id=f"{title} <matin.news.example.org>").render(recipient())
+    assert parse(raw)["List-Id"].endswith("<matin.news.example.org>")
+
+
 def test_missing_slot_value_and_bad_shapes_are_refused() -> None:
     with pytest.raises(HeaderError):
         template().render(recipient(slot_values_text={"name": "x"}))

@@ -647,7 +647,11 @@ async def test_database_trouble_gives_503(client, store, monkeypatch) -> None:
 def test_helpers_hide_addresses_and_tokens() -> None:
     assert mask_address("ana.lopez@example.org") == "a•••@e•••.org"
     assert mask_address("x@localhost") == "x•••@l•••"
-    assert redact_path("/digest/unsubscribe/abc.def?x=1") == "/digest/unsubscribe/[token]?x=1"
+    assert redact_path("/digest/unsubscribe/abc.def?x=1") == \
+        "/digest/unsubscribe/[token]?x=[redacted]"
+    assert redact_path("/digest/subscribe/daily?email=leak@example.org&list=daily") == \
+        "/digest/subscribe/daily?email=[redacted]&list=[redacted]"
+    assert redact_path("/digest/leak%40example.org/x") == "/digest/[address]/x"
     assert redact_path("/manage/t1 /confirm/t2") == "/manage/[token] /confirm/[token]"
 
 

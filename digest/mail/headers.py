@@ -6,6 +6,8 @@ import base64
 import re
 import unicodedata
 
+from anyascii import anyascii
+
 from digest.errors import DeliveryError
 
 __all__ = [
@@ -271,14 +273,16 @@ def list_unsubscribe(https_url: str, mailto: str) -> bytes:
 
 
 def format_list_id(list_id: str) -> bytes:
-    """``List-Id: Description <id.domain>`` (RFC 2919); a non-ASCII description is reduced to
-    ASCII instead of being encoded, as list headers must carry no encoded-words."""
+    """``List-Id: Description <id.domain>`` (RFC 2919); a non-ASCII description is
+    transliterated to ASCII (anyascii: "L’Essentiel" → "L'Essentiel", "Новости" →
+    "Novosti") instead of being encoded, as list headers must carry no encoded-words."""
     m = re.match(r"^(.*?)\s*<([^<>]+)>$", list_id.strip())
     desc, ident = (m.group(1), m.group(2)) if m else ("", list_id.strip())
     if not _LIST_ID.fullmatch(ident) or "." not in ident:
         raise HeaderError(f"The List-Id {list_id!r} needs an id like <list.example.org>.")
     desc = clean_text(desc, limit=120)
-    desc = unicodedata.normalize("NFKD", desc).encode("ascii", "ignore").decode("ascii").strip()
+    if not desc.isascii():
+        desc = clean_text(anyascii(unicodedata.normalize("NFC", desc)), limit=120)
     tokens = _phrase_tokens(desc) if desc else []
     return header_line("List-Id", [*tokens, f"<{ident}>"])
 

@@ -48,15 +48,26 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 _TOKEN_PATH = re.compile(r"(/(?:unsubscribe|manage|preferences|confirm|drafts)/)[^/?#\s\"]+")
+# A query string's values (its names stay: they say what was asked, not by whom).
+_QUERY_VALUE = re.compile(r"([?&][^=&#\s\"]*=)[^&#\s\"]*")
+_ADDRESS = re.compile(r"[^\s/?&=#\"@]+@[^\s/?&=#\"@]+")
 
 
 def redact_path(path: str) -> str:
-    """``path`` with every signed token replaced by ``[token]`` (for logs)."""
-    return _TOKEN_PATH.sub(r"\1[token]", path)
+    """``path`` (with its query string, if any) for a log: every signed token replaced by
+    ``[token]``, every query value by ``[redacted]``, anything shaped like an address by
+    ``[address]``."""
+    path = _TOKEN_PATH.sub(r"\1[token]", path)
+    if "?" in path:
+        path = _QUERY_VALUE.sub(r"\1[redacted]", path)
+    if "@" in path or "%40" in path.lower():
+        path = _ADDRESS.sub("[address]", path.replace("%40", "@"))
+    return path
 
 
 class RedactTokens(logging.Filter):
-    """A logging filter that removes tokens from uvicorn's access-log lines."""
+    """A logging filter that removes tokens, query values and addresses from uvicorn's
+    access-log lines (:func:`redact_path`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
