@@ -56,3 +56,22 @@ def test_commands_have_help_with_an_example(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0
     assert "Example" in result.output or command == "subscribers"
+
+
+def test_every_document_the_code_points_to_exists(repo: Path) -> None:
+    """Docstrings and comments name files of the repository that exist, and no note kept
+    outside it (the research notes are not shipped: cite the standard or the source)."""
+    path = re.compile(r"(?<![\w/.:-])((?:digest|templates|tests|bench|content|subscribers)"
+                      r"/[\w./-]*\w|[\w-]+\.md)\b")
+    missing, outside = [], []
+    for source in sorted((repo / "digest").rglob("*.py")):
+        text = source.read_text(encoding="utf-8")
+        for found in path.finditer(text):
+            ref = found.group(1)
+            if ref.startswith("digest/") and re.fullmatch(r"digest/\d[\d.]*", ref):
+                continue  # a User-Agent's product version, not a path
+            if not (repo / ref).exists():
+                missing.append(f"{source.relative_to(repo)}: {ref}")
+        for found in re.finditer(r"research note|research\b:?|research/", text):
+            outside.append(f"{source.relative_to(repo)}: {found.group(0)}")
+    assert missing == [] and outside == []

@@ -1,8 +1,8 @@
 """What an SMTP reply or exception means for a ledger row: sent, retry, fail, suppress, stop.
 
 The rules follow RFC 5321 (4yz temporary, 5yz permanent, 552 on RCPT temporary §4.5.3.1.10,
-a dropped connection is a 451 §3.8) and the fault map verified against aiosmtplib 5.1.3 in
-the project's reliability research: a disconnect or timeout *inside* DATA is ambiguous (the
+a dropped connection is a 451 §3.8) and aiosmtplib 5.1.3's fault map, which tests/test_deliver.py
+checks against a fault-injecting server: a disconnect or timeout *inside* DATA is ambiguous (the
 server may have the message), everything before DATA is safe to retry.
 """
 

@@ -1,9 +1,11 @@
 """CSS inlining with Premailer, configured so responsive and dark-mode email survives it.
 
-Premailer's defaults break responsive email (see the research note, section 4): they strip
-``!important`` from media queries, fetch ``<link>`` stylesheets over the network, shorten
-colours to three digits and overwrite hand-written ``width``/``height`` attributes. Every
-one of those is switched off here. cssutils logs through one global logger, so it is
+Premailer's defaults break responsive email: they strip ``!important`` from media queries
+(``strip_important``), fetch ``<link>`` stylesheets over the network (``allow_network``),
+overwrite hand-written ``width``/``height`` attributes (``disable_basic_attributes``), and
+cssutils shortens colours to three digits (``minimizeColorHash``); the options are those of
+Premailer's README (https://github.com/peterbe/premailer) and cssutils' serializer
+preferences. Every one of those is switched off here. cssutils logs through one global logger, so it is
 configured once, at import: warnings (``mso-*``, ``-webkit-*`` properties) are silenced and
 errors are collected per call and turned into :class:`RenderError`.
 """
