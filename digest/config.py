@@ -35,6 +35,7 @@ from digest.config_lists import ListSettings, SiteSettings, read_list, read_site
 from digest.config_secrets import Secret, secret_keys
 from digest.config_table import Table, parse_duration
 from digest.errors import ConfigError
+from digest.shipped import SHIPPED_TEMPLATES
 
 __all__ = [
     "DeliverySettings",
@@ -230,9 +231,12 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     main = root.table("digest")
     work_dir_setting = main.str("work_dir", "var")
     work_dir = base_dir / (env.get("DIGEST_WORK_DIR") or work_dir_setting)
-    templates_dir = base_dir / main.str("templates_dir", "templates")
+    templates_setting = main.str("templates_dir", None)
+    templates_dir = base_dir / (templates_setting or "templates")
     allow_smtputf8 = main.bool("allow_smtputf8", False)
     main.finish()
+    if templates_setting is None and not templates_dir.is_dir():
+        templates_dir = SHIPPED_TEMPLATES  # no folder of the newsroom's: the shipped ones
     if not templates_dir.is_dir():
         raise main.error("digest.templates_dir", f"points to {templates_dir}, which is not a "
                          "folder", "point it at the templates folder")

@@ -93,6 +93,7 @@ def test_the_build_compiles_the_catalogs_into_the_package(tmp_path: Path) -> Non
                     ignore=shutil.ignore_patterns("__pycache__", "*.mo"))
     for name in ("setup.py", "pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
+    shutil.copytree(REPO / "templates", src / "templates")
     lib = tmp_path / "lib"
     result = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib",
                              str(lib)], cwd=src, capture_output=True, text=True, timeout=120,

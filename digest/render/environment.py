@@ -14,6 +14,7 @@ from babel.dates import format_timedelta
 from digest import i18n
 from digest.errors import RenderError
 from digest.render.text import reference, wrap_text
+from digest.shipped import template_folders
 
 __all__ = ["format_date", "format_day", "make_environment", "relative_time"]
 
@@ -69,11 +70,15 @@ def make_environment(templates_dir: Path, language: str = i18n.DEFAULT_LANGUAGE
     ``pgettext`` from the list's catalogs (new-style: ``_("Hi %(name)s", name=...)``, values
     escaped, the translation not), and ``lang``/``dir`` for the ``<html>`` element.
 
+    Templates are looked up in ``templates_dir`` first, then among the shipped ones
+    (:mod:`digest.shipped`): a newsroom's folder holds only what it changes.
+
     :raises RenderError: when the folder does not exist or the language is unknown.
     """
     if not Path(templates_dir).is_dir():
         raise RenderError(f"The templates folder {templates_dir} does not exist; "
                           "point digest.templates_dir at it.")
+    folders = [str(f) for f in template_folders(Path(templates_dir))]
     try:
         translations = i18n.load_translations(language, Path(templates_dir))
         direction = i18n.text_direction(language)
@@ -81,7 +86,7 @@ def make_environment(templates_dir: Path, language: str = i18n.DEFAULT_LANGUAGE
         raise RenderError(f"The list's language cannot be used ({exc}); set it to a BCP 47 "
                           "tag such as \"en\" or \"fr\".") from None
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        loader=jinja2.FileSystemLoader(folders),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "htm"),
                                             default_for_string=True, default=False),
         undefined=jinja2.StrictUndefined,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gettext
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -15,12 +14,10 @@ from starlette.responses import HTMLResponse
 from digest import i18n
 from digest.config import Settings
 from digest.errors import ConfigError
+from digest.shipped import template_folders
 
 __all__ = ["Pages", "mask_address"]
 
-#: The templates shipped next to the package, used when the configured templates folder
-#: (a newsroom's copy made before the web app existed) has no web/ folder.
-_BUILTIN = Path(__file__).resolve().parent.parent.parent / "templates" / "web"
 
 _TEMPLATES = ("base.html", "message.html", "manage.html", "subscribe.html",
               "unsubscribe.html", "archive_index.html", "confirm.html")
@@ -42,8 +39,9 @@ class Pages:
     known) speak :attr:`default_language`, the first list's."""
 
     def __init__(self, settings: Settings) -> None:
-        folders = [settings.templates_dir / "web", _BUILTIN]
-        found = [str(f) for f in folders if f.is_dir()]
+        # The newsroom's web/ first, then the shipped one (digest.shipped), template by
+        # template: a copy made before the web app existed has no web/ folder at all.
+        found = [str(f) for f in template_folders(settings.templates_dir, "web")]
         if not found:
             raise ConfigError(f"The templates folder {settings.templates_dir} has no web/ "
                               "folder; copy templates/web from digest into it.")

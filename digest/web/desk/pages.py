@@ -22,12 +22,12 @@ from starlette.responses import HTMLResponse, Response
 
 from digest.config import Settings
 from digest.errors import ConfigError
+from digest.shipped import template_folders
 
 from ..pages import mask_address
 
 __all__ = ["DeskPages", "StaticFiles", "mask_addresses"]
 
-_BUILTIN = Path(__file__).resolve().parents[3] / "templates" / "web" / "desk"
 _TEMPLATES = ("base.html", "login.html", "message.html", "overview.html", "edition.html",
               "report.html", "subscribers.html", "subscriber.html", "confirm.html",
               "unbuilt.html", "_history.html", "_counts.html")
@@ -99,8 +99,7 @@ class DeskPages:
     """Renders the desk's templates; every value is HTML-escaped."""
 
     def __init__(self, settings: Settings, *, desk_url: str) -> None:
-        folders = [settings.templates_dir / "web" / "desk", _BUILTIN]
-        found = [f for f in folders if f.is_dir()]
+        found = template_folders(settings.templates_dir, "web/desk")  # newsroom's, shipped
         if not found:
             raise ConfigError(f"The templates folder {settings.templates_dir} has no web/desk/ "
                               "folder; copy templates/web/desk from digest into it.")
@@ -121,7 +120,7 @@ class DeskPages:
                 self.env.get_template(name)
             except jinja2.TemplateNotFound:
                 raise ConfigError(f"The desk template {name} is missing from "
-                                  f"{folders[0]}; restore it.") from None
+                                  f"{found[0]}; restore it.") from None
             except jinja2.TemplateSyntaxError as exc:
                 raise ConfigError(f"The desk template {name} has a syntax error on line "
                                   f"{exc.lineno} ({exc.message}); fix it.") from None
