@@ -1,8 +1,8 @@
 """Where the templates digest ships with live, the fallback for a newsroom's own folder.
 
 A source checkout (and an editable install) has them in the top-level ``templates/``, the
-newsroom's editable copy; a wheel (``pip install .``) has them inside the package, under
-``digest/templates/``, where ``setup.py``'s ``build_py`` copies them. Every template loader
+newsroom's editable copy; a wheel (``pip install .``) has them inside the package, in its
+own ``templates`` folder, where ``setup.py``'s ``build_py`` copies them. Every template loader
 looks in the configured ``digest.templates_dir`` first and here second, so a newsroom's
 folder needs only the templates it changes, and an installed digest renders with none.
 """

@@ -198,3 +198,38 @@ def test_review_required_list_sends_only_an_approved_edition(project: Path) -> N
         or "send time has passed" in out
     code, out, err = run("send", "--config", str(project), "--as-of", AS_OF)
     assert code == 0 and "was delivered" in out, err
+
+
+def test_any_stored_edition_can_be_previewed_and_tested(project: Path, tmp_path: Path) -> None:
+    """What the desk does on an edition's page, for an edition of another day (sent)."""
+    code, out, err = run("send", "--config", str(project), "--as-of", AS_OF)
+    assert code == 0, err
+    settings = load_settings(project)
+    with open_store(settings.database_url) as store:
+        (record,) = store.list_editions("daily")
+    before = len(list(mailbox.Maildir(settings.maildir, create=False).iterkeys()))
+    out_dir = tmp_path / "proof"
+    code, out, err = run("editions", "preview", str(record.id), "--config", str(project),
+                         "--subscriber", "amelie.durand@example.org", "--out", str(out_dir))
+    assert code == 0, err
+    html = (out_dir / "edition.html").read_text(encoding="utf-8")
+    assert record.subject in html and "/digest/unsubscribe/" in html  # her own links
+    code, out, err = run("editions", "test", str(record.id), "--config", str(project),
+                         "--to", "desk@Example.ORG", "--to", "desk@example.org", "--to",
+                         "second@example.org", "--editor", "ana")
+    assert code == 0, err
+    assert f"Sent a test of edition {record.id} to 2 address(es)." in out
+    box = mailbox.Maildir(settings.maildir, create=False)
+    tests = [box[k] for k in box.iterkeys() if box[k]["Subject"].startswith("[TEST] ")]
+    assert len(list(box.iterkeys())) == before + 2 and len(tests) == 2
+    with open_store(settings.database_url) as store:
+        note = store.edition_events(record.id)[-1]
+        assert store.delivery_summary(record.id).get("queued", 0) == 0  # no ledger rows
+    assert (note.old_status, note.new_status, note.actor, note.cause) == (
+        "sent", "sent", "editor:ana", "test sent to 2 address(es) from the command line")
+    code, _, err = run("editions", "test", "999", "--config", str(project), "--to",
+                       "a@example.org")
+    assert code == 1 and "no edition 999" in err and "Traceback" not in err
+    code, _, err = run("editions", "test", str(record.id), "--config", str(project), "--to",
+                       "not an address")
+    assert code == 1 and "Traceback" not in err

@@ -1,13 +1,17 @@
-"""The ``editions`` commands: list, show, hold, approve and cancel stored editions.
+"""The ``editions`` commands: list, show, hold, approve and cancel stored editions, and
+preview or test any stored one (the desk's edition page, from the command line).
 
 Every move is recorded as an event of the edition with ``editor:NAME`` (``--editor``, default
-the OS user) and the ``--reason`` given, so ``editions show`` answers "why is it so?".
+the OS user) and the ``--reason`` given, so ``editions show`` answers "why is it so?"; a test
+sent is recorded as a note.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,7 +22,16 @@ from digest import pipeline
 from digest.config import ListSettings, Settings
 from digest.slots import SendSchedule
 
-from .support import ROW_ID, config_option, console, editor_option, handle_errors, open_settings
+from .support import (
+    ROW_ID,
+    config_option,
+    console,
+    editor_option,
+    fail,
+    handle_errors,
+    open_settings,
+    warn,
+)
 
 __all__ = ["editions"]
 
@@ -250,3 +263,82 @@ def approve(config_path: str | None, edition_id: int, reason: str | None, editor
 def cancel(config_path: str | None, edition_id: int, reason: str | None, editor: str) -> None:
     """Cancel an unpublished edition: it is never sent (`draft` makes another)."""
     _move(config_path, edition_id, "cancelled", editor, reason, "cancelled")
+
+
+def _stored(settings: Settings, store: Any, edition_id: int) -> tuple[Any, ListSettings]:
+    """The stored edition and its configured list, or one sentence why it cannot be shown."""
+    record = store.get_edition(edition_id)
+    lst = settings.lists.get(record.list_name)
+    if lst is None:
+        fail(f"Edition {record.id} belongs to list {record.list_name!r}, which {settings.path} "
+             "no longer configures.")
+    if not record.has_stories:
+        fail(f"Edition {record.id} has nothing to show: it was never built.")
+    return record, lst  # type: ignore[return-value]
+
+
+@editions.command()
+@config_option
+@click.argument("edition_id", metavar="ID", type=ROW_ID)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for edition.html, edition.txt and edition.eml.")
+@click.option("--subscriber", metavar="EMAIL",
+              help="As this reader of the list gets it (name, sections, links).")
+@handle_errors
+def preview(config_path: str | None, edition_id: int, out_dir: str,
+            subscriber: str | None) -> None:
+    """Write any stored edition (any day's, sent or not) as a reader gets it.
+
+    \b
+    Example:
+      python run_digest.py editions preview 12 --subscriber ana@example.org --out preview/
+    """
+    settings = open_settings(config_path)
+    with pipeline.open_store_for(settings) as store:
+        record, lst = _stored(settings, store, edition_id)
+        files = pipeline.write_preview(settings, lst, record.edition(), Path(out_dir),
+                                       store=store, subscriber=subscriber)
+    for warning in files.warnings:
+        warn(warning)
+    for path in (files.html, files.text, files.eml):
+        console.print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KiB)", highlight=False,
+                      markup=False)
+
+
+@editions.command("test")
+@config_option
+@click.argument("edition_id", metavar="ID", type=ROW_ID)
+@click.option("--to", "addresses", multiple=True, required=True, metavar="EMAIL",
+              help="Send a '[TEST]' copy to this address (repeatable).")
+@editor_option
+@handle_errors
+def test_(config_path: str | None, edition_id: int, addresses: tuple[str, ...],
+          editor: str) -> None:
+    """Send a "[TEST]" copy of any stored edition to each address (no ledger; recorded as a
+    note in the edition's history), as the desk's "Send test" does.
+
+    \b
+    Example:
+      python run_digest.py editions test 12 --to me@example.org --to desk@example.org
+    """
+    from digest.pipeline.proofs import MAX_TEST_ADDRESSES, send_proofs
+    from digest.store.subscribers import normalise_address
+
+    settings = open_settings(config_path)
+    found = list(dict.fromkeys(normalise_address(a, allow_smtputf8=settings.allow_smtputf8)[0]
+                               for a in addresses))
+    if len(found) > MAX_TEST_ADDRESSES:
+        fail(f"A test goes to at most {MAX_TEST_ADDRESSES} addresses at once; {len(found)} "
+             "were given.")
+    with pipeline.open_store_for(settings) as store:
+        record, lst = _stored(settings, store, edition_id)
+        report = asyncio.run(send_proofs(settings, lst, record.edition(), found))
+        store.note_edition(record.id, actor=f"editor:{editor}",
+                           cause=f"test sent to {report.sent} address(es) from the command "
+                                 "line", detail={"test": {"sent": report.sent,
+                                                          "refused": report.failed}})
+    console.print(f"Sent a test of edition {record.id} to {report.sent} address(es).",
+                  highlight=False, markup=False)
+    if report.failed:
+        reasons = "; ".join(sorted(report.reasons.get("failed", {})))
+        fail(f"The relay refused {report.failed} test(s) ({reasons}).")
