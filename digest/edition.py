@@ -107,13 +107,12 @@ def assemble_edition(
         return _assemble(stories, lst=list_settings, as_of=as_of, carried=carried,
                          skipped=skipped, site_name=site_name, force=force)
     except EmptyEditionError as exc:
-        if exc.warnings or not skipped:
+        if exc.skipped or not skipped:
             raise
         # What the sources skipped is often why nothing is left: the command prints it.
-        lines = tuple(f"{item.source}{f':{item.line}' if item.line else ''}: {item.reason}"
-                      for item in skipped)
-        raise EmptyEditionError(str(exc), warnings=lines, why=exc.why,
-                                forceable=exc.forceable) from None
+        raise EmptyEditionError(str(exc), why=exc.why, forceable=exc.forceable,
+                                skipped=tuple((i.source, i.line, i.reason) for i in skipped)
+                                ) from None
 
 
 def _assemble(stories: Iterable[Story], *, lst: ListSettings, as_of: datetime,

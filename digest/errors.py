@@ -81,18 +81,26 @@ class EditionError(DigestError):
 
 class EmptyEditionError(EditionError):
     """Raised when an edition would carry nothing new, or nothing fit to lead; ``--force``
-    builds it anyway. ``warnings`` holds what the sources skipped or reported, one
-    ``source:line: reason`` line each, so the command can print them before the sentence
-    (the reason for an empty edition is often among them). ``why`` is the sentence without
-    the command line's remedy (for the desk, which offers its own button), and
-    ``forceable`` says whether forcing the build would give an edition."""
+    builds it anyway. ``skipped`` holds what the sources skipped or reported, as
+    ``(source, line or None, reason)``, and :attr:`warnings` the same as
+    ``source:line: reason`` lines, so a command can print them before the sentence (the
+    reason for an empty edition is often among them). ``why`` is the sentence without the
+    command line's remedy (for the desk, which offers its own button), and ``forceable``
+    says whether forcing the build would give an edition."""
 
-    def __init__(self, message: str, *, warnings: tuple[str, ...] = (),
+    def __init__(self, message: str, *,
+                 skipped: tuple[tuple[str, int | None, str], ...] = (),
                  why: str | None = None, forceable: bool = False) -> None:
         super().__init__(message)
-        self.warnings = warnings
+        self.skipped = skipped
         self.why = why or message
         self.forceable = forceable
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """``source:line: reason`` for each skipped item."""
+        return tuple(f"{source}{f':{line}' if line else ''}: {reason}"
+                     for source, line, reason in self.skipped)
 
     @classmethod
     def forceable_because(cls, why: str) -> EmptyEditionError:

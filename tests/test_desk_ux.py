@@ -75,7 +75,8 @@ async def test_an_empty_draft_says_why_without_a_flag_and_offers_build_anyway(
             text = refused.text
             assert "No draft was built" in text
             assert "dated in the future" in text and "--force" not in text
-            assert "Dated next year" in text  # what the source reported, listed
+            assert "future.rss:2: item 1 (&#39;Dated next year&#39;)" in text  # reported
+            assert str(tmp_path) not in text  # the source's name, not its folder
             assert ">Build it anyway</button>" in text
             assert '<input type="hidden" name="force" value="yes">' in text
             assert store.find_edition("daily", datetime.now(UTC).astimezone(

@@ -180,9 +180,11 @@ async def build_draft(request: Request) -> Response:
                                                cause="built on the desk"
                                                + (" anyway (forced)" if force else ""))
     except EmptyEditionError as exc:
-        skipped = list(exc.warnings[:_SHOWN_WARNINGS])
-        if len(exc.warnings) > _SHOWN_WARNINGS:
-            skipped.append(f"… and {len(exc.warnings) - _SHOWN_WARNINGS} more.")
+        # As the edition page lists them: the source's last path segment, never a folder.
+        skipped = [f"{source.rsplit('/', 1)[-1]}{f':{line}' if line else ''}: {reason}"
+                   for source, line, reason in exc.skipped[:_SHOWN_WARNINGS]]
+        if len(exc.skipped) > _SHOWN_WARNINGS:
+            skipped.append(f"… and {len(exc.skipped) - _SHOWN_WARNINGS} more.")
         return desk.pages.message(
             request, "No draft was built", exc.why, *skipped, status=409,
             links=[("Overview", desk.url("/"))],
