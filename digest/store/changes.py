@@ -57,18 +57,22 @@ def ensure_subscriber(conn: Connection, address: str, key: str, now: datetime, *
                       attributes: dict[str, str] | None = None) -> tuple[int, bool]:
     """The id of the subscriber with ``key``, created (with ``name`` and ``attributes``)
     when there is none; and whether this call created it."""
+    # RETURNING says whether a row was inserted (rowcount does not, on every driver).
     created = conn.execute(_insert(conn, subscribers).values(
         email=address, email_key=key, name=name, attributes=dict(attributes or {}),
         created_at=now, updated_at=now).on_conflict_do_nothing(
-        index_elements=["email_key"])).rowcount
+        index_elements=["email_key"]).returning(subscribers.c.id)).scalar()
+    if created is not None:
+        return int(created), True
     sid = conn.execute(sa.select(subscribers.c.id)
                        .where(subscribers.c.email_key == key)).scalar_one()
-    return int(sid), bool(created)
+    return int(sid), False
 
 
 def ensure_membership(conn: Connection, list_id_: int, subscriber_id: int, **values: Any
                       ) -> bool:
     """Create the membership with ``values`` unless it exists; True when this call did."""
-    return bool(conn.execute(_insert(conn, memberships).values(
+    return conn.execute(_insert(conn, memberships).values(
         list_id=list_id_, subscriber_id=subscriber_id, **values).on_conflict_do_nothing(
-        index_elements=["list_id", "subscriber_id"])).rowcount)
+        index_elements=["list_id", "subscriber_id"]).returning(memberships.c.id)
+    ).first() is not None
