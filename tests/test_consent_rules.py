@@ -185,6 +185,27 @@ def test_the_migration_fills_in_the_mailbox_of_existing_suppressions(store_url: 
 # --------------------------------------------------------------------------- defect 6
 
 
+def _at_once(stores: list[Store], address: str) -> tuple[list[str], list[BaseException]]:
+    """Every store requests ``address`` on its own thread, released at the same instant."""
+    barrier = threading.Barrier(len(stores))
+    outcomes: list[str] = []
+    errors: list[BaseException] = []
+
+    def sign_up(store: Store) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(store.request_subscription("daily", address).outcome)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sign_up, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes, errors
+
+
 def test_concurrent_sign_ups_for_one_new_address_all_succeed(store_url: str) -> None:
     """A double click (or several serve processes): every request for the same new
     address at the same instant is recorded, none fails on the unique constraints."""
@@ -193,23 +214,7 @@ def test_concurrent_sign_ups_for_one_new_address_all_succeed(store_url: str) -> 
         stores[0].ensure_list("daily", "Daily")
         for round_ in range(5):
             address = f"double.click{round_}@example.org"
-            barrier = threading.Barrier(len(stores))
-            outcomes: list[str] = []
-            errors: list[BaseException] = []
-
-            def sign_up(store: Store, address: str = address,
-                        barrier: threading.Barrier = barrier) -> None:
-                barrier.wait()
-                try:
-                    outcomes.append(store.request_subscription("daily", address).outcome)
-                except BaseException as exc:  # noqa: BLE001 - reported below
-                    errors.append(exc)
-
-            threads = [threading.Thread(target=sign_up, args=(s,)) for s in stores]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            outcomes, errors = _at_once(stores, address)
             assert errors == [] and outcomes == ["requested"] * len(stores)
             member = stores[0].get_membership("daily", address)
             assert member is not None and member.status == "pending"

@@ -29,6 +29,7 @@ from starlette.routing import Route
 from digest.errors import DeliveryError, RenderError, StoreError
 
 from ..middleware import origin_of
+from ..slashes import install_slash_redirect
 from .actions import build_draft, confirm_page, perform
 from .auth import login, logout
 from .editions import (
@@ -144,6 +145,7 @@ def create_desk(web: WebState) -> Starlette:
                                            crashed=crashed)],
                     exception_handlers=_handlers(desk))  # type: ignore[arg-type]
     app.state.desk = desk
+    install_slash_redirect(app, desk.url)  # from web.base_url, never the Host header
     return app
 
 
