@@ -431,7 +431,8 @@ async def test_resubscribe_from_preferences_sends_a_new_confirmation(client, sto
     sid = store.add_subscriber("daily", "back@example.org")
     store.unsubscribe(sid, "daily")
     response = await client.post(manage_path(sid), data={"action": "resubscribe"})
-    assert response.status_code == 200 and "We sent an email to b•••@e•••.org" in response.text
+    assert response.status_code == 200
+    assert "If b•••@e•••.org can receive our emails, a message with a link" in response.text
     # Nothing changes until the reader confirms from their inbox.
     assert status_of(store, sid) == "unsubscribed"
     [msg] = maildir_messages(settings)

@@ -26,7 +26,7 @@ def install_slash_redirect(app: Starlette, url: Callable[[str], str]) -> None:
 
     async def fallback(scope: Scope, receive: Receive, send: Send) -> None:
         path = get_route_path(scope) if scope["type"] == "http" else "/"
-        if path not in ("/", ""):
+        if path != "/":
             other = path.rstrip("/") if path.endswith("/") else path + "/"
             probe = {**scope, "path": scope.get("root_path", "") + other}
             if any(route.matches(probe)[0] is not Match.NONE for route in routes):
