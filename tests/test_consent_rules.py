@@ -341,3 +341,30 @@ def test_a_second_confirmation_changes_nothing(store: Store) -> None:
     assert first.confirmed_at == second.confirmed_at == NOW
     assert [e.cause for e in store.membership_history("ann@example.org")] == [
         "web-signup", "confirm"]
+
+
+def test_one_report_processed_by_two_runs_at_once_is_recorded_once(store_url: str) -> None:
+    """Two `bounces process` runs over one mailbox (an overlapping cron)."""
+    stores = [open_store(store_url) for _ in range(4)]
+    try:
+        sid = stores[0].add_subscriber("daily", "ann@example.org")
+        barrier = threading.Barrier(len(stores))
+        results: list[str] = []
+
+        def record(store: Store) -> None:
+            barrier.wait()
+            results.append(store.record_bounce(
+                "same-report", kind="complaint", subscriber_id=sid, delivery_id=None,
+                status=None, reason="abuse", report_message_id="<arf@x.test>"))
+
+        threads = [threading.Thread(target=record, args=(s,)) for s in stores]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(results) == ["duplicate"] * 3 + ["suppressed"]
+        assert [e.cause for e in stores[0].membership_history("ann@example.org")] == [
+            "editor-add", "complaint"]
+    finally:
+        for store in stores:
+            store.close()

@@ -7,6 +7,7 @@ usage. Through the command line, with real SMTP servers on loopback.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from click.testing import CliRunner
 from smtp_servers import smtp_server
 from test_cli import AS_OF, make_project
 from test_consent_web import KEY, consent_config
+from test_due import Scheduler, at, make_settings, page
 
 from digest.cli import main
 from digest.config import load_settings
@@ -97,3 +99,21 @@ async def test_dry_run_with_test_to_is_bad_usage_and_sends_nothing(tmp_path: Pat
     assert err.strip() == ("error: Use either --dry-run (build every message, send none) or "
                            "--test-to (send a test copy), not both.")
     assert srv.handler.received == []
+
+
+async def test_a_scheduled_edition_logs_the_lines_its_import_rejected(
+        tmp_path: Path, repo: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="digest.editions")
+    readers = tmp_path / "readers.csv"
+    readers.write_text("email,name\nann@example.org,Ann\nnot-an-address,X\n", encoding="utf-8")
+    async with smtp_server() as srv:
+        settings = make_settings(tmp_path, repo, srv.port,
+                                 sources=[page(tmp_path / "front.txt", "Vote tonight")],
+                                 extra=f'subscribers_files = ["{readers}"]')
+        with open_store(settings.database_url) as store:
+            outcome = await Scheduler(settings, store).run(at(7, 1))
+    assert outcome.action == "published", outcome
+    lines = [r.getMessage() for r in caplog.records]
+    assert (f"list=daily subscribers file {readers}: rejected lines 3; left to the readers: "
+            "lines none") in lines
+    assert not any("not-an-address" in line or "@example.org" in line for line in lines)

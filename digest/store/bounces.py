@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from digest.errors import StoreError
@@ -125,9 +126,15 @@ class BouncesMixin(Database):
             if key is None:
                 raise StoreError(f"The store has no subscriber {subscriber_id}; the bounce "
                                  "names a deleted subscriber and was not recorded.")
-            conn.execute(bounce_events.insert().values(
-                event_key=event_key, kind=kind, subscriber_id=subscriber_id,
-                delivery_id=delivery_id, status=status, reason=reason[:200], created_at=now))
+            # Two runs over one mailbox at once (an overlapping cron): the second is told
+            # "duplicate" instead of failing on the unique key.
+            insert = (sqlite.insert if self.is_sqlite else postgresql.insert)(bounce_events)
+            if conn.execute(insert.values(
+                    event_key=event_key, kind=kind, subscriber_id=subscriber_id,
+                    delivery_id=delivery_id, status=status, reason=reason[:200], created_at=now,
+            ).on_conflict_do_nothing(index_elements=["event_key"])
+                    .returning(bounce_events.c.id)).first() is None:
+                return "duplicate"
             detail = " ".join(p for p in (kind, "bounce" if kind != "complaint" else "",
                                           status or "", reason) if p)
             cause = {"hard": "bounce", "soft": "soft-bounces", "complaint": "complaint"}[kind]
