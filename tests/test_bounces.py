@@ -244,7 +244,11 @@ def test_record_bounce_suppresses_once_and_counts_soft_bounces_per_delivery(
     assert store.get_membership("daily", "soft@example.org").status == "bounced"
     assert store.get_membership("weekly", "soft@example.org").status == "bounced"
     assert store.is_suppressed("soft@example.org")
+    # A complaint after the bounce is stronger evidence: bounced -> complained, everywhere.
     assert store.record_bounce("k5", kind="complaint", subscriber_id=sid, delivery_id=first,
+                               status=None, reason="abuse", now=NOW) == "suppressed"
+    assert store.get_membership("weekly", "soft@example.org").status == "complained"
+    assert store.record_bounce("k6", kind="complaint", subscriber_id=sid, delivery_id=second,
                                status=None, reason="abuse", now=NOW) == "already-suppressed"
 
 

@@ -149,7 +149,7 @@ def test_confirmed_opt_in_lifts_a_bounce_suppression(store: Store) -> None:
     assert [m.email for m in store.iter_eligible("daily")] == ["ann@example.org"]
     last = store.membership_history("ann@example.org")[-1]
     assert (last.old_status, last.new_status, last.actor, last.cause) == (
-        "unsubscribed", "active", "editor", "editor-confirmed")
+        "bounced", "active", "editor", "editor-confirmed")
     assert last.detail == {"lifted_suppression": "bounced"}
 
 

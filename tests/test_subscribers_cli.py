@@ -137,11 +137,13 @@ def test_add_with_confirm_prints_a_link_and_stays_pending(cli) -> None:
                                                            max_age=timedelta(days=7))
     with open_store(cli.url) as store:
         member = store.get_membership_by_id(subscriber_id, list_name)
-        assert (member.email, member.status, member.sections) == (
-            "new.reader@example.org", "pending", frozenset({"Politics", "World"}))
+        # Name and sections wait in the request until the reader confirms it.
+        assert (member.email, member.status, member.sections, member.name) == (
+            "new.reader@example.org", "pending", None, None)
         assert list(store.iter_eligible("daily")) == []
-        assert store.confirm_subscription(subscriber_id, list_name,
-                                          request_id=request).status == "active"
+        confirmed = store.confirm_subscription(subscriber_id, list_name, request_id=request)
+        assert (confirmed.status, confirmed.sections, confirmed.name) == (
+            "active", frozenset({"Politics", "World"}), "New Reader")
         [asked, confirmed] = store.membership_history("new.reader@example.org")
         assert (asked.id, asked.actor, asked.cause) == (request, "editor", "editor-request")
         assert (confirmed.actor, confirmed.cause) == ("reader", "confirm")

@@ -27,8 +27,11 @@ from .text import decoded_header, find_message_ids, find_unsubscribe_token, own_
 
 __all__ = ["ACTION_KINDS", "EVENT_KINDS", "Action", "BounceEvent", "classify", "decide"]
 
+#: What an event calls for; "note-complaint" (a complaint by someone the reader forwarded
+#: the edition to: noted, never suppressing) is decided by the processor, which knows the
+#: address the delivery went to.
 ACTION_KINDS = ("suppress-bounced", "suppress-complained", "unsubscribe", "record-soft",
-                "ignore")
+                "note-complaint", "ignore")
 MAX_BYTES = 2_000_000
 
 _SUBJECT_UNSUBSCRIBE = re.compile(r"^\s*(?:(?:re|fwd?|aw)\s*:\s*)*unsubscribe(?:\s+(\S+))?\s*$",

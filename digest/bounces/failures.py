@@ -17,6 +17,8 @@ from email.policy import compat32
 
 from flufl.bounce import all_failures
 
+from digest.mailboxes import mailbox
+
 from .events import BounceEvent
 from .originals import HEADER_PARTS, diagnosis, identify, message_ids_named
 from .status import assess, codes_in, pick_status, reply_status, specificity
@@ -45,23 +47,31 @@ logging.getLogger("flufl.bounce").addFilter(_drop)
 def dsn_event(msg: Message, parts: list[Message], domain: str | None,
               recipient: str | None = None) -> BounceEvent | None:
     """The event for a DSN, from the recipient block that matters most (hard over soft
-    about the reader over soft about us over notices) or, given ``recipient``, from that
-    recipient's block. None when the DSN has no recipient block to read.
+    about the reader over soft about us over notices) or, given ``recipient``, from the
+    block whose original or final recipient has that address. None when the DSN has no
+    recipient block to read.
+
+    A block's ``recipient`` is its ``Final-Recipient`` (RFC 3464 2.3.2: the address the
+    failure is about, after any forwarding), its ``Original-Recipient`` only when it has no
+    final one; ``recipients`` names both of every block, so the processor can find the
+    reader's block and see that a failure is a forward target's, not the reader's.
     """
     blocks: list[Message] = []
     for part in parts:
         if part.get_content_type() in DSN_PARTS:
             blocks += [b for b in report_fields(part) if b.get("Final-Recipient")
                        or b.get("Original-Recipient") or b.get("Action")]
-    events = [_block_event(block) for block in blocks]
-    if not events:
+    if not blocks:
         return None
-    named = tuple(dict.fromkeys(e.recipient for e in events if e.recipient))
+    events = [_block_event(block) for block in blocks]
+    originals = [report_address(b.get("Original-Recipient")) for b in blocks]
+    named = tuple(dict.fromkeys(a for e, o in zip(events, originals, strict=True)
+                                for a in (o, e.recipient) if a))
     chosen = None
     if recipient is not None:
-        key = address_key(recipient)
-        chosen = next((e for e in events if e.recipient and address_key(e.recipient) == key),
-                      None)
+        box = mailbox(recipient)
+        chosen = next((e for e, o in zip(events, originals, strict=True)
+                       if any(a and mailbox(a) == box for a in (o, e.recipient))), None)
     if chosen is None:
         chosen = max(events, key=lambda e: _RANK.get((e.kind, e.about), 1))
     message_id, token = identify(msg, parts, domain, _human_text(parts))
@@ -72,8 +82,8 @@ def dsn_event(msg: Message, parts: list[Message], domain: str | None,
 
 def _block_event(block: Message) -> BounceEvent:
     action = (block.get("Action") or "").strip().lower().split(" ")[0]
-    recipient = (report_address(block.get("Original-Recipient"))
-                 or report_address(block.get("Final-Recipient")))
+    recipient = (report_address(block.get("Final-Recipient"))
+                 or report_address(block.get("Original-Recipient")))
     diagnostic = " ".join(str(block.get("Diagnostic-Code") or "").split())
     status = pick_status(str(block.get("Status") or ""), diagnostic)
     # Postfix's address probes (sendmail -bv) say "deliverable" with a 2.x.x status.

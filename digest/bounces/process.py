@@ -12,6 +12,7 @@ reader's address is gone.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,12 +21,12 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from digest.config import Settings
 from digest.errors import InvalidTokenError, SubscriberNotFoundError
+from digest.mailboxes import mailbox
 from digest.tokens import read_unsubscribe_token
 
 from .classify import Action, classify, decide
 from .events import BounceEvent
 from .sources import RawMessage
-from .text import address_key
 
 if TYPE_CHECKING:
     from digest.store import Store
@@ -36,14 +37,18 @@ __all__ = ["SOFT_BOUNCE_LIMIT", "SOFT_BOUNCE_WINDOW", "BounceReport", "MessageOu
 SOFT_BOUNCE_LIMIT = 3
 SOFT_BOUNCE_WINDOW = timedelta(days=14)
 _KIND_OF_RECORD = {"suppress-bounced": "hard", "suppress-complained": "complaint",
-                   "record-soft": "soft"}
+                   "record-soft": "soft", "note-complaint": "complaint"}
+# RFC 6590 redaction of the reporter's address: the word, masks, or a hash of the local part.
+_REDACTED = re.compile(r"(?i)(?:redacted|anonymi[sz]ed)[\w.+-]*|[x*#_.-]+|[0-9a-f]{16,}|"
+                       r"[A-Za-z0-9+/=_-]{24,}")
 
 
 @dataclass(frozen=True, slots=True)
 class MessageOutcome:
     """What happened to one message: ``result`` is "suppressed", "already-suppressed",
-    "recorded" (a soft bounce below the limit), "unsubscribed", "already-inactive",
-    "duplicate" (recorded by an earlier run), "unattributed", "ignored" or "dry-run";
+    "recorded" (a soft bounce below the limit), "noted" (a complaint by someone the reader
+    forwarded the edition to), "unsubscribed", "already-inactive", "duplicate" (recorded
+    by an earlier run), "unattributed", "ignored" or "dry-run";
     ``about`` is "us" for a failure about our mail rather than the reader."""
 
     key: str
@@ -128,6 +133,8 @@ class BounceReport:
                        f"{r['unattributed']} unattributed, {r['ignored']} ignored.")
         else:
             changes = (f"{r['suppressed']} suppressed, {r['recorded']} soft bounces recorded, "
+                       f"{_count(r['noted'], 'complaint')} by someone else noted (not "
+                       f"suppressing), "
                        f"{r['unsubscribed']} unsubscribed, {r['already-suppressed']} already "
                        f"suppressed, {r['already-inactive']} already inactive, "
                        f"{r['duplicate']} seen before, {r['unattributed']} unattributed, "
@@ -167,22 +174,32 @@ def _attribute(settings: Settings, store: Store, event: BounceEvent) -> _Target 
     return None
 
 
+def _redacted(address: str) -> bool:
+    """True for a reporter's address whose local part was redacted (RFC 6590)."""
+    return bool(_REDACTED.fullmatch(address.rpartition("@")[0]))
+
+
 def _for_reader(message: RawMessage, event: BounceEvent, action: Action, target: _Target,
                 domain: str | None) -> tuple[BounceEvent, Action]:
-    """The event and action for the address the delivery went to: the reader's own block
-    of a report naming several recipients; a hard bounce naming only other addresses is
-    counted as a soft one (still evidence that mail to the reader fails, not that the
-    reader's address is gone)."""
+    """The event and action for the address the delivery went to (see the module
+    docstring): the reader's own block of a report naming several recipients; a hard
+    bounce of another address counted as a soft one; a complaint by another mailbox noted
+    only."""
+    mine = mailbox(target.email)
+    if event.kind == "complaint":
+        reporter = event.recipient
+        if reporter and not _redacted(reporter) and mailbox(reporter) != mine:
+            return event, Action("note-complaint", f"{action.reason} by another recipient "
+                                 "than the delivery's (a forward): noted, not suppressing")
+        return event, action
     if event.kind not in ("hard", "soft") or not event.recipients:
         return event, action
-    key = address_key(target.email)
-    keys = [address_key(a) for a in event.recipients]
-    if key in keys:
-        if event.recipient is None or address_key(event.recipient) != key:
-            event = classify(message.data, domain=domain, recipient=target.email)
-            action = decide(event)
-        return event, action
-    if action.kind == "suppress-bounced":
+    if mine in {mailbox(a) for a in event.recipients} and (
+            event.recipient is None or mailbox(event.recipient) != mine):
+        event = classify(message.data, domain=domain, recipient=target.email)
+        action = decide(event)
+    if action.kind == "suppress-bounced" and (event.recipient is None
+                                              or mailbox(event.recipient) != mine):
         return event, Action("record-soft", f"{action.reason} (for another address than "
                              "the delivery's: counted as soft)")
     return event, action
@@ -252,5 +269,6 @@ def _handle(settings: Settings, store: Store, message: RawMessage, *, dry_run: b
     result = store.record_bounce(
         event_key, kind=_KIND_OF_RECORD[action.kind], subscriber_id=target.subscriber_id,
         delivery_id=target.delivery_id, status=event.status, reason=action.reason,
-        soft_limit=soft_limit, soft_window=soft_window, report_message_id=report_id, now=now)
+        soft_limit=soft_limit, soft_window=soft_window, report_message_id=report_id,
+        by_reader=action.kind != "note-complaint", list_name=target.list_name, now=now)
     return outcome(result, action.reason, target)

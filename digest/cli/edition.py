@@ -17,7 +17,7 @@ from digest.config import ListSettings, Settings
 from digest.models import Edition
 
 from .stopping import stop_on_signals
-from .subscribers import format_report
+from .subscribers import format_report, report_rows
 from .support import (
     config_option,
     console,
@@ -204,9 +204,11 @@ def draft(config_path: str | None, list_name: str | None, sources: tuple[str, ..
 @list_option
 @source_options
 @editor_option
-@click.option("--dry-run", is_flag=True, help="Build every message, send none.")
+@click.option("--dry-run", is_flag=True,
+              help="Build every message, send none (not with --test-to).")
 @click.option("--test-to", "test_to", multiple=True, metavar="EMAIL",
-              help="Send a '[TEST]' copy to this address (repeatable); no ledger.")
+              help="Send a '[TEST]' copy to this address (repeatable); no ledger. Exits 1 "
+                   "when one of them fails.")
 @handle_errors
 def send(config_path: str | None, list_name: str | None, sources: tuple[str, ...],
          as_of: str | None, force: bool, editor: str, dry_run: bool,
@@ -224,6 +226,9 @@ def send(config_path: str | None, list_name: str | None, sources: tuple[str, ...
       python run_digest.py send --test-to editor@example.org
       python run_digest.py send
     """
+    if dry_run and test_to:
+        fail("Use either --dry-run (build every message, send none) or --test-to (send a "
+             "test copy), not both.", code=2)
     settings, lst = _context(config_path, list_name)
     moment = pipeline.parse_as_of(as_of, lst)
     with stop_on_signals() as stop, pipeline.open_store_for(settings) as store, \
@@ -254,9 +259,12 @@ def _send_lock(settings: Settings, lst: ListSettings, store: Store, stop: StopRe
 
 def _print_send(outcome: pipeline.SendOutcome, settings: Settings) -> None:
     for path, imported in outcome.imports:
-        for line in format_report(imported, outcome.edition.list_name if outcome.edition
-                                  else "", path)[:1]:
-            console.print(line, highlight=False, markup=False)
+        # The summary on stdout; every row rejected or left to the reader on stderr, with
+        # its file and line, as `subscribers import` reports them.
+        console.print(format_report(imported, outcome.edition.list_name if outcome.edition
+                                    else "", path)[0], highlight=False, markup=False)
+        for line in report_rows(imported):
+            warn(f"{path}: {line}")
     if outcome.status == "no-recipients":
         fail(outcome.message)
     if outcome.report is not None:
@@ -268,3 +276,7 @@ def _print_send(outcome: pipeline.SendOutcome, settings: Settings) -> None:
     report = outcome.report
     if report is not None and getattr(report, "stopped", None):
         fail(f"The send stopped early: {report.stopped}.")  # type: ignore[attr-defined]
+    failed: int = getattr(report, "failed", 0) if outcome.status == "test" else 0
+    if failed:
+        fail(f"{failed} of the test addresses did not get the test (the reasons are above); "
+             "check them and the relay.")

@@ -57,7 +57,13 @@ def format_report(report: ImportReport, list_name: str, source: str) -> list[str
     lines = [summary]
     if not report.changed:
         lines.append("Nothing new.")
-    lines += [f"rejected line {r.line}: {r.reason}" for r in report.rejected]
+    return lines + report_rows(report)
+
+
+def report_rows(report: ImportReport) -> list[str]:
+    """One line per row an import rejected, warned about or left to the reader (line and
+    reason; the kept ones up to :data:`KEPT_SHOWN`, then a count)."""
+    lines = [f"rejected line {r.line}: {r.reason}" for r in report.rejected]
     lines += [f"warning line {w.line}: {w.reason}" for w in report.warnings]
     lines += [f"kept line {k.line}: {k.reason}" for k in report.kept[:KEPT_SHOWN]]
     if len(report.kept) > KEPT_SHOWN:

@@ -196,7 +196,13 @@ async def _act(run: _Run, slot: Slot) -> DueOutcome:
         return DueOutcome(lst.name, "awaiting-approval", edition_id=record.id)
     if run.now < slot.due:
         return DueOutcome(lst.name, "waiting", edition_id=record.id)
-    sync_subscriber_files(run.settings, lst, store)
+    for path, imported in sync_subscriber_files(run.settings, lst, store):
+        # Line numbers only: a row's reason may quote part of its address.
+        if imported.rejected or imported.kept:
+            log.warning("list=%s subscribers file %s: rejected lines %s; left to the readers: "
+                        "lines %s", lst.name, path,
+                        ",".join(str(r.line) for r in imported.rejected) or "none",
+                        ",".join(str(k.line) for k in imported.kept) or "none")
     outcome = await deliver_record(run.settings, lst, store, record, actor="scheduler",
                                    as_of=run.as_of(slot), stop=run.stop)
     if outcome.status == "no-recipients":

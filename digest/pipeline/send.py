@@ -103,10 +103,14 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
     :raises EmptyEditionError: caught here and reported as ``status == "skipped"``.
     :raises EditionStateError: today's edition is held, cancelled, missed or awaits review,
         and not ``force``.
+    :raises ValueError: for ``dry_run`` with ``test_to`` (a dry run sends nothing; the
+        command line refuses the two together as bad usage).
     """
     from digest.deliver import send_test
     from digest.errors import EmptyEditionError
 
+    if dry_run and test_to:
+        raise ValueError("a dry run sends nothing, not even a test copy")
     relay = settings.relay_for(lst)
     imports: list[tuple[str, ImportReport]] = []
     if dry_run:  # the recipients a real send would have, with nothing written
@@ -127,8 +131,11 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
             async with smtp_target(settings, relay) as addr:
                 report = await send_test(messages, relay=relay, smtp_addr=addr,
                                          delivery=settings.delivery)
-            return SendOutcome("test", f"Sent a test of the {lst.name} edition to "
-                               f"{len(test_to)} address(es).", edition, report=report,
+            told = (f"Sent a test of the {lst.name} edition to {report.sent} address(es)."
+                    if not report.failed else
+                    f"The test of the {lst.name} edition reached {report.sent} of "
+                    f"{len(test_to)} address(es); {report.failed} failed (reasons above).")
+            return SendOutcome("test", told, edition, report=report,
                                errors=errors, warnings=_drops(
                                    factory, edition, [(None, len(test_to))], "test address(es)"))
         factory = MessageFactory(settings, lst, edition, as_of=as_of)

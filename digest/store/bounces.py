@@ -7,18 +7,20 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from digest.errors import StoreError
 
-from .consent import lower_everywhere
+from .consent import event_row, lower_everywhere, record_events
 from .engine import Database, guarded
-from .ledger import suppress_address
+from .members import suppress_key
 from .schema import (
     bounce_events,
     deliveries,
     editions,
     lists,
+    memberships,
     subscribers,
     suppressions,
 )
@@ -88,14 +90,18 @@ class BouncesMixin(Database):
     def record_bounce(self, event_key: str, *, kind: str, subscriber_id: int,
                       delivery_id: int | None, status: str | None, reason: str,
                       soft_limit: int = 3, soft_window: timedelta = timedelta(days=14),
-                      report_message_id: str | None = None,
+                      report_message_id: str | None = None, by_reader: bool = True,
+                      list_name: str | None = None,
                       now: datetime | None = None) -> str:
         """Record one bounce or complaint for a subscriber, in one transaction, and suppress
         the address (every list) when it calls for it.
 
         A hard bounce suppresses as "bounced", a complaint as "complained"; soft bounces
         suppress as "bounced" once ``soft_limit`` different deliveries (reports naming no
-        delivery count one each) soft-bounced within ``soft_window``.
+        delivery count one each) soft-bounced within ``soft_window``. A complaint that is
+        not ``by_reader`` (the report names another recipient: someone the reader forwarded
+        the edition to) is recorded, and noted on the reader's membership of ``list_name``
+        (cause "forwarded-complaint", status unchanged), but suppresses nothing.
 
         :param event_key: identifies the report (a hash of its bytes): recording the same
             key again changes nothing.
@@ -103,7 +109,8 @@ class BouncesMixin(Database):
             of every membership the report changes (cause "bounce", "soft-bounces" or
             "complaint").
         :returns: "duplicate" (seen before), "suppressed" (the address is suppressed now),
-            "already-suppressed", or "recorded" (a soft bounce below the limit).
+            "already-suppressed", "recorded" (a soft bounce below the limit) or "noted" (a
+            complaint by someone else).
         :raises StoreError: for an unknown ``kind`` or subscriber.
         """
         if kind not in BOUNCE_KINDS:
@@ -119,21 +126,30 @@ class BouncesMixin(Database):
             if key is None:
                 raise StoreError(f"The store has no subscriber {subscriber_id}; the bounce "
                                  "names a deleted subscriber and was not recorded.")
-            conn.execute(bounce_events.insert().values(
-                event_key=event_key, kind=kind, subscriber_id=subscriber_id,
-                delivery_id=delivery_id, status=status, reason=reason[:200], created_at=now))
+            # Two runs over one mailbox at once (an overlapping cron): the second is told
+            # "duplicate" instead of failing on the unique key.
+            insert = (sqlite.insert if self.is_sqlite else postgresql.insert)(bounce_events)
+            if conn.execute(insert.values(
+                    event_key=event_key, kind=kind, subscriber_id=subscriber_id,
+                    delivery_id=delivery_id, status=status, reason=reason[:200], created_at=now,
+            ).on_conflict_do_nothing(index_elements=["event_key"])
+                    .returning(bounce_events.c.id)).first() is None:
+                return "duplicate"
             detail = " ".join(p for p in (kind, "bounce" if kind != "complaint" else "",
                                           status or "", reason) if p)
             cause = {"hard": "bounce", "soft": "soft-bounces", "complaint": "complaint"}[kind]
+            record: dict[str, object] = {k: v for k, v in (("report_message_id", report_message_id),
+                                        ("status", status), ("reason", reason[:200]),
+                                        ("delivery_id", delivery_id)) if v}
+            if kind == "complaint" and not by_reader:
+                self._note_forwarded(conn, subscriber_id, list_name, record, now)
+                return "noted"
             if kind == "soft":
                 count = self._soft_count(conn, subscriber_id, now - soft_window)
                 if count < soft_limit:
                     return "recorded"
                 detail = (f"{count} soft bounces within {soft_window.days} days; last: "
                           f"{status or ''} {reason}").strip()
-            record: dict[str, object] = {k: v for k, v in (("report_message_id", report_message_id),
-                                        ("status", status), ("reason", reason[:200]),
-                                        ("delivery_id", delivery_id)) if v}
             return self._suppress_subscriber(conn, subscriber_id, key,
                                              "complained" if kind == "complaint" else "bounced",
                                              detail, now, cause=cause, record=record)
@@ -150,6 +166,23 @@ class BouncesMixin(Database):
         return int(with_delivery or 0) + int(without or 0)
 
     @staticmethod
+    def _note_forwarded(conn: Connection, subscriber_id: int, list_name: str | None,
+                        record: dict[str, object], now: datetime) -> None:
+        """An event on the reader's membership of the list: a complaint about their copy
+        by someone else, which changes nothing."""
+        query = sa.select(memberships.c.list_id, memberships.c.status,
+                          memberships.c.sections).where(
+            memberships.c.subscriber_id == subscriber_id)
+        if list_name is not None:
+            query = query.join(lists, lists.c.id == memberships.c.list_id).where(
+                lists.c.name == list_name)
+        record_events(conn, [event_row(
+            list_id=m.list_id, subscriber_id=subscriber_id, old_status=m.status,
+            new_status=m.status, old_sections=m.sections, new_sections=m.sections,
+            actor="system", cause="forwarded-complaint", detail=record, now=now)
+            for m in conn.execute(query)])
+
+    @staticmethod
     def _suppress_subscriber(conn: Connection, subscriber_id: int, email_key: str,
                              status: str, detail: str, now: datetime, *, cause: str,
                              record: dict[str, object]) -> str:
@@ -157,5 +190,5 @@ class BouncesMixin(Database):
                                    detail=record, now=now)
         was = conn.execute(sa.select(suppressions.c.id).where(
             suppressions.c.email_key == email_key)).first()
-        suppress_address(conn, email_key, status, detail, now)
+        suppress_key(conn, email_key, status, detail, now)
         return "already-suppressed" if was is not None and not changed else "suppressed"

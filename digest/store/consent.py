@@ -27,6 +27,7 @@ from .engine import Database, guarded
 from .schema import (
     ACTIVE,
     EVENT_ACTORS,
+    STATUS_RANK,
     lists,
     membership_events,
     memberships,
@@ -38,6 +39,7 @@ from .validation import InvalidSubscriberError, normalise_address
 __all__ = [
     "CAUSES",
     "REQUEST_CAUSES",
+    "SUPPRESSING_CAUSES",
     "ConsentMixin",
     "MembershipEvent",
     "consent_sources",
@@ -63,14 +65,23 @@ CAUSES: dict[str, str] = {
     "bounce": "a hard bounce report (detail: its Message-ID and status)",
     "soft-bounces": "repeated soft bounces (detail: the last report's Message-ID)",
     "complaint": "an abuse complaint (detail: the report's Message-ID)",
+    "forwarded-complaint": "a complaint about the reader's copy by someone else it was "
+                           "forwarded to (detail: the report's Message-ID and who): noted, "
+                           "never suppressing",
     "delivery-refused": "the relay refused the address during a send (detail: the reply)",
-    "suppressed": "the address was put on the suppression list",
+    "suppressed": "the address was put on the suppression list (detail: why; for an "
+                  "import, the file and line that said so)",
     "editor-add": "`subscribers add`",
     "editor-confirmed": "`subscribers add --confirmed`: an editor vouches for the consent",
     "editor-remove": "`subscribers remove`",
 }
 #: Causes of request events: a confirmation link names one of these events.
 REQUEST_CAUSES = frozenset({"web-signup", "resubscribe-request", "editor-request"})
+#: Causes of events that keep a reader from mail even when the status stays as it was (an
+#: unsubscribed reader's address bouncing): a confirmation requested before one of them
+#: never applies.
+SUPPRESSING_CAUSES = frozenset({"bounce", "soft-bounces", "complaint", "delivery-refused",
+                                "suppressed", "editor-remove"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,22 +187,33 @@ def record_event(conn: Connection, **values: Any) -> int:
 
 
 def lower_everywhere(conn: Connection, subscriber_id: int, status: str, *, actor: str,
-                     cause: str, detail: dict[str, Any] | None, now: datetime) -> int:
-    """Move every active or pending membership of a subscriber to ``status`` (an inactive
-    one), one event each; returns how many memberships changed."""
-    rows = conn.execute(sa.select(memberships.c.id, memberships.c.list_id,
-                                  memberships.c.status, memberships.c.sections)
-                        .where(memberships.c.subscriber_id == subscriber_id,
-                               memberships.c.status.in_((ACTIVE, "pending")))).all()
-    if not rows:
-        return 0
-    conn.execute(memberships.update().where(memberships.c.id.in_([r.id for r in rows]))
-                 .values(status=status, changed_at=now))
+                     cause: str, detail: dict[str, Any] | None, now: datetime,
+                     except_list: int | None = None) -> int:
+    """Apply a suppression (``status`` "bounced" or "complained", or an editor's
+    "unsubscribed") to every membership of a subscriber, one event each, and return how
+    many changed status.
+
+    A membership moves to ``status`` when that is a move towards not mailing (from active
+    or pending, or up :data:`~digest.store.schema.STATUS_RANK`: unsubscribed < bounced <
+    complained); every other one keeps its status and still gets an event with the cause,
+    so ``subscribers history`` explains every suppression that touched the reader.
+    ``except_list`` is a list whose membership the caller has recorded already.
+    """
+    query = sa.select(memberships.c.id, memberships.c.list_id, memberships.c.status,
+                      memberships.c.sections).where(memberships.c.subscriber_id == subscriber_id)
+    if except_list is not None:
+        query = query.where(memberships.c.list_id != except_list)
+    rows = conn.execute(query.order_by(memberships.c.list_id)).all()
+    moved = [r.id for r in rows if STATUS_RANK[status] > STATUS_RANK[r.status]]
+    if moved:
+        conn.execute(memberships.update().where(memberships.c.id.in_(moved))
+                     .values(status=status, changed_at=now))
     record_events(conn, [event_row(
         list_id=r.list_id, subscriber_id=subscriber_id, old_status=r.status,
-        new_status=status, old_sections=r.sections, new_sections=r.sections, actor=actor,
-        cause=cause, detail=detail, now=now) for r in rows])
-    return len(rows)
+        new_status=status if r.id in moved else r.status, old_sections=r.sections,
+        new_sections=r.sections, actor=actor, cause=cause, detail=detail, now=now)
+        for r in rows])
+    return len(moved)
 
 
 def lift_suppression(conn: Connection, email_key: str) -> str | None:

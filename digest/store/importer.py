@@ -2,12 +2,15 @@
 the ownership rule.
 
 The file shape is in :mod:`.csvrows`. What an import may change is the ownership rule written
-in :mod:`.subscribers`: it adds readers, fills names and attributes, sets sections only where
-the reader never chose them, and moves a status only towards not mailing, once; it never
-makes an existing member active. Rows it leaves to the reader are reported (``kept``). Each
-row is applied in file order as if imported alone, so importing the same file twice changes
-nothing the second time. Every membership it adds or changes gets a consent event (cause
-"import", detail: file and line), inserted in bulk with its batch.
+in :mod:`.subscribers`: it adds readers, fills names and attributes (of inactive members
+too), sets sections only where the reader never chose them, and moves a status only towards
+not mailing and never to a status the membership had before (so a reader who came back by
+their own confirmation stays back, whatever stale row says otherwise); it never makes an
+existing member active, and a bounced or complained status it sets suppresses the address
+on every list. Rows it leaves to the reader are reported (``kept``). Each row is applied in
+file order as if imported alone, so importing the same file twice changes nothing the second
+time. Every membership it adds or changes gets a consent event (cause "import", detail: file
+and line), inserted in bulk with its batch.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from .csvrows import (
     open_text,
 )
 from .engine import Database, guarded
-from .members import Membership
+from .members import Membership, suppressed_statuses
 from .schema import (
     ACTIVE,
     INACTIVE,
@@ -42,14 +45,15 @@ from .schema import (
     membership_events,
     memberships,
     subscribers,
-    suppressions,
 )
-from .subscribers import SubscribersMixin
+from .subscribers import SubscribersMixin, lowers, suppress_everywhere
 
 __all__ = ["EXPORT_COLUMNS", "SECTION_SEPARATOR", "ImportMixin", "ImportReport", "RejectedRow"]
 
 _KEPT_SECTIONS = "sections chosen by the reader on the preferences page were left alone"
 _KEPT_PENDING = "pending until the reader confirms: an import never makes a member active"
+_KEPT_BACK = ("the membership was {status} before and the reader came back; an import never "
+              "sets a status again (to stop their mail, use `subscribers remove`)")
 
 
 def _utc(now: datetime | None) -> datetime:
@@ -64,6 +68,8 @@ class _Batch:
     subscriber_updates: list[dict[str, Any]] = field(default_factory=list)
     member_updates: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: (subscriber id, email key, status, file and line) of rows that suppress the address
+    suppress: list[tuple[int, str, str, dict[str, Any]]] = field(default_factory=list)
 
 
 class ImportMixin(SubscribersMixin, Database):
@@ -130,10 +136,8 @@ class ImportMixin(SubscribersMixin, Database):
                 conn.execute(self._insert(subscribers, ["email_key"]), new_subs)
                 subs.update(self._existing(conn, [s["email_key"] for s in new_subs]))
             members = self._members(conn, lid, [s.id for s in subs.values()])
-            blocked = dict(conn.execute(
-                sa.select(suppressions.c.email_key, suppressions.c.reason)
-                .where(suppressions.c.email_key.in_(keys))).all())
-            lowered = self._lowered_before(conn, lid, rows, subs, members)
+            blocked = suppressed_statuses(conn, keys)
+            had = self._had_before(conn, lid, rows, subs)
             fresh = {s["email_key"] for s in new_subs}
             out = _Batch()
             for row in rows:
@@ -143,10 +147,8 @@ class ImportMixin(SubscribersMixin, Database):
                 if member is None:
                     self._plan_new(row, sub, lid, fresh, blocked, confirmed, now, report,
                                    planned, out, where)
-                elif member.status in INACTIVE:
-                    report.kept_inactive += 1
                 else:
-                    self._plan_existing(row, sub, member, lid, lowered, confirmed, now,
+                    self._plan_existing(row, sub, member, lid, had, confirmed, now,
                                         report, out, where)
             if not dry:
                 self._write(conn, lid, out, now)
@@ -157,7 +159,7 @@ class ImportMixin(SubscribersMixin, Database):
                   where: dict[str, Any]) -> None:
         status = self._first_status(row.status, confirmed)
         if row.key in blocked:
-            status = "complained" if blocked[row.key] == "complained" else "bounced"
+            status = blocked[row.key]
             report.kept_inactive += 1
         elif row.key in planned:  # a dry run met this address in an earlier batch
             seen, planned[row.key] = planned[row.key], row
@@ -188,17 +190,17 @@ class ImportMixin(SubscribersMixin, Database):
             list_id=lid, subscriber_id=sub.id, old_status=None, new_status=status,
             old_sections=None, new_sections=row.sections, actor="import", cause="import",
             detail=where, now=now))
+        if status in ("bounced", "complained") and row.key not in blocked:
+            out.suppress.append((sub.id, row.key, status, where))
 
     def _plan_existing(self, row: Row, sub: Any, member: Any, lid: int | None,
-                       lowered: set[tuple[int, str]], confirmed: bool, now: datetime,
+                       had: set[tuple[int, str]], confirmed: bool, now: datetime,
                        report: ImportReport, out: _Batch, where: dict[str, Any]) -> None:
         changed = self._sub_update(sub, row, now, out.subscriber_updates)
         status = member.status
-        if row.status in INACTIVE and row.status != member.status:
-            if (sub.id, row.status) in lowered:
-                report.kept.append(RejectedRow(
-                    row.line, f"the reader subscribed again after an import set "
-                    f"{row.status}; to stop their mail, use `subscribers remove`"))
+        if row.status in INACTIVE and lowers(row.status, member.status):
+            if (sub.id, row.status) in had:
+                report.kept.append(RejectedRow(row.line, _KEPT_BACK.format(status=row.status)))
             else:
                 status = row.status
         elif member.status == "pending" and (row.status == ACTIVE or (
@@ -213,6 +215,8 @@ class ImportMixin(SubscribersMixin, Database):
         if status == member.status and sections == member.sections:
             if changed:
                 report.updated += 1
+            elif member.status in INACTIVE:
+                report.kept_inactive += 1
             else:
                 report.unchanged += 1
             return
@@ -224,6 +228,8 @@ class ImportMixin(SubscribersMixin, Database):
                 list_id=lid, subscriber_id=sub.id, old_status=member.status,
                 new_status=status, old_sections=member.sections, new_sections=sections,
                 actor="import", cause="import", detail=where, now=now))
+        if status != member.status and status in ("bounced", "complained"):
+            out.suppress.append((sub.id, row.key, status, where))
 
     def _write(self, conn: Connection, lid: int | None, out: _Batch, now: datetime) -> None:
         if out.new_members:
@@ -243,6 +249,9 @@ class ImportMixin(SubscribersMixin, Database):
                                  sections=sa.bindparam("b_sections", type_=sa.JSON),
                                  changed_at=now), out.member_updates)
         record_events(conn, out.events)
+        for sid, key, status, where in out.suppress:
+            suppress_everywhere(conn, sid, key, status, actor="import", cause="suppressed",
+                                detail=where, now=now, except_list=lid)
 
     @staticmethod
     def _import_list(conn: Connection, list_name: str, *, create: bool) -> int | None:
@@ -263,21 +272,18 @@ class ImportMixin(SubscribersMixin, Database):
             .where(memberships.c.list_id == lid, memberships.c.subscriber_id.in_(ids)))}
 
     @staticmethod
-    def _lowered_before(conn: Connection, lid: int | None, rows: list[Row],
-                        subs: dict[str, Any], members: dict[int, Any]) -> set[tuple[int, str]]:
-        """(subscriber id, status) pairs an earlier import already set, for the rows that
-        would lower a member now: a status is set by imports once."""
-        wanted = [subs[r.key].id for r in rows if r.status in INACTIVE and r.key in subs
-                  and (m := members.get(subs[r.key].id)) is not None
-                  and m.status not in INACTIVE]
+    def _had_before(conn: Connection, lid: int | None, rows: list[Row],
+                    subs: dict[str, Any]) -> set[tuple[int, str]]:
+        """(subscriber id, status) pairs of the inactive statuses the rows' memberships have
+        had at any time (the consent record): an import never sets one of those again."""
+        wanted = [subs[r.key].id for r in rows if r.status in INACTIVE and r.key in subs]
         if lid is None or not wanted:
             return set()
         ev = membership_events.c
         return {(int(sid), status) for sid, status in conn.execute(
-            sa.select(ev.subscriber_id, ev.new_status).where(
-                ev.list_id == lid, ev.subscriber_id.in_(wanted), ev.actor == "import",
-                ev.new_status.in_(INACTIVE),
-                sa.or_(ev.old_status.is_(None), ev.old_status != ev.new_status)))}
+            sa.select(ev.subscriber_id, ev.new_status).distinct().where(
+                ev.list_id == lid, ev.subscriber_id.in_(wanted),
+                ev.new_status.in_(INACTIVE)))}
 
     @staticmethod
     def _existing(conn: Connection, keys: list[str]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,13 +11,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from digest.errors import SubscriberNotFoundError
+from digest.mailboxes import mailbox
 
 from .engine import Database, guarded
 from .schema import ACTIVE, lists, memberships, subscribers, suppressions
 from .validation import InvalidSubscriberError, normalise_address
 
 __all__ = ["MembersMixin", "Membership", "member_query", "membership_from_row",
-           "suppressed_status"]
+           "suppress_key", "suppressed_status", "suppressed_statuses"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +70,47 @@ def membership_from_row(row: Any) -> Membership:
 
 
 def suppressed_status(conn: Connection, email_key: str) -> str | None:
-    """"complained" or "bounced" when the address is suppressed, else None."""
-    reason = conn.execute(sa.select(suppressions.c.reason)
-                          .where(suppressions.c.email_key == email_key)).scalar()
-    if reason is None:
-        return None
-    return "complained" if reason == "complained" else "bounced"
+    """The status a new membership of the address must take, or None when it may join:
+    "complained" when the address is suppressed as complained or its mailbox complained
+    under another spelling (``victim+x@``, Gmail's dots: :func:`digest.mailboxes.mailbox`),
+    "bounced" when the address itself is suppressed for another reason."""
+    return suppressed_statuses(conn, [email_key]).get(email_key)
+
+
+def suppressed_statuses(conn: Connection, email_keys: Sequence[str]) -> dict[str, str]:
+    """:func:`suppressed_status` of many addresses at once (those absent may join)."""
+    if not email_keys:
+        return {}
+    boxes = {key: mailbox(key) for key in email_keys}
+    rows = conn.execute(sa.select(suppressions.c.email_key, suppressions.c.mailbox,
+                                  suppressions.c.reason).where(sa.or_(
+        suppressions.c.email_key.in_(list(email_keys)),
+        sa.and_(suppressions.c.mailbox.in_(sorted(set(boxes.values()))),
+                suppressions.c.reason == "complained")))).all()
+    exact = {r.email_key: r.reason for r in rows}
+    complained = {r.mailbox for r in rows if r.reason == "complained"}
+    found: dict[str, str] = {}
+    for key in email_keys:
+        if exact.get(key) == "complained" or boxes[key] in complained:
+            found[key] = "complained"
+        elif key in exact:
+            found[key] = "bounced"
+    return found
+
+
+def suppress_key(conn: Connection, email_key: str, reason: str, detail: str | None,
+                 now: datetime) -> None:
+    """Put the address on the suppression list as ``reason`` ("bounced" or "complained"),
+    or raise a "bounced" suppression to "complained" (never the other way)."""
+    found = conn.execute(sa.select(suppressions.c.id, suppressions.c.reason)
+                         .where(suppressions.c.email_key == email_key)).first()
+    note = detail[:500] if detail else None
+    if found is None:
+        conn.execute(suppressions.insert().values(email_key=email_key, reason=reason,
+                                                  detail=note, created_at=now))
+    elif reason == "complained" and found.reason != "complained":
+        conn.execute(suppressions.update().where(suppressions.c.id == found.id)
+                     .values(reason=reason, detail=note, created_at=now))
 
 
 class MembersMixin(Database):

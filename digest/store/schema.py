@@ -11,6 +11,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from digest.mailboxes import mailbox
+
 __all__ = [
     "ACTIVE",
     "DELIVERY_STATUSES",
@@ -19,6 +21,7 @@ __all__ = [
     "INACTIVE",
     "MEMBERSHIP_STATUSES",
     "NON_TERMINAL",
+    "STATUS_RANK",
     "TERMINAL",
     "UTCDateTime",
     "bounce_events",
@@ -41,6 +44,10 @@ ACTIVE = "active"
 EVENT_ACTORS = ("reader", "editor", "system", "import")
 MEMBERSHIP_STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 INACTIVE = frozenset({"unsubscribed", "bounced", "complained"})
+#: How far a status keeps mail away: a move towards not mailing only goes up (active or
+#: pending to any inactive status; unsubscribed < bounced < complained, since a bounce or
+#: complaint also suppresses the address and a complaint also refuses every later sign-up).
+STATUS_RANK = {"pending": 0, "active": 0, "unsubscribed": 1, "bounced": 2, "complained": 3}
 DELIVERY_STATUSES = ("queued", "sending", "sent", "failed", "expired", "skipped")
 TERMINAL = frozenset({"sent", "failed", "expired", "skipped"})
 NON_TERMINAL = frozenset({"queued", "sending"})
@@ -123,10 +130,22 @@ memberships = sa.Table(
     sa.Index(None, "subscriber_id"),
 )
 
+def _mailbox_of_row(context: Any) -> str | None:
+    """The ``mailbox`` of a suppression being inserted, from its ``email_key``, so every
+    insert (whoever writes it) fills it in."""
+    key = context.get_current_parameters().get("email_key")
+    return mailbox(key) if key else None
+
+
+# One row per suppressed address (email_key); ``mailbox`` is the mailbox it delivers to
+# (digest.mailboxes: no +tag, case, Gmail dots), so a complaint also refuses sign-ups of
+# the mailbox's other spellings.
 suppressions = sa.Table(
     "suppressions", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("email_key", sa.String(320), nullable=False, unique=True),
+    sa.Column("mailbox", sa.String(320), nullable=True, default=_mailbox_of_row,
+              index=True),
     sa.Column("reason", sa.String(32), nullable=False),
     sa.Column("detail", sa.String(500), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),

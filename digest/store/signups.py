@@ -16,9 +16,10 @@ __all__ = ["SignupLimitsMixin"]
 
 
 class SignupLimitsMixin(Database):
-    """Token buckets keyed by an opaque string (the web app hashes client networks,
-    mailboxes and, for the desk's sign-in, account names into keys; no address or name is
-    stored). Every rate limit of the web app lives here: sign-ups and desk sign-ins."""
+    """Token buckets keyed by an opaque string ``kind:value`` (the web app hashes client
+    networks, mailboxes and, for the desk's sign-in, account names into values; no address
+    or name is stored). Every rate limit of the web app lives here: sign-ups and desk
+    sign-ins. All buckets of one kind share one limit; each kind has its own."""
 
     @guarded
     def take_signup_token(self, key: str, *, capacity: float, per_second: float,
@@ -37,8 +38,11 @@ class SignupLimitsMixin(Database):
         now = (now or datetime.now(UTC)).astimezone(UTC)
         insert = (sqlite.insert if self.is_sqlite else postgresql.insert)(signup_limits)
         with self.write() as conn:
-            # Full buckets carry no information: forget them (keeps the table small).
+            # Full buckets carry no information: forget them (keeps the table small). Only
+            # this kind's: another kind's bucket is full after its own refill time, not ours.
+            kind = key.partition(":")[0]
             conn.execute(signup_limits.delete().where(
+                signup_limits.c.key.startswith(f"{kind}:", autoescape=True),
                 signup_limits.c.updated_at < now - timedelta(seconds=capacity / per_second)))
             query = sa.select(signup_limits.c.tokens, signup_limits.c.updated_at).where(
                 signup_limits.c.key == key)

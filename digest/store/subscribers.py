@@ -1,24 +1,34 @@
-"""Subscribers and their memberships: add, look up, request, confirm, unsubscribe, suppress.
+"""Subscribers and their memberships: add, look up, unsubscribe, suppress (sign-up requests
+and their confirmation are in :mod:`.optin`).
 
-Who owns a membership (the rule every method here and in :mod:`.importer` enforces, so no
-caller can break it):
+Who owns a membership (the rule every method here, in :mod:`.optin` and in :mod:`.importer`
+enforces, so no caller can break it):
 
 * **The reader** owns their consent and their sections. Only the reader's own confirmed
   actions change them: the confirmation POST of a sign-up (the only way a reader becomes
   active), unsubscribing (one-click, the page's button, an unsubscribe email), and sections
   saved on the preferences page.
 * **The system's evidence** about the address (a hard bounce, repeated soft bounces, an
-  abuse complaint, a relay refusing the address) moves a status towards not mailing.
+  abuse complaint by the reader, a relay refusing the address) suppresses the address and
+  moves every membership of it towards not mailing; each membership gets an event, even one
+  whose status stays (:func:`.consent.lower_everywhere`). A move towards not mailing goes
+  from active or pending to an inactive status, or up between inactive ones:
+  unsubscribed < bounced < complained (:data:`.schema.STATUS_RANK`); nothing moves down.
 * **An editor's import** (and ``subscribers add``) may add new readers, fill or update
-  names and attributes, set sections only where the reader never chose them, and move a
-  status only towards not mailing (active or pending to unsubscribed, bounced or
-  complained), once: a status the import already set is not set again after the reader
-  came back. It never makes an existing member active.
+  names and attributes of any member, set sections only where the reader never chose them,
+  and move a status only towards not mailing. **An import never sets a status the
+  membership had before**: once a reader came back from it (by their own confirmation, or
+  an editor's ``add --confirmed``), no stale row (an old export, a CRM file synced by every
+  send) can put them back. A bounced or complained status it sets suppresses the address on
+  every list, as evidence does. It never makes an existing member active.
 * **A sign-up request** changes nothing about an existing member (status, timestamps,
-  name, sections) until its confirmation POST; for a suppressed or complained address it
-  records nothing and no confirmation email may be sent (``outcome == "suppressed"``).
+  name, sections) until its confirmation POST, which applies the name and sections of the
+  request it confirms. For a suppressed address, an address whose mailbox complained under
+  any spelling, or a member who complained, it records nothing and no confirmation email
+  may be sent (``outcome == "suppressed"``); a confirmation never lifts a suppression.
 * **An editor** makes a member active directly only with ``subscribers add --confirmed``
-  (``confirmed=True``), recorded as the editor's act; it also lifts a suppression.
+  (``confirmed=True``), recorded as the editor's act; it also lifts a suppression. An
+  editor's ``set_status`` (``subscribers remove``) moves only towards not mailing.
 
 Every change (and every sign-up request) writes one event in :mod:`.consent` in the same
 transaction.
@@ -27,8 +37,7 @@ transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,23 +45,24 @@ from sqlalchemy.engine import Connection
 
 from digest.errors import SubscriberNotFoundError
 
-from .consent import (
-    REQUEST_CAUSES,
-    lift_suppression,
-    lower_everywhere,
-    record_event,
+from .changes import (
+    change_membership,
+    ensure_membership,
+    ensure_subscriber,
+    sections_of,
+    utc,
 )
+from .consent import lift_suppression, lower_everywhere, record_event
 from .editions import list_id
 from .engine import guarded
-from .ledger import suppress_address
-from .members import Membership, MembersMixin, membership_from_row, suppressed_status
+from .members import Membership, membership_from_row, suppress_key, suppressed_status
+from .optin import OptInMixin, SubscriptionRequest
 from .schema import (
     ACTIVE,
     INACTIVE,
     MEMBERSHIP_STATUSES,
+    STATUS_RANK,
     lists,
-    membership_events,
-    memberships,
     subscribers,
 )
 from .validation import InvalidSubscriberError, clean_name, clean_sections, normalise_address
@@ -69,25 +79,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class SubscriptionRequest:
-    """What a sign-up request did. ``outcome`` is "requested" (a confirmation link may name
-    ``request_id``), "already-active" (nothing to confirm) or "suppressed" (the address is
-    suppressed or complained: nothing was recorded and no confirmation email may go to it).
-    ``member`` is the membership afterwards (None for a suppressed address not on the list).
-    """
-
-    outcome: str
-    member: Membership | None
-    request_id: int | None = None
-
-
-def _utc(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
-
-
 def _status_checked(status: str) -> str:
     if status not in MEMBERSHIP_STATUSES:
         raise InvalidSubscriberError(f"The status {status!r} is not one of "
@@ -95,25 +86,26 @@ def _status_checked(status: str) -> str:
     return status
 
 
-def _sections(member: Membership) -> list[str] | None:
-    return sorted(member.sections) if member.sections is not None else None
+def lowers(new: str, old: str) -> bool:
+    """True when moving a membership from ``old`` to ``new`` is a move towards not mailing
+    (see the rule above: up :data:`~.schema.STATUS_RANK`)."""
+    return new in INACTIVE and STATUS_RANK[new] > STATUS_RANK[old]
 
 
-class SubscribersMixin(MembersMixin):
+def suppress_everywhere(conn: Connection, subscriber_id: int, key: str, status: str, *,
+                        actor: str, cause: str, detail: dict[str, Any] | None, now: datetime,
+                        except_list: int | None = None) -> int:
+    """Put the address on the suppression list (``status`` "bounced" or "complained") and
+    apply it to every membership (:func:`.consent.lower_everywhere`, except the list the
+    caller recorded); returns how many memberships changed status."""
+    note = ", ".join(f"{k} {v}" for k, v in (detail or {}).items()) or cause
+    suppress_key(conn, key, status, note, now)
+    return lower_everywhere(conn, subscriber_id, status, actor=actor, cause=cause,
+                            detail=detail, now=now, except_list=except_list)
+
+
+class SubscribersMixin(OptInMixin):
     """Store methods that change one subscriber at a time, under the ownership rule."""
-
-    def _change(self, conn: Connection, member: Membership, now: datetime, *, actor: str,
-                cause: str, detail: dict[str, Any] | None = None, **values: Any) -> int:
-        """Update one membership and record the event; returns the event id."""
-        lid = list_id(conn, member.list_name)
-        conn.execute(memberships.update().where(
-            memberships.c.list_id == lid, memberships.c.subscriber_id == member.subscriber_id,
-        ).values(changed_at=now, **values))
-        return record_event(
-            conn, list_id=lid, subscriber_id=member.subscriber_id, old_status=member.status,
-            new_status=values.get("status", member.status), old_sections=_sections(member),
-            new_sections=values["sections"] if "sections" in values else _sections(member),
-            actor=actor, cause=cause, detail=detail, now=now)
 
     @guarded
     def add_subscriber(self, list_name: str, email: str, *, name: str | None = None,
@@ -133,50 +125,52 @@ class SubscribersMixin(MembersMixin):
         address, key = normalise_address(email, allow_smtputf8=allow_smtputf8)
         name = clean_name(name)
         chosen, _ = clean_sections(sections)
-        now = _utc(now)
+        now = utc(now)
         cause = "editor-confirmed" if confirmed else "editor-add"
         with self.write() as conn:
             lid = list_id(conn, list_name, create=True)
             sid = self._upsert_subscriber(conn, address, key, name, attributes, now)
-            member = self._membership(conn, sa.and_(subscribers.c.id == sid,
-                                                    lists.c.id == lid))
             lifted = lift_suppression(conn, key) if confirmed else None
             extra = {**(detail or {}), **({"lifted_suppression": lifted} if lifted else {})}
-            if member is None:
-                new = ACTIVE if confirmed else (suppressed_status(conn, key) or status)
-                conn.execute(memberships.insert().values(
-                    list_id=lid, subscriber_id=sid, status=new, sections=chosen,
-                    source=source, created_at=now, changed_at=now,
-                    confirmed_at=now if new == ACTIVE else None))
+            new = ACTIVE if confirmed else (suppressed_status(conn, key) or status)
+            if ensure_membership(conn, lid, sid, status=new, sections=chosen, source=source,
+                                 created_at=now, changed_at=now,
+                                 confirmed_at=now if new == ACTIVE else None):
                 record_event(conn, list_id=lid, subscriber_id=sid, old_status=None,
                              new_status=new, old_sections=None, new_sections=chosen,
                              actor="editor", cause=cause, detail=extra, now=now)
+                if new in ("bounced", "complained") and new == status:
+                    suppress_everywhere(conn, sid, key, new, actor="editor", cause=cause,
+                                        detail=detail, now=now, except_list=lid)
                 return sid
+            member = self._membership(conn, sa.and_(subscribers.c.id == sid,
+                                                    lists.c.id == lid))
+            assert member is not None
             values: dict[str, Any] = {}
             if sections is not None and member.sections_chosen_at is None \
-                    and chosen != _sections(member):
+                    and chosen != sections_of(member):
                 values["sections"] = chosen
             if confirmed and member.status != ACTIVE:
                 values.update(status=ACTIVE, confirmed_at=now)
-            elif status in INACTIVE and member.status in (ACTIVE, "pending"):
+            elif not confirmed and lowers(status, member.status):
                 values["status"] = status
             if values or lifted:
-                self._change(conn, member, now, actor="editor", cause=cause, detail=extra,
-                             **values)
+                change_membership(conn, member, now, actor="editor", cause=cause,
+                                  detail=extra, **values)
+            if values.get("status") in ("bounced", "complained"):
+                suppress_everywhere(conn, sid, key, status, actor="editor", cause=cause,
+                                    detail=detail, now=now, except_list=lid)
             return sid
 
     @staticmethod
     def _upsert_subscriber(conn: Connection, address: str, key: str, name: str | None,
                            attributes: dict[str, str] | None, now: datetime) -> int:
-        row = conn.execute(sa.select(subscribers.c.id, subscribers.c.name,
-                                     subscribers.c.attributes)
-                           .where(subscribers.c.email_key == key)).first()
-        if row is None:
-            new = conn.execute(subscribers.insert().values(
-                email=address, email_key=key, name=name, attributes=dict(attributes or {}),
-                created_at=now, updated_at=now)).inserted_primary_key
-            assert new is not None
-            return int(new[0])
+        sid, created = ensure_subscriber(conn, address, key, now, name=name,
+                                         attributes=attributes)
+        if created:
+            return sid
+        row = conn.execute(sa.select(subscribers.c.name, subscribers.c.attributes)
+                           .where(subscribers.c.id == sid)).one()
         values: dict[str, Any] = {}
         if name is not None and name != row.name:
             values["name"] = name
@@ -185,26 +179,29 @@ class SubscribersMixin(MembersMixin):
             if merged != row.attributes:
                 values["attributes"] = merged
         if values:
-            conn.execute(subscribers.update().where(subscribers.c.id == row.id)
+            conn.execute(subscribers.update().where(subscribers.c.id == sid)
                          .values(updated_at=now, **values))
-        return int(row.id)
+        return sid
 
     @guarded
     def set_status(self, list_name: str, email: str, status: str, *, cause: str = "editor-remove",
                    detail: dict[str, Any] | None = None,
                    now: datetime | None = None) -> Membership:
         """An editor moves a membership towards not mailing ("unsubscribed", "bounced" or
-        "complained"; the last two also suppress the address for every list).
+        "complained"; the last two also suppress the address for every list). Setting the
+        status the member has already changes nothing (but re-suppresses the address).
 
         :raises SubscriberNotFoundError: when the address is not on the list.
-        :raises InvalidSubscriberError: for "active" or "pending": only the reader's
-            confirmation or ``subscribers add --confirmed`` makes anyone active.
+        :raises InvalidSubscriberError: for "active" or "pending" (only the reader's
+            confirmation or ``subscribers add --confirmed`` makes anyone active), and for a
+            move down between inactive statuses (complained to unsubscribed or bounced,
+            bounced to unsubscribed): that would undo evidence the store keeps.
         """
         if _status_checked(status) not in INACTIVE:
             raise InvalidSubscriberError(
                 f"An editor cannot set {status!r} directly: only the reader's confirmation "
                 "or `subscribers add --confirmed` makes a member active.")
-        now = _utc(now)
+        now = utc(now)
         _, key = normalise_address(email, allow_smtputf8=True)
         with self.write() as conn:
             member = self._membership(conn, sa.and_(subscribers.c.email_key == key,
@@ -212,134 +209,39 @@ class SubscribersMixin(MembersMixin):
             if member is None:
                 raise SubscriberNotFoundError(f"The address is not on the list {list_name!r}; "
                                               "check the spelling or the --list option.")
+            if member.status != status and not lowers(status, member.status):
+                raise InvalidSubscriberError(
+                    f"The member is {member.status} on {list_name!r}; an editor cannot move "
+                    f"them to {status} (inactive statuses only go up: unsubscribed, bounced, "
+                    "complained).")
+            recorded = None
             if member.status != status:
-                self._change(conn, member, now, actor="editor", cause=cause, detail=detail,
-                             status=status)
+                change_membership(conn, member, now, actor="editor", cause=cause,
+                                  detail=detail, status=status)
+                recorded = list_id(conn, list_name)
             if status in ("bounced", "complained"):
-                suppress_address(conn, key, status, None, now)
-                lower_everywhere(conn, member.subscriber_id, status, actor="editor",
-                                 cause=cause, detail=detail, now=now)
+                suppress_everywhere(conn, member.subscriber_id, key, status, actor="editor",
+                                    cause=cause, detail=detail, now=now,
+                                    except_list=recorded)
             return self._by_id(conn, member.subscriber_id, list_name)
 
     @guarded
     def suppress(self, email: str, reason: str, *, detail: str | None = None,
                  cause: str | None = None, now: datetime | None = None) -> None:
         """Suppress ``email`` on every list (``reason`` "bounced" or "complained"); its
-        active and pending memberships take that status, each with an event."""
+        memberships move towards not mailing, each with an event (see
+        :func:`.consent.lower_everywhere`)."""
         if reason not in ("bounced", "complained"):
             raise InvalidSubscriberError("A suppression reason is \"bounced\" or \"complained\".")
         _, key = normalise_address(email, allow_smtputf8=True)
-        now = _utc(now)
+        now = utc(now)
         with self.write() as conn:
-            suppress_address(conn, key, reason, detail, now)
+            suppress_key(conn, key, reason, detail, now)
             sid = conn.execute(sa.select(subscribers.c.id)
                                .where(subscribers.c.email_key == key)).scalar()
             if sid is not None:
                 lower_everywhere(conn, sid, reason, actor="system", cause=cause or "suppressed",
                                  detail={"reason": detail} if detail else None, now=now)
-
-    @guarded
-    def request_subscription(self, list_name: str, email: str, *, name: str | None = None,
-                             sections: Iterable[str] | None = None, cause: str = "web-signup",
-                             source: str = "web", allow_smtputf8: bool = False,
-                             now: datetime | None = None) -> SubscriptionRequest:
-        """Record a double opt-in request (an event; a new address becomes "pending").
-
-        Nothing about an existing member changes: the requested sections wait in the
-        event until :meth:`confirm_subscription`. A name is kept only for a new subscriber.
-        """
-        address, key = normalise_address(email, allow_smtputf8=allow_smtputf8)
-        name = clean_name(name)
-        chosen, _ = clean_sections(sections)
-        now = _utc(now)
-        actor = "editor" if cause == "editor-request" else "reader"
-        with self.write() as conn:
-            lid = list_id(conn, list_name, create=True)
-            member = self._membership(conn, sa.and_(subscribers.c.email_key == key,
-                                                    lists.c.id == lid))
-            if suppressed_status(conn, key) or (member and member.status == "complained"):
-                return SubscriptionRequest("suppressed", member)
-            if member is not None and member.status == ACTIVE:
-                return SubscriptionRequest("already-active", member)
-            detail: dict[str, Any] = {"sections": chosen} if sections is not None else {}
-            if member is None:
-                sid = conn.execute(sa.select(subscribers.c.id)
-                                   .where(subscribers.c.email_key == key)).scalar()
-                if sid is None:
-                    sid = self._upsert_subscriber(conn, address, key, name, None, now)
-                conn.execute(memberships.insert().values(
-                    list_id=lid, subscriber_id=sid, status="pending", sections=chosen,
-                    source=source, created_at=now, changed_at=now))
-                old, current = None, None
-            else:
-                sid, old, current = member.subscriber_id, member.status, _sections(member)
-            request_id = record_event(
-                conn, list_id=lid, subscriber_id=sid, old_status=old,
-                new_status=old or "pending", old_sections=current,
-                new_sections=chosen if old is None else current, actor=actor, cause=cause,
-                detail=detail, now=now)
-            return SubscriptionRequest("requested", self._by_id(conn, sid, list_name),
-                                       request_id)
-
-    @guarded
-    def confirm_subscription(self, subscriber_id: int, list_name: str, *,
-                             request_id: int | None = None,
-                             now: datetime | None = None) -> Membership:
-        """The reader's confirmation POST: make the membership active, apply the sections
-        the request carried, and lift a suppression of the address.
-
-        It applies only when request ``request_id`` is this member's and nothing moved the
-        member towards not mailing after it (unsubscribing, a bounce, a complaint). A link
-        without a request (made before the consent record) confirms a "pending" member
-        only. Anything else leaves the membership as it is (look at ``status``).
-        """
-        now = _utc(now)
-        with self.write() as conn:
-            member = self._by_id(conn, subscriber_id, list_name)
-            if member.status == ACTIVE or not self._confirmable(conn, member, request_id):
-                return member
-            values: dict[str, Any] = {"status": ACTIVE, "confirmed_at": now}
-            detail: dict[str, Any] = {"request": request_id} if request_id else {}
-            if request_id is not None:
-                asked = conn.execute(sa.select(membership_events.c.detail).where(
-                    membership_events.c.id == request_id)).scalar() or {}
-                if "sections" in asked:
-                    values.update(sections=asked["sections"], sections_chosen_at=now)
-            lifted = lift_suppression(conn, member.email.casefold())
-            if lifted:
-                detail["lifted_suppression"] = lifted
-            self._change(conn, member, now, actor="reader", cause="confirm", detail=detail,
-                         **values)
-            return self._by_id(conn, subscriber_id, list_name)
-
-    @guarded
-    def can_confirm(self, subscriber_id: int, list_name: str,
-                    request_id: int | None) -> bool:
-        """True when :meth:`confirm_subscription` with ``request_id`` would make the member
-        active now (the confirmation page shows its button then).
-
-        :raises SubscriberNotFoundError: when the subscriber is not on the list.
-        """
-        with self.read() as conn:
-            member = self._by_id(conn, subscriber_id, list_name)
-            return member.status != ACTIVE and self._confirmable(conn, member, request_id)
-
-    @staticmethod
-    def _confirmable(conn: Connection, member: Membership, request_id: int | None) -> bool:
-        ev = membership_events.c
-        if request_id is None:
-            return member.status == "pending"
-        lid = list_id(conn, member.list_name)
-        request = conn.execute(sa.select(ev.cause).where(
-            ev.id == request_id, ev.list_id == lid,
-            ev.subscriber_id == member.subscriber_id)).scalar()
-        if request not in REQUEST_CAUSES:
-            return False
-        left_since = conn.execute(sa.select(ev.id).where(
-            ev.list_id == lid, ev.subscriber_id == member.subscriber_id, ev.id > request_id,
-            ev.new_status.in_(INACTIVE),
-            sa.or_(ev.old_status.is_(None), ev.old_status != ev.new_status)).limit(1)).first()
-        return left_since is None
 
     @guarded
     def unsubscribe(self, subscriber_id: int, list_name: str, *,
@@ -348,12 +250,12 @@ class SubscribersMixin(MembersMixin):
         """The reader unsubscribes from one list (committed at once); False if already
         inactive. ``cause``: "one-click-unsubscribe", "unsubscribe-page" or
         "mailto-unsubscribe" (``detail``: the report's Message-ID)."""
-        now = _utc(now)
+        now = utc(now)
         with self.write() as conn:
             member = self._by_id(conn, subscriber_id, list_name)
             if member.status in INACTIVE:
                 return False
-            self._change(conn, member, now, actor="reader", cause=cause, detail=detail,
+            change_membership(conn, member, now, actor="reader", cause=cause, detail=detail,
                          status="unsubscribed")
             return True
 
@@ -370,10 +272,10 @@ class SubscribersMixin(MembersMixin):
         if unknown:
             raise InvalidSubscriberError(f"Unknown section {unknown[0]!r}; choose from the "
                                          "list's sections.")
-        now = _utc(now)
+        now = utc(now)
         with self.write() as conn:
             member = self._by_id(conn, subscriber_id, list_name)
-            if chosen != _sections(member) or member.sections_chosen_at is None:
-                self._change(conn, member, now, actor="reader", cause="preferences",
+            if chosen != sections_of(member) or member.sections_chosen_at is None:
+                change_membership(conn, member, now, actor="reader", cause="preferences",
                              sections=chosen, sections_chosen_at=now)
             return self._by_id(conn, subscriber_id, list_name)

@@ -8,7 +8,7 @@ and without that prefix, so a proxy may pass the path through or strip it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -18,9 +18,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Match, Mount, Route, get_route_path
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.types import Scope
 
 from digest.config import Settings
 from digest.errors import (
@@ -46,6 +46,7 @@ from .middleware import (
     redact_path,
 )
 from .pages import Pages
+from .slashes import install_slash_redirect
 from .state import WebState, state_of
 from .subscriptions import confirm, manage, subscribe, unsubscribe
 
@@ -208,30 +209,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Starlette:
     )
     app.state.web = web
     app.state.desk = desk.state.desk
-    # Starlette's own trailing-slash redirect builds its URL from the request's Host header,
-    # which a client chooses; ours starts from web.base_url.
-    app.router.redirect_slashes = False
-    app.router.default = _slash_redirect(web, app.router.routes, app.router.not_found)
+    install_slash_redirect(app, web.url)
     return app
-
-
-def _slash_redirect(web: WebState, routes: Sequence[BaseRoute], not_found: ASGIApp) -> ASGIApp:
-    """The router's fallback: a 307 to ``web.base_url`` + the path with its trailing slash
-    added or removed when that path has a route, else ``not_found``."""
-
-    async def fallback(scope: Scope, receive: Receive, send: Send) -> None:
-        path = get_route_path(scope) if scope["type"] == "http" else "/"
-        if path != "/":
-            other = path.rstrip("/") if path.endswith("/") else path + "/"
-            probe = {**scope, "path": scope.get("root_path", "") + other}
-            if any(route.matches(probe)[0] is not Match.NONE for route in routes):
-                query = scope.get("query_string", b"").decode("latin-1")
-                target = web.url(other or "/") + (f"?{query}" if query else "")
-                await RedirectResponse(target, status_code=307)(scope, receive, send)
-                return
-        await not_found(scope, receive, send)
-
-    return fallback
 
 
 def _open_store(settings: Settings) -> Store:

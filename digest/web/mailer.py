@@ -93,12 +93,15 @@ def confirmation_message(settings: Settings, lst: ListSettings, *, email: str,
 
 
 def already_subscribed_message(settings: Settings, lst: ListSettings, *, email: str,
-                               name: str | None, manage_link: str) -> tuple[str, str, bytes]:
+                               manage_link: str) -> tuple[str, str, bytes]:
     """``(envelope sender, recipient, bytes)`` telling ``email`` it is already subscribed
-    (the web page says the same thing whether or not it was, so nobody can probe addresses)."""
+    (the web page says the same thing whether or not it was, so nobody can probe addresses).
+
+    Like the confirmation, it greets nobody by name: it answers a stranger's request, and
+    the name the store keeps may be one a requester typed."""
     _ = _translations(settings, lst).gettext
     return _message(
-        settings, lst, email=email, name=name,
+        settings, lst, email=email, name=None,
         subject=_("You are already subscribed to %(title)s") % {"title": lst.title},
         paragraphs=[
             _("Someone, probably you, asked to subscribe this address to %(title)s, and it "

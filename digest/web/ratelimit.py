@@ -7,8 +7,9 @@ restarts and across several ``serve`` processes sharing a database. Keys are key
 
 * a client's network: an IPv4 address, or the /64 of an IPv6 address (one customer's
   allocation, RFC 6177: a client changes addresses within it at will);
-* a mailbox: the address case-folded, without its ``+tag`` (RFC 5233 subaddress), and for
-  Gmail without dots, so ``victim+1@…`` … ``victim+150@…`` share one bucket.
+* a mailbox (:func:`digest.mailboxes.mailbox`): the address case-folded, without its
+  ``+tag`` (RFC 5233 subaddress), and for Gmail without dots, so ``victim+1@…`` …
+  ``victim+150@…`` share one bucket.
 
 Behind a reverse proxy the client address comes from ``X-Forwarded-For`` only when uvicorn
 trusts the proxy: set ``FORWARDED_ALLOW_IPS`` to the proxy's address (README, "Running
@@ -22,11 +23,10 @@ import hmac
 import ipaddress
 from dataclasses import dataclass
 
+from digest.mailboxes import mailbox
+
 __all__ = ["PER_CLIENT", "PER_MAILBOX", "SIGN_IN_PER_ACCOUNT", "SIGN_IN_PER_CLIENT", "Limit",
            "client_key", "client_network", "mailbox", "mailbox_key", "sign_in_keys"]
-
-_DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
-
 
 @dataclass(frozen=True, slots=True)
 class Limit:
@@ -71,16 +71,6 @@ def client_network(host: str | None) -> str:
 def client_key(host: str | None, secret: str) -> str:
     """The per-client bucket key of a request from ``host``."""
     return _key("client", client_network(host), secret)
-
-
-def mailbox(address: str) -> str:
-    """The mailbox an address delivers to, as far as we can tell: case-folded, without a
-    ``+tag``, and without dots in the local part for Gmail."""
-    local, _, domain = address.casefold().rpartition("@")
-    local = local.split("+", 1)[0] or local
-    if domain in _DOTLESS_DOMAINS:
-        local = local.replace(".", "")
-    return f"{local}@{domain}"
 
 
 def mailbox_key(address: str, secret: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -185,8 +186,12 @@ async def manage(request: Request) -> Response:
             return limited
         await _request_and_mail(web, lst, member.email, None, None,
                                 cause="resubscribe-request")
-        return page(member, notice=_("We sent an email to %(address)s; follow its link to "
-                                     "finish.") % {"address": mask_address(member.email)})
+        # The same words whether an email went or not (a suppressed address, the
+        # per-mailbox limit): true either way, and nothing to learn about the address.
+        return page(member, notice=_(
+            "If %(address)s can receive our emails, a message with a link to finish is on "
+            "its way. Nothing after a few minutes? Look in your spam folder.")
+            % {"address": mask_address(member.email)})
     return page(member, status=400, error=_("That form could not be understood; use the "
                                             "buttons on this page."))
 
@@ -220,15 +225,16 @@ async def _limited(web: WebState, request: Request, lang: str | None = None) -> 
 
 
 async def _request_and_mail(web: WebState, lst: ListSettings, email: str, name: str | None,
-                            sections: Any, *, cause: str = "web-signup") -> None:
+                            sections: Any, *, cause: str = "web-signup") -> bool:
     """Record the request and email the confirmation link, or a note that the address is
-    already subscribed. Only a few emails go to one mailbox (``+tags`` and case aside), and
-    none to a suppressed or complained address; the rest are dropped quietly, before
-    anything is recorded, and the caller answers the same either way."""
+    already subscribed; True when an email went out. Only a few emails go to one mailbox
+    (``+tags`` and case aside), and none to a suppressed or complained address (under any
+    spelling of its mailbox); the rest are dropped quietly, before anything is recorded,
+    and the caller answers the same either way."""
     store = web.get_store()
     if await _take(web, mailbox_key(email, web.settings.web.secret_keys[0]), web.per_mailbox):
         log.info("subscription email dropped by the per-mailbox limit list=%s", lst.name)
-        return
+        return False
     request = await run_in_threadpool(
         lambda: store.request_subscription(lst.name, email, name=name, sections=sections,
                                            cause=cause, source="web",
@@ -236,10 +242,9 @@ async def _request_and_mail(web: WebState, lst: ListSettings, email: str, name: 
     member = request.member
     if request.outcome == "suppressed" or member is None:
         log.info("no subscription email: the address is suppressed list=%s", lst.name)
-        return
+        return False
     if request.outcome == "already-active":
         message = already_subscribed_message(web.settings, lst, email=member.email,
-                                             name=member.name,
                                              manage_link=_manage_link(web, member))
     else:
         token = tokens.make_confirm_token(web.settings.web.secret_keys, member.subscriber_id,
@@ -249,6 +254,8 @@ async def _request_and_mail(web: WebState, lst: ListSettings, email: str, name: 
                                            web.settings.web.base_url, token))
     if await send_one(web.settings, lst, message):
         log.info("subscription email sent list=%s kind=%s", lst.name, request.outcome)
+        return True
+    return False
 
 
 async def subscribe(request: Request) -> Response:
@@ -349,9 +356,12 @@ async def confirm(request: Request) -> Response:
                 return web.pages.render("confirm.html", list_title=web.list_title(list_name),
                                         masked=mask_address(member.email), lang=lang)
         else:
+            moment = datetime.now(UTC)
             member = await run_in_threadpool(
                 lambda: store.confirm_subscription(subscriber_id, list_name,
-                                                   request_id=request_id))
+                                                   request_id=request_id, now=moment))
+            if member.status == "active" and member.confirmed_at == moment:
+                log.info("subscription confirmed list=%s", list_name)  # this POST did it
     except SubscriberNotFoundError:
         raise InvalidTokenError("This confirmation link does not match any subscription; "
                                 "subscribe again.") from None
@@ -364,7 +374,6 @@ async def confirm(request: Request) -> Response:
             links=[(_("Subscribe to %(title)s") % {"title": title},
                     web.url(f"/subscribe/{list_name}"))]
             if web.configured(list_name) else [], lang=lang)
-    log.info("subscription confirmed list=%s", list_name)
     return web.pages.message(
         _("You are subscribed to %(title)s") % {"title": title},
         _("%(address)s will get the next edition.") % {"address": mask_address(member.email)},

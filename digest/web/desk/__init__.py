@@ -30,6 +30,7 @@ from digest.errors import DeliveryError, RenderError, StoreError
 
 from ..middleware import origin_of
 from ..rowids import RowIdConvertor  # noqa: F401  (registers {id:rowid})
+from ..slashes import install_slash_redirect
 from .actions import build_draft, confirm_page, perform
 from .auth import login, logout
 from .editions import (
@@ -145,6 +146,7 @@ def create_desk(web: WebState) -> Starlette:
                                            crashed=crashed)],
                     exception_handlers=_handlers(desk))  # type: ignore[arg-type]
     app.state.desk = desk
+    install_slash_redirect(app, desk.url)  # from web.base_url, never the Host header
     return app
 
 
