@@ -112,6 +112,10 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
                                 progress=progress, max_wait=poll, stop=list_stop)
                         if report.sent or report.failed or report.expired:
                             worked = True
+                            log.info("worker %s: edition %d: %d sent, %d failed, %d expired, "
+                                     "%d deferred in %.1f s", me, record.id, report.sent,
+                                     report.failed, report.expired, report.deferred,
+                                     report.elapsed)
             except LockHeldError as exc:
                 log.debug("open deliveries of %s left to another run: %s", lst.name, exc)
                 open_ids.update(r.id for r in records)
