@@ -60,9 +60,12 @@ def _now() -> datetime:
 
 
 def default_lease(delivery: DeliverySettings) -> timedelta:
-    """How long a claimed row stays ours: three message deadlines plus slack. A crashed
-    worker's rows are claimable again after this (a cleanly stopped run releases its own
-    at once)."""
+    """How long a claimed row stays ours: ``[delivery] claim_lease``, by default three
+    message deadlines plus slack. A crashed or paused worker's rows are claimable again
+    after this (a cleanly stopped run releases its own at once); a worker sends nothing on a
+    claim with less than a message deadline of its lease left."""
+    if delivery.claim_lease is not None:
+        return delivery.claim_lease
     return timedelta(seconds=3 * delivery.message_timeout + 10)
 
 
@@ -174,7 +177,8 @@ async def send_test(messages: Iterable[tuple[str, str, bytes]], *,
             except TransactionError as err:
                 refused = err.refused.get(rcpt)
                 outcome = (classify_reply(refused.code, refused.message, Phase.RCPT)
-                           if refused is not None else classify_exception(err.cause, err.phase))
+                           if refused is not None else classify_exception(
+                               err.cause, err.phase, payload_sent=err.payload_sent))
             else:
                 refused = result.refused.get(rcpt)
                 outcome = (classify_reply(refused.code, refused.message, Phase.RCPT)

@@ -114,8 +114,14 @@ def classify_reply(code: int, text: str, phase: Phase) -> Outcome:
     return Outcome(Kind.FAIL, reason, code)
 
 
-def classify_exception(exc: BaseException, phase: Phase) -> Outcome:
-    """Classify an exception raised by aiosmtplib (or our own deadline) at ``phase``."""
+def classify_exception(exc: BaseException, phase: Phase, *,
+                       payload_sent: bool | None = None) -> Outcome:
+    """Classify an exception raised by aiosmtplib (or our own deadline) at ``phase``.
+
+    A disconnect or timeout at DATA is ambiguous (the server may hold the message, RFC
+    1047) only once the message and its final dot were written: ``payload_sent`` False
+    (the connection was gone before, or the 354 never came) makes it a plain retry; None
+    (not known) counts as written."""
     where = phase.upper()
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         return Outcome(Kind.AUTH, _reason(exc.code, "authentication failed", Phase.CONNECT),
@@ -137,7 +143,9 @@ def classify_exception(exc: BaseException, phase: Phase) -> Outcome:
                            reconnect=True)
         return Outcome(Kind.RELAY, f"relay setup failed: {type(exc).__name__}",
                        reconnect=True)
-    in_data = phase is Phase.DATA
+    in_data = phase is Phase.DATA and payload_sent is not False
+    if phase is Phase.DATA and not in_data:
+        where = "DATA, before the message was sent"
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
         return Outcome(Kind.FAIL, f"not supported by the relay: {redact(exc.message)}")
     if isinstance(exc, ValueError):

@@ -100,14 +100,18 @@ class TransactionError(Exception):
     """A transaction that delivered nothing: ``phase`` says where, ``__cause__`` what.
 
     ``refused`` carries each recipient's reply when every recipient was refused.
+    ``payload_sent`` says whether the message and its final dot had been handed to the
+    connection (only then can the server hold the message: RFC 1047).
     """
 
     def __init__(self, phase: Phase, cause: BaseException,
-                 refused: dict[str, SMTPResponse] | None = None) -> None:
+                 refused: dict[str, SMTPResponse] | None = None, *,
+                 payload_sent: bool = False) -> None:
         super().__init__(f"SMTP {phase} failed: {type(cause).__name__}")
         self.phase = phase
         self.cause = cause
         self.refused = refused or {}
+        self.payload_sent = payload_sent
 
 
 class SMTPConnection:
@@ -118,6 +122,7 @@ class SMTPConnection:
         self._smtp: aiosmtplib.SMTP | None = None
         self.transactions = 0  # on the current TCP connection
         self.phase = Phase.CONNECT  # how far the current transaction got
+        self.payload_sent = False  # the message and its final dot were written (DATA)
 
     @property
     def connected(self) -> bool:
@@ -143,6 +148,23 @@ class SMTPConnection:
             raise TransactionError(Phase.CONNECT, exc) from None
         self._smtp = smtp
         self.transactions = 0
+        self._watch_payload(smtp)
+
+    def _watch_payload(self, smtp: aiosmtplib.SMTP) -> None:
+        """Note when the payload is written: aiosmtplib's DATA writes the command, reads
+        354, then writes the message with its final dot in one call. A connection that is
+        already closed at that point raises instead (the server cannot have the message)."""
+        protocol = smtp.protocol
+        if protocol is None:
+            return
+        plain = protocol.write
+
+        def write(data: bytes) -> None:
+            plain(data)
+            if self.phase is Phase.DATA and data != b"DATA\r\n":
+                self.payload_sent = True
+
+        protocol.write = write  # type: ignore[method-assign]
 
     def abort(self) -> None:
         """Drop the TCP connection without QUIT (after errors and timeouts)."""
@@ -196,6 +218,7 @@ class SMTPConnection:
         smtp = self._smtp
         assert smtp is not None
         phase = self.phase = Phase.MAIL
+        self.payload_sent = False
         # RFC 6531: a non-ASCII address travels only with SMTPUTF8; a relay that does not
         # offer it gets nothing (no MAIL is sent), and the row fails with this reason.
         utf8 = not (sender.isascii() and all(r.isascii() for r in recipients))
@@ -233,12 +256,12 @@ class SMTPConnection:
                 self.abort()
             else:
                 await self._reset()
-            raise TransactionError(phase, exc) from None
+            raise TransactionError(phase, exc, payload_sent=self.payload_sent) from None
         except (Exception, asyncio.CancelledError) as exc:
             self.abort()  # disconnects, timeouts, cancellation: never reuse
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            raise TransactionError(phase, exc) from None
+            raise TransactionError(phase, exc, payload_sent=self.payload_sent) from None
         self.transactions += 1
         return SendResult(response, tuple(accepted), refused)
 
@@ -292,4 +315,4 @@ async def send_with_deadline(conn: SMTPConnection, sender: str, recipients: Sequ
             return await conn.send(sender, recipients, data)
     except TimeoutError as exc:
         conn.abort()
-        raise TransactionError(conn.phase, exc) from None
+        raise TransactionError(conn.phase, exc, payload_sent=conn.payload_sent) from None

@@ -44,6 +44,10 @@ class ClaimLike(Protocol):
     email: str
     attempts: int
     first_attempt_at: datetime | None
+    worker_id: str
+    token: int
+    lease_until: datetime | None
+    ambiguous: int
 
 
 class LedgerStore(Protocol):
@@ -51,12 +55,13 @@ class LedgerStore(Protocol):
 
     def claim_deliveries(self, edition_id: int, *, worker_id: str, limit: int, now: datetime,
                          lease: timedelta) -> list[Any]: ...
-    def mark_sent(self, delivery_id: int, *, response: str, now: datetime) -> None: ...
-    def mark_deferred(self, delivery_id: int, *, error: str, retry_at: datetime,
-                      now: datetime) -> None: ...
-    def mark_failed(self, delivery_id: int, *, code: int | None, error: str, suppress: bool,
-                    now: datetime) -> None: ...
-    def mark_expired(self, delivery_id: int, *, error: str, now: datetime) -> None: ...
+    def mark_sent(self, claim: Any, *, response: str, now: datetime) -> bool: ...
+    def mark_deferred(self, claim: Any, *, error: str, retry_at: datetime, now: datetime,
+                      ambiguous: bool = False) -> bool: ...
+    def mark_unconfirmed(self, claim: Any, *, error: str, now: datetime) -> bool: ...
+    def mark_failed(self, claim: Any, *, code: int | None, error: str, suppress: bool,
+                    now: datetime) -> bool: ...
+    def mark_expired(self, claim: Any, *, error: str, now: datetime) -> bool: ...
     def release_claims(self, worker_id: str, *, edition_id: int | None = None) -> int: ...
     def delivery_summary(self, edition_id: int) -> dict[str, int]: ...
     def delivery_reasons(self, edition_id: int) -> dict[str, dict[str, int]]: ...
@@ -106,6 +111,9 @@ class Worker(OutcomeRecorder):
         self.refill_at = self.batch // 2
         self._refill: asyncio.Task[None] | None = None
         self.lease_s = lease_s
+        # A claim is sent only while this much of its lease is left, so the transaction
+        # (bounded by message_timeout) ends before anyone else may take the row over.
+        self.lease_margin = timedelta(seconds=min(delivery.message_timeout, lease_s / 2))
         self.buffer: deque[Any] = deque()
         self.claim_lock = asyncio.Lock()
         self.changed = asyncio.Event()  # an in-flight message finished
@@ -119,13 +127,13 @@ class Worker(OutcomeRecorder):
         # Group commit of "sent" results when the store offers mark_sent_many: rows queued
         # while a commit runs go in the next one. At most ``tasks`` rows are queued or
         # being committed (the repeat bound after a crash counts on it).
-        self._sent: list[tuple[int, str]] = []
+        self._sent: list[tuple[Any, str]] = []
         self._uncommitted = 0
         self._room = asyncio.Event()  # fewer than ``tasks`` rows wait for a commit
         self._room.set()
         self._flush_now = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
-        self._unsaved: list[tuple[int, str]] = []  # sent, but their commit failed
+        self._unsaved: list[tuple[Any, str]] = []  # sent, but their commit failed
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="digest-ledger")
 
     @property
@@ -191,10 +199,9 @@ class Worker(OutcomeRecorder):
                 # The relay accepted these; a database that failed a moment ago may be back.
                 # If not, release_claims re-queues them: repeats stay within the bound.
                 with contextlib.suppress(Exception):
-                    await self.db(self.store.mark_sent_many,  # type: ignore[attr-defined]
-                                  self._unsaved, now=self.clock())
-                    for _, response in self._unsaved:
-                        self.report.count("sent", response)
+                    ended = await self.db(self.store.mark_sent_many,  # type: ignore[attr-defined]
+                                          self._unsaved, now=self.clock())
+                    self._count_sent(self._unsaved, ended)
                     self._unsaved = []
             self._db.shutdown(wait=True)
         if self.stop_error is not None:
@@ -340,13 +347,20 @@ class Worker(OutcomeRecorder):
             if not await self._slot(pool):  # stopping: the claim goes back untouched
                 self.buffer.appendleft(claim)
                 return
+            if not self.lease_left(claim):
+                # Fencing: the claim's lease ran out while it waited (a paused process, a
+                # slow database or rate limit). Another worker may own the row now; send
+                # nothing. If nobody took it, it comes back to any claim as a lost row.
+                self.report.lease_lost += 1
+                return
             try:
                 result = await send_with_deadline(conn, sender, [rcpt], data,
                                                   self.delivery.message_timeout)
             except TransactionError as err:
                 refused = err.refused.get(rcpt)
                 outcome = (classify_reply(refused.code, refused.message, Phase.RCPT)
-                           if refused is not None else classify_exception(err.cause, err.phase))
+                           if refused is not None else classify_exception(
+                               err.cause, err.phase, payload_sent=err.payload_sent))
             else:
                 refused = result.refused.get(rcpt)
                 outcome = (classify_reply(refused.code, refused.message, Phase.RCPT)
@@ -358,6 +372,12 @@ class Worker(OutcomeRecorder):
         finally:
             self.in_flight -= 1
             self.changed.set()
+
+    def lease_left(self, claim: Any) -> bool:
+        """True while ``claim``'s lease has more than ``lease_margin`` left (checked
+        before MAIL FROM); claims without a lease (other stores) always pass."""
+        until = getattr(claim, "lease_until", None)
+        return until is None or self.clock() + self.lease_margin < _utc(until)
 
     async def _slot(self, pool: SMTPPool) -> bool:
         """Take the relay's next rate-limit slot; False when a stop comes first."""
