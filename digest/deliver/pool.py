@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 import aiosmtplib
@@ -114,6 +114,11 @@ class TransactionError(Exception):
         self.payload_sent = payload_sent
 
 
+class DataRefused(Exception):
+    """The caller's ``before_data`` check said no after RCPT: the transaction was reset
+    (RSET) and nothing was sent (a claim whose lease ran out meanwhile, see worker.py)."""
+
+
 class SMTPConnection:
     """One persistent client; not shared by concurrent tasks."""
 
@@ -190,19 +195,22 @@ class SMTPConnection:
         except Exception:
             self.abort()
 
-    async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> SendResult:
+    async def send(self, sender: str, recipients: Sequence[str], data: bytes, *,
+                   before_data: Callable[[], bool] | None = None) -> SendResult:
         """One MAIL/RCPT…/DATA transaction on this connection (connecting first if needed).
 
         Recipients are read one by one: refused ones are returned in ``refused`` as long as
         one was accepted. A reused connection that the server dropped or closed with 421
         before MAIL was answered is replaced once, transparently (nothing was sent yet).
-        Cancellation (a caller's deadline) drops the connection.
+        Cancellation (a caller's deadline) drops the connection. ``before_data`` is asked
+        once the recipients are accepted, right before DATA: False resets the transaction.
 
         :raises TransactionError: when nothing was delivered.
+        :raises DataRefused: ``before_data`` returned False (nothing was sent).
         """
         reused = self.connected and self.transactions > 0
         try:
-            return await self._send_once(sender, recipients, data)
+            return await self._send_once(sender, recipients, data, before_data)
         except TransactionError as err:
             cause = err.cause
             stale = isinstance(cause, ConnectionError) or (
@@ -210,10 +218,10 @@ class SMTPConnection:
             if not (reused and err.phase is Phase.MAIL and stale):
                 raise
         self.abort()
-        return await self._send_once(sender, recipients, data)
+        return await self._send_once(sender, recipients, data, before_data)
 
-    async def _send_once(self, sender: str, recipients: Sequence[str],
-                         data: bytes) -> SendResult:
+    async def _send_once(self, sender: str, recipients: Sequence[str], data: bytes,
+                         before_data: Callable[[], bool] | None = None) -> SendResult:
         await self.connect()
         smtp = self._smtp
         assert smtp is not None
@@ -247,9 +255,12 @@ class SMTPConnection:
                 raise TransactionError(Phase.RCPT, aiosmtplib.SMTPRecipientsRefused(
                     [aiosmtplib.SMTPRecipientRefused(r.code, r.message, a)
                      for a, r in refused.items()]), refused)
+            if before_data is not None and not before_data():
+                await self._reset()
+                raise DataRefused("the transaction was abandoned before DATA")
             phase = self.phase = Phase.DATA
             response = await smtp.data(data)
-        except TransactionError:
+        except (TransactionError, DataRefused):
             raise
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 421 or not smtp.is_connected:
@@ -307,12 +318,13 @@ class SMTPPool:
 
 
 async def send_with_deadline(conn: SMTPConnection, sender: str, recipients: Sequence[str],
-                             data: bytes, deadline: float | None) -> SendResult:
+                             data: bytes, deadline: float | None, *,
+                             before_data: Callable[[], bool] | None = None) -> SendResult:
     """:meth:`SMTPConnection.send` under a per-message deadline (aiosmtplib's own timeout is
     per socket operation, so a slow-drip server would otherwise never time out)."""
     try:
         async with asyncio.timeout(deadline):
-            return await conn.send(sender, recipients, data)
+            return await conn.send(sender, recipients, data, before_data=before_data)
     except TimeoutError as exc:
         conn.abort()
         raise TransactionError(conn.phase, exc, payload_sent=conn.payload_sent) from None

@@ -10,7 +10,14 @@ holding a 250 waits while that many are queued. A row stays "sending" until its 
 committed, so after a crash (kill -9) only rows still "sending" can be sent again, and at
 most two per connection: those whose "sent" was waiting for its commit, and the messages
 on the wire. A requested stop (:mod:`digest.deliver.stop`) ends every task after its
-transaction under way; the claims it still holds are released by ``deliver_edition``."""
+transaction under way; the claims it still holds are released by ``deliver_edition``.
+
+Fencing: a claim is sent only while more than a message timeout of its lease is left,
+checked before MAIL FROM and again before DATA (buffered claims included), so a process
+paused past its lease (SIGSTOP, a VM pause, swap) sends none of the rows another worker may
+have taken over; every mark carries the claim's token, so its late results are kept as
+events (:mod:`digest.store.ledger`), never recorded as outcomes. What such a process can
+still repeat is what was in DATA (or whose 250 awaited its commit) when it stopped."""
 
 from __future__ import annotations
 
@@ -29,7 +36,13 @@ from typing import Any, Protocol
 from digest.config import DeliverySettings
 from digest.deliver.classify import Kind, Outcome, Phase, classify_exception, classify_reply
 from digest.deliver.outcomes import OutcomeRecorder, backoff_delay
-from digest.deliver.pool import SMTPConnection, SMTPPool, TransactionError, send_with_deadline
+from digest.deliver.pool import (
+    DataRefused,
+    SMTPConnection,
+    SMTPPool,
+    TransactionError,
+    send_with_deadline,
+)
 from digest.deliver.report import DeliveryReport, ProgressView
 from digest.deliver.stop import StopRequest
 from digest.errors import AuthenticationError, DeliveryError, RelayUnavailableError, StoreError
@@ -354,8 +367,12 @@ class Worker(OutcomeRecorder):
                 self.report.lease_lost += 1
                 return
             try:
-                result = await send_with_deadline(conn, sender, [rcpt], data,
-                                                  self.delivery.message_timeout)
+                result = await send_with_deadline(
+                    conn, sender, [rcpt], data, self.delivery.message_timeout,
+                    before_data=functools.partial(self.lease_left, claim))
+            except DataRefused:  # the lease ran out between MAIL FROM and DATA
+                self.report.lease_lost += 1
+                return
             except TransactionError as err:
                 refused = err.refused.get(rcpt)
                 outcome = (classify_reply(refused.code, refused.message, Phase.RCPT)
