@@ -33,6 +33,7 @@ class DeliveryReport:
     lease_lost: int = 0  # claims not sent because their lease ran out first (fencing)
     deferred: int = 0
     next_retry_at: datetime | None = None
+    waited: float | None = None  # seconds spent waiting for retries before send_wait ended it
     stopped: str | None = None  # why the run ended before every row was terminal
     interrupted: str | None = None  # a requested stop (e.g. "SIGTERM") left rows queued
     reasons: dict[str, dict[str, int]] = field(
@@ -60,6 +61,7 @@ class DeliveryReport:
             "unconfirmed": self.unconfirmed, "late": self.late, "lease_lost": self.lease_lost,
             "deferred": self.deferred,
             "next_retry_at": self.next_retry_at.isoformat() if self.next_retry_at else None,
+            "waited": round(self.waited, 3) if self.waited is not None else None,
             "stopped": self.stopped, "interrupted": self.interrupted, "elapsed": round(self.elapsed, 3),
             "reasons": {k: dict(v) for k, v in self.reasons.items()},
             "ledger": dict(self.ledger),
@@ -105,8 +107,6 @@ class DeliveryReport:
             console.print(f"Stopped on request ({escape(self.interrupted)}): {self.deferred} "
                           "left queued, none in flight; they go out on the next run.",
                           highlight=False)
-        elif self.deferred:
-            console.print(self.waiting_sentence(), highlight=False)
         if self.stopped:
             console.print(f"[bold red]stopped:[/] {escape(self.stopped)}", highlight=False)
 

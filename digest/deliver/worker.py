@@ -93,7 +93,8 @@ class Worker(OutcomeRecorder):
                  build: Callable[[Any], tuple[str, str, bytes]], pools: Sequence[SMTPPool],
                  delivery: DeliverySettings, worker_id: str, report: DeliveryReport,
                  clock: Callable[[], datetime], lease: timedelta, max_wait: float | None,
-                 relay_patience: float, stop: StopRequest | None = None) -> None:
+                 relay_patience: float, stop: StopRequest | None = None,
+                 send_wait: float | None = None) -> None:
         self.edition_id = edition_id
         self.store = store
         self.build = build
@@ -104,6 +105,10 @@ class Worker(OutcomeRecorder):
         self.clock = clock
         self.lease = lease
         self.max_wait = max_wait
+        # Waiting for retries is bounded in all by ``send_wait`` seconds, counted from the
+        # first time nothing was due (``send`` and the daily job return after it).
+        self.send_wait = send_wait
+        self._idle_since: float | None = None
         self.relay_patience = relay_patience
         self.stop = stop
         self.stopping = False  # a stop was requested: no new claim, no new transaction
@@ -291,6 +296,14 @@ class Worker(OutcomeRecorder):
             if self.max_wait is not None and delay > self.max_wait and not self.busy:
                 self.finished = True
                 return
+            if self.send_wait is not None and not self.busy:
+                idle = time.monotonic()
+                if self._idle_since is None:
+                    self._idle_since = idle
+                if idle + delay - self._idle_since > self.send_wait:
+                    self.report.waited = idle - self._idle_since
+                    self.finished = True
+                    return
         if self.stopping:
             return
         self.changed.clear()
