@@ -154,6 +154,23 @@ async def test_faults_end_in_the_right_terminal_states(store: Store, max_ambiguo
     assert any("450 at RCPT" in r for r in report.reasons["retried"])
 
 
+async def test_ambiguous_until_the_window_ends_is_unconfirmed_not_expired(store: Store) -> None:
+    """A relay that keeps every message and never answers in time: with a cap too high to
+    reach, the retry window ends the row, as "sent_unconfirmed" (the reader may have every
+    copy), never "expired"; a 4xx refusal in the same run expires."""
+    edition = publish(store, ["slowalways@example.org", "rcpt450@example.org"])
+    builder = Builder()
+    async with smtp_server(FaultHandler(slow=1.5)) as srv:
+        report = await deliver_edition(edition, store=store, build=builder, relay=None,
+                                       smtp_addr=srv.addr, worker_id="w1", pool_size=2,
+                                       delivery=replace(FAST, max_ambiguous=100))
+    assert status_of(store, builder) == {"slowalways@example.org": "sent_unconfirmed",
+                                         "rcpt450@example.org": "expired"}
+    row = store.get_delivery(builder.ids["slowalways@example.org"])
+    assert row["ambiguous"] >= 1 and row["reason"] == "outcome unknown"
+    assert report.unconfirmed == 1 and report.expired == 1 and report.deferred == 0
+
+
 async def test_auth_failure_stops_the_run_and_leaves_rows_queued(store: Store) -> None:
     edition = publish(store, [f"r{i}@example.org" for i in range(40)])
     async with smtp_server(password="right-pw") as srv:

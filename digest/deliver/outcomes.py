@@ -104,7 +104,9 @@ class OutcomeRecorder:
         retry_at = now + backoff_delay(claim.attempts, self.delivery)
         first = _utc(claim.first_attempt_at or now)
         if retry_at - first > self.delivery.retry_window:
-            await self._finish(claim, "expired", outcome)
+            # The window ends: an ambiguous last outcome may have reached the reader.
+            await self._finish(claim, "sent_unconfirmed" if outcome.ambiguous else "expired",
+                               outcome)
             return
         recorded = await self.db(self.store.mark_deferred, claim, error=outcome.reason,
                                  retry_at=retry_at, now=now, ambiguous=outcome.ambiguous)
