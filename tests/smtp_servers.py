@@ -154,6 +154,9 @@ class RecordingSMTP(SMTP):
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             self.transport.close()
             return
+        watch = getattr(handler, "data_command", None)  # a handler that times DATA phases
+        if watch is not None and rcpts:
+            watch(tuple(rcpts))
         await super().smtp_DATA(arg)
 
 

@@ -94,9 +94,9 @@ def test_publishing_moves_to_sending_and_the_last_row_to_sent(store: Store) -> N
     assert store.eligible_audience("daily") == [(None, 1), (frozenset({"World"}), 2)]
     claims = store.claim_deliveries(record.id, worker_id="w", limit=10, now=NOW,
                                     lease=timedelta(minutes=1))
-    store.mark_sent(claims[0].delivery_id, response="250", now=NOW)
+    store.mark_sent(claims[0], response="250", now=NOW)
     assert store.settle_editions(actor="worker") == []  # a row is still open
-    store.mark_failed(claims[1].delivery_id, code=550, error="5.1.1", suppress=False, now=NOW)
+    store.mark_failed(claims[1], code=550, error="5.1.1", suppress=False, now=NOW)
     # The record agrees with the ledger at once; settling writes the move and its counts.
     assert store.get_edition(record.id).status == "sent"
     assert store.settle_editions("daily", actor="worker") == [record.id]

@@ -25,7 +25,7 @@ def test_migrations_create_exactly_the_schema(store: Store) -> None:
     with store.engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diffs == []
-    assert current_revision(store.engine) == head_revision() == "0006_consentfix"
+    assert current_revision(store.engine) == head_revision() == "0007_delivery"
 
 
 def test_upgrade_from_0001_keeps_rows(store_url: str) -> None:

@@ -270,7 +270,7 @@ def _print_send(outcome: pipeline.SendOutcome, settings: Settings) -> None:
     if outcome.report is not None:
         outcome.report.render(console)  # type: ignore[attr-defined]
     console.print(outcome.message, highlight=False, markup=False)
-    if outcome.status == "sent" and not settings.relays:
+    if outcome.status in ("sent", "waiting") and not settings.relays:
         console.print(f"Messages are in the Maildir {settings.maildir}.", highlight=False,
                       markup=False)
     report = outcome.report

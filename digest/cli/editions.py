@@ -35,7 +35,7 @@ from .support import (
 
 __all__ = ["editions"]
 
-_COUNTED = ("sent", "failed", "expired", "skipped")
+_COUNTED = ("sent", "sent_unconfirmed", "failed", "expired", "skipped")
 
 
 def _when(moment: datetime | None) -> str:
@@ -91,7 +91,8 @@ def list_(config_path: str | None, list_name: str | None, limit: int, as_json: b
     for r in records:
         rows = counts.get(r.id, {})
         table.add_row(str(r.id), escape(r.list_name), r.date.isoformat(), r.status,
-                      escape(r.subject or "(never built)"), str(rows.get("sent", 0)),
+                      escape(r.subject or "(never built)"),
+                      str(rows.get("sent", 0) + rows.get("sent_unconfirmed", 0)),
                       str(rows.get("failed", 0)), str(rows.get("expired", 0)),
                       str(rows.get("queued", 0) + rows.get("sending", 0)))
     console.print(table)
@@ -170,7 +171,8 @@ def _print_show(record: Any, data: dict[str, Any],
     summary = data["deliveries"]
     if summary:
         waiting = summary.get("queued", 0) + summary.get("sending", 0)
-        out("Delivery: " + ", ".join(f"{summary.get(k, 0)} {k}" for k in _COUNTED)
+        out("Delivery: " + ", ".join(f"{summary.get(k, 0)} {k}" for k in _COUNTED
+                                     if k != "sent_unconfirmed" or summary.get(k))
             + f", {waiting} waiting", highlight=False, markup=False)
         for group in data["failures"]:  # largest first
             out(f"  {group['status']}: {group['reason']} ({group['count']})",

@@ -18,9 +18,11 @@ __all__ = ["status"]
 def status(config_path: str | None, list_name: str | None) -> None:
     """Show the scheduler's heartbeat (alive, stale or stopped, and which process holds its
     lock), each list's next run in its own zone and in UTC, and every published edition
-    whose deliveries are not finished, with its rows counted by state.
+    whose deliveries are not finished: its rows counted by state, the next retry due, the
+    oldest claim and its owner, and workers whose claim leases ran out.
 
-    Reads only; exit 0.
+    Reads only. Exit 0, or 3 when rows wait past their retry window (nothing is finishing
+    them: start `schedule` or `worker`).
 
     \b
     Example:
@@ -34,3 +36,5 @@ def status(config_path: str | None, list_name: str | None) -> None:
         report = pipeline.service_status(settings, store, list_name=list_name)
     for line in report.lines():
         console.print(line, highlight=False, markup=False, soft_wrap=True)
+    if report.overdue:
+        raise SystemExit(3)

@@ -26,7 +26,7 @@ from digest.pipeline.drafts import (
     edition_to_show,
     variant_audience,
 )
-from digest.pipeline.jobs import run_open_deliveries, run_scheduled, run_worker
+from digest.pipeline.jobs import EditionPass, run_open_deliveries, run_scheduled, run_worker
 from digest.pipeline.locks import SCHEDULER_LEASE, LeaseLock, describe_lease, send_lock
 from digest.pipeline.messages import (
     Links,
@@ -58,6 +58,7 @@ from digest.pipeline.status import (
 )
 
 __all__ = [
+    "EditionPass",
     "SCHEDULER_LEASE",
     "BuildOutcome",
     "Drafted",

@@ -22,7 +22,7 @@ from .leases import Lease, LeasesMixin
 from .ledger import Claim, LedgerMixin
 from .lifecycle import EDITION_STATUSES, PENDING, PUBLISHED, UNPUBLISHED, EditionEvent
 from .migrate import upgrade
-from .overview import OpenEdition, OverviewMixin
+from .overview import EditionWaits, LapsedClaims, OpenEdition, OverviewMixin
 from .reports import ReportsMixin
 from .signups import SignupLimitsMixin
 from .subscribers import (
@@ -48,6 +48,8 @@ __all__ = [
     "Lease",
     "Membership",
     "MembershipEvent",
+    "EditionWaits",
+    "LapsedClaims",
     "OpenEdition",
     "RejectedRow",
     "Store",

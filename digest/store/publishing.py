@@ -142,10 +142,13 @@ class PublishingMixin(LifecycleMixin):
                     deliveries.c.edition_id == edition_id)).scalar()
                 detail: dict[str, Any] = {k: counts.get(k, 0) for k in
                                           ("sent", "failed", "expired", "skipped")}
+                if counts.get("sent_unconfirmed"):  # delivered, shown apart
+                    detail["sent_unconfirmed"] = counts["sent_unconfirmed"]
                 if last is not None:
                     detail["finished_at"] = _utc(last).isoformat()
                 cause = ", ".join(f"{detail[k]} {k}" for k in
-                                  ("sent", "failed", "expired", "skipped"))
+                                  ("sent", "sent_unconfirmed", "failed", "expired", "skipped")
+                                  if k in detail)
                 logged.append(self._add_event(
                     conn, edition_id, "sending", "sent", actor=actor,
                     cause=f"every ledger row ended: {cause}", detail=detail, now=now))
