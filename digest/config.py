@@ -87,8 +87,9 @@ class DeliverySettings:
     #: How long ``send`` (and the scheduler's daily job) waits for retries before it returns
     #: and leaves the waiting rows to the scheduler's pass or a ``worker``.
     send_wait: timedelta = timedelta(minutes=5)
-    #: Ambiguous outcomes (disconnect or timeout after the final dot) a row may have; the
-    #: last one ends it as "sent_unconfirmed" instead of another retry.
+    #: How many times a row is retried after an ambiguous outcome (disconnect or timeout
+    #: after the final dot); the next ambiguous outcome ends it as "sent_unconfirmed", so a
+    #: row is sent at most ``1 + max_ambiguous`` times. 0: never resend after one.
     max_ambiguous: int = 1
     #: How long a claimed ledger row stays a worker's (None: three message timeouts + 10 s).
     claim_lease: timedelta | None = None
@@ -318,7 +319,7 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         claim_batch=del_t.int("claim_batch", 100, 1, 10_000),
         max_auth_failures=del_t.int("max_auth_failures", 3, 1, 100),
         send_wait=del_t.duration("send_wait", timedelta(minutes=5)),
-        max_ambiguous=del_t.int("max_ambiguous", 1, 1, 100),
+        max_ambiguous=del_t.int("max_ambiguous", 1, 0, 100),
         claim_lease=del_t.duration("claim_lease", None),
     )
     if delivery.claim_lease is not None and \

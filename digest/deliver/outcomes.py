@@ -79,8 +79,9 @@ class OutcomeRecorder:
                 return
             await self._finish(claim, "sent", outcome)
         elif outcome.kind is Kind.RETRY and outcome.ambiguous and \
-                getattr(claim, "ambiguous", 0) + 1 >= self.delivery.max_ambiguous:
-            # The relay may hold the message: no more copies (README, delivery contract).
+                getattr(claim, "ambiguous", 0) >= self.delivery.max_ambiguous:
+            # Retried max_ambiguous times after ambiguous outcomes already, and the relay may
+            # hold the message: no more copies (README, delivery contract).
             await self._finish(claim, "sent_unconfirmed", outcome)
         elif outcome.kind is Kind.RETRY:
             await self._retry(claim, outcome)

@@ -272,7 +272,8 @@ class LedgerMixin(Database):
     @guarded
     def mark_unconfirmed(self, claim: Fence, *, error: str, now: datetime) -> bool:
         """End a row still claimed by ``claim`` as "sent_unconfirmed": its last outcome was
-        ambiguous (the relay may hold the message) and it had ``max_ambiguous`` of them."""
+        ambiguous (the relay may hold the message) and it had been retried ``max_ambiguous``
+        times after ambiguous outcomes already."""
         return self._mark(claim, now, "late-unconfirmed", error, status="sent_unconfirmed",
                           reason="outcome unknown", last_error=clip(error),
                           finished_at=_utc(now), attempts=deliveries.c.attempts + 1,

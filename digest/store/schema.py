@@ -51,8 +51,8 @@ INACTIVE = frozenset({"unsubscribed", "bounced", "complained"})
 #: complaint also suppresses the address and a complaint also refuses every later sign-up).
 STATUS_RANK = {"pending": 0, "active": 0, "unsubscribed": 1, "bounced": 2, "complained": 3}
 #: "sent_unconfirmed": the relay may hold the message (the connection dropped or the reply
-#: timed out after the final dot, ``[delivery] max_ambiguous`` times); terminal, and it counts
-#: as delivered (shown apart). See the README's delivery contract.
+#: timed out after the final dot, again after ``[delivery] max_ambiguous`` retries);
+#: terminal, and it counts as delivered (shown apart). See the README's delivery contract.
 DELIVERY_STATUSES = ("queued", "sending", "sent", "sent_unconfirmed", "failed", "expired",
                      "skipped")
 TERMINAL = frozenset({"sent", "sent_unconfirmed", "failed", "expired", "skipped"})
