@@ -11,8 +11,8 @@ import email
 import email.policy
 import socket
 import time
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
