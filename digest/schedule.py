@@ -46,7 +46,15 @@ log = logging.getLogger("digest.schedule")
 
 class EditionTrigger(BaseTrigger):
     """APScheduler trigger for a list's slots (see :meth:`SendSchedule.next_fire`), computed
-    from the wall clock with ``zoneinfo``, so DST changes neither skip nor double a day."""
+    from the wall clock with ``zoneinfo``, so DST changes neither skip nor double a day.
+
+    Fire times are returned in UTC and every step is done in UTC. Arithmetic on an aware
+    local datetime is wall-clock arithmetic that drops PEP 495's ``fold``: one microsecond
+    after 02:00 (second occurrence) in Europe/Paris on the autumn change is 02:00 of the
+    *first* occurrence, an hour earlier, so the retries of a slot in the repeated hour would
+    repeat forever. Comparisons of two datetimes with the same ``tzinfo`` ignore ``fold``
+    too, which is why the scheduler itself runs in UTC (:func:`make_scheduler`).
+    """
 
     __slots__ = ("retry", "schedule")
 
@@ -56,10 +64,12 @@ class EditionTrigger(BaseTrigger):
 
     def get_next_fire_time(self, previous_fire_time: datetime | None,
                            now: datetime) -> datetime | None:
-        start = (previous_fire_time + timedelta(microseconds=1) if previous_fire_time
-                 else now)
-        fire = self.schedule.next_fire(start.astimezone(UTC), self.retry)
-        return fire.astimezone(self.schedule.tz) if fire is not None else None
+        """The first fire time strictly after ``previous_fire_time`` (or at or after ``now``
+        for the first), in UTC; both arguments may be in any zone."""
+        start = (previous_fire_time.astimezone(UTC) + timedelta(microseconds=1)
+                 if previous_fire_time is not None else now.astimezone(UTC))
+        fire = self.schedule.next_fire(start, self.retry)
+        return fire.astimezone(UTC) if fire is not None else None
 
     def __str__(self) -> str:
         return f"edition slots {self.schedule.describe()}"
@@ -108,8 +118,9 @@ def make_scheduler(lists: Iterable[ListSettings], run: Callable[[str], object], 
     """
     cls = BlockingScheduler if blocking else BackgroundScheduler
     # A firing late by up to a minute still runs (coalesced); the next retry covers the rest.
-    scheduler = cls(job_defaults={"coalesce": True, "max_instances": 2,
-                                  "misfire_grace_time": 60})
+    # UTC: APScheduler's "now" and the trigger's fire times compare without any fold.
+    scheduler = cls(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 2,
+                                                "misfire_grace_time": 60})
     started = now or datetime.now(UTC)
     for lst in lists:
         scheduler.add_job(_exclusive(run, lst.name), EditionTrigger(SendSchedule(lst), retry),
