@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -31,6 +32,7 @@ from digest.config import ListSettings
 from digest.slots import RETRY, SendSchedule, Slot, local_instant
 
 __all__ = [
+    "LIVENESS_JOB",
     "RETRY",
     "EditionTrigger",
     "PlannedJob",
@@ -103,10 +105,16 @@ def planned_jobs(lists: Iterable[ListSettings], now: datetime) -> list[PlannedJo
     return jobs
 
 
+#: The id of the job that proves the scheduler's loop dispatches (``make_scheduler(alive=)``).
+LIVENESS_JOB = "liveness"
+
+
 def make_scheduler(lists: Iterable[ListSettings], run: Callable[[str], object], *,
                    deliver_open: Callable[[], object] | None = None,
                    deliver_every: float = 300.0, now: datetime | None = None,
-                   blocking: bool = True, retry: timedelta = RETRY) -> BaseScheduler:
+                   blocking: bool = True, retry: timedelta = RETRY,
+                   alive: Callable[[], object] | None = None,
+                   alive_every: float = 5.0) -> BaseScheduler:
     """A scheduler with one job per list calling ``run(list_name)`` at the list's fire
     times (:class:`EditionTrigger`), and once at start (catch-up: ``run`` decides from the
     store whether anything is due). A run of a list never overlaps another of the same
@@ -115,6 +123,10 @@ def make_scheduler(lists: Iterable[ListSettings], run: Callable[[str], object], 
     ``deliver_open`` (the pipeline's pass over editions with rows still queued) runs at
     start and every ``deliver_every`` seconds, so retries finish even when nobody runs
     ``send`` again.
+
+    ``alive`` runs every ``alive_every`` seconds (job :data:`LIVENESS_JOB`) on an executor of
+    its own, so busy edition jobs never delay it: it runs only while the scheduler's loop
+    dispatches jobs, which is what the service manager's watchdog is told.
     """
     cls = BlockingScheduler if blocking else BackgroundScheduler
     # A firing late by up to a minute still runs (coalesced); the next retry covers the rest.
@@ -130,6 +142,11 @@ def make_scheduler(lists: Iterable[ListSettings], run: Callable[[str], object], 
         scheduler.add_job(_exclusive(lambda _: deliver_open(), "open editions"),
                           IntervalTrigger(seconds=deliver_every), id="deliver-open",
                           name="finish open deliveries", next_run_time=started)
+    if alive is not None:
+        scheduler.add_executor(ThreadPoolExecutor(1), alias=LIVENESS_JOB)
+        scheduler.add_job(alive, IntervalTrigger(seconds=alive_every), id=LIVENESS_JOB,
+                          name="scheduler loop alive", executor=LIVENESS_JOB,
+                          next_run_time=started, misfire_grace_time=None)
     return scheduler
 
 
