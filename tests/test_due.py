@@ -222,7 +222,7 @@ async def test_review_mail_then_publish_only_when_approved(tmp_path: Path, repo:
             body = notice.get_content()
             assert "goes out at 07:00 Europe/London only once an editor approves it" in body
             assert "not approved at 10:00 Europe/London, it is missed" in body
-            assert "Stories: 3" in body and "Active subscribers: 2" in body
+            assert "Stories: 3" in body and "Recipients: 2" in body
             assert "Warnings: none" in body
             assert f"editions approve {record.id}" in body
             preview = next(line.split(": ", 1)[1] for line in body.splitlines()
@@ -251,6 +251,34 @@ async def test_review_mail_then_publish_only_when_approved(tmp_path: Path, repo:
             assert moves(store, record.id)[-3:] == [("draft", "approved", "editor:ana"),
                                                    ("approved", "sending", "scheduler"),
                                                    ("sending", "sent", "scheduler")]
+
+
+async def test_review_mail_counts_the_readers_the_send_will_have(
+        tmp_path: Path, repo: Path) -> None:
+    """The review mail's counts come after the subscriber files are imported: the number of
+    recipients it gives is the number of ledger rows the send creates."""
+    readers = tmp_path / "readers.csv"
+    readers.write_text("email,name\nann@example.org,Ann\nbob@example.org,Bob\n"
+                       "cat@example.org,Cat\ngone@example.org,Gone\n", encoding="utf-8")
+    async with smtp_server() as srv:
+        settings = make_settings(
+            tmp_path, repo, srv.port, sources=[page(tmp_path / "front.txt", "Vote tonight")],
+            extra='review = "required"\nreview_lead = "2h"\nreview_to = ["desk@example.org"]\n'
+                  f'subscribers_files = ["{readers}"]')
+        with open_store(settings.database_url) as store:
+            store.add_subscriber("daily", "old@example.org")
+            store.suppress("gone@example.org", "complained")  # in the file, never mailed
+            sched = Scheduler(settings, store)
+            outcome = await sched.run(at(5))
+            assert outcome.action == "awaiting-approval"
+            (to, notice), = mails(srv)
+            body = notice.get_content()
+            assert "Recipients: 4" in body, body  # old, ann, bob, cat
+            store.set_edition_status(outcome.edition_id, "approved", actor="editor:ana")
+            assert (await sched.run(at(7))).action == "published"
+            assert sorted(to for to, _ in mails(srv)[1:]) == [
+                "ann@example.org", "bob@example.org", "cat@example.org", "old@example.org"]
+            assert store.delivery_summary(outcome.edition_id) == {"sent": 4}
 
 
 async def test_an_unapproved_edition_is_missed_and_the_editors_told(

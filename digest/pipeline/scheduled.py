@@ -102,6 +102,7 @@ class _Run:
     injected: bool
     started_at: datetime | None
     stop: StopRequest | None = None
+    imported: bool = False  # the subscriber files were imported in this run
 
     def as_of(self, slot: Slot) -> datetime | None:
         """"Now" for a build: the slot's send time when the clock shows another local date
@@ -186,23 +187,19 @@ async def _act(run: _Run, slot: Slot) -> DueOutcome:
     if record is not None and record.status not in _PENDING:
         return await _settled(run, slot, record)
     if record is None:
+        _import_subscribers(run)  # a held notice counts the readers send would have
         record = await _build(run, slot)
         if record.status == "held":
             return DueOutcome(lst.name, "held", _last_cause(run, record.id) or "", record.id)
     if lst.review == "required" and record.status == "draft":
         if not was_notified(store, record.id, "review"):
+            _import_subscribers(run)  # the counts the editors read are the ones send uses
             await notify_editors(run.settings, lst, store, kind="review", slot=slot,
                                  record=record)
         return DueOutcome(lst.name, "awaiting-approval", edition_id=record.id)
     if run.now < slot.due:
         return DueOutcome(lst.name, "waiting", edition_id=record.id)
-    for path, imported in sync_subscriber_files(run.settings, lst, store):
-        # Line numbers only: a row's reason may quote part of its address.
-        if imported.rejected or imported.kept:
-            log.warning("list=%s subscribers file %s: rejected lines %s; left to the readers: "
-                        "lines %s", lst.name, path,
-                        ",".join(str(r.line) for r in imported.rejected) or "none",
-                        ",".join(str(k.line) for k in imported.kept) or "none")
+    _import_subscribers(run)
     outcome = await deliver_record(run.settings, lst, store, record, actor="scheduler",
                                    as_of=run.as_of(slot), stop=run.stop)
     if outcome.status == "no-recipients":
@@ -217,6 +214,22 @@ async def _act(run: _Run, slot: Slot) -> DueOutcome:
                  record.id, lst.name, report.sent, report.failed,  # type: ignore[attr-defined]
                  report.deferred, report.skipped)  # type: ignore[attr-defined]
     return DueOutcome(lst.name, "published", outcome.message, record.id)
+
+
+def _import_subscribers(run: _Run) -> None:
+    """Import the list's subscriber files, once per run (as ``send`` does before it
+    publishes), so what the editors are told and what is published count the same readers."""
+    if run.imported:
+        return
+    lst = run.lst
+    for path, imported in sync_subscriber_files(run.settings, lst, run.store):
+        # Line numbers only: a row's reason may quote part of its address.
+        if imported.rejected or imported.kept:
+            log.warning("list=%s subscribers file %s: rejected lines %s; left to the readers: "
+                        "lines %s", lst.name, path,
+                        ",".join(str(r.line) for r in imported.rejected) or "none",
+                        ",".join(str(k.line) for k in imported.kept) or "none")
+    run.imported = True
 
 
 async def _build(run: _Run, slot: Slot) -> EditionRecord:
