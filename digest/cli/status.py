@@ -17,8 +17,10 @@ __all__ = ["status"]
 @handle_errors
 def status(config_path: str | None, list_name: str | None) -> None:
     """Show the scheduler's heartbeat (alive, stale or stopped, and which process holds its
-    lock), each list's next run in its own zone and in UTC, and every published edition
-    whose deliveries are not finished, with its rows counted by state.
+    lock), each list's next run in its own zone and in UTC, every edition whose send time
+    has passed and that is not sent (not built, a draft or approved: not sending, held,
+    cancelled or missed), and every published edition whose deliveries are not finished,
+    with its rows counted by state.
 
     Reads only; exit 0.
 

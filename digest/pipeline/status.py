@@ -1,5 +1,6 @@
-"""What an operator sees: is the scheduler alive, when does each list go out next, and which
-editions still have rows waiting (``status``, ``/healthz`` and the scheduler's start line)."""
+"""What an operator sees: is the scheduler alive, when does each list go out next, which
+editions are due and not sent, and which still have rows waiting (``status``, ``/healthz``
+and the scheduler's start line)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 from digest.config import Settings
 from digest.logs import delivery_counts, iso_time
 from digest.pipeline.locks import SCHEDULER_LEASE
+from digest.pipeline.overdue import DueEdition, due_editions
 
 if TYPE_CHECKING:
     from digest.store import OpenEdition, Store
@@ -78,11 +80,17 @@ class ServiceStatus:
     scheduler: SchedulerHealth
     next_runs: list[NextRun]
     editions: list[OpenEdition] = field(default_factory=list)
+    #: Due and not sent (send time passed, not published, held, cancelled or missed).
+    due: list[DueEdition] = field(default_factory=list)
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def lines(self) -> list[str]:
         """The report, one fact per line."""
         out = [self.scheduler.sentence()]
         out += [f"next run: {run.text()}" for run in self.next_runs]
+        if not self.due:
+            out.append("editions due and not sent: none")
+        out += [f"edition due, not sent: {d.text(self.now)}" for d in self.due]
         if not self.editions:
             out.append("editions not finished: none")
         for ed in self.editions:
@@ -123,13 +131,15 @@ def next_runs_text(settings: Settings, now: datetime) -> str:
 
 def service_status(settings: Settings, store: Store, *, list_name: str | None = None,
                    now: datetime | None = None) -> ServiceStatus:
-    """The scheduler's health, the next runs and the unfinished editions (of one list).
+    """The scheduler's health, the next runs, the editions due and not sent, and the
+    unfinished editions (of one list).
 
     :raises ConfigError: ``list_name`` is not configured.
     :raises StoreError: the database cannot be read.
     """
     if list_name is not None:
         settings.get_list(list_name)
-    return ServiceStatus(scheduler_health(store),
-                         next_runs(settings, now or datetime.now(UTC), list_name),
-                         store.unfinished_editions(list_name))
+    now = now or datetime.now(UTC)
+    return ServiceStatus(scheduler_health(store), next_runs(settings, now, list_name),
+                         store.unfinished_editions(list_name),
+                         due_editions(settings, store, now, list_name), now)
