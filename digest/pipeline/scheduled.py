@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ log = logging.getLogger("digest.editions")
 #: A due edition with nothing new is rebuilt at most this often (sources are fetched anew).
 EMPTY_RETRY = timedelta(minutes=10)
 _PENDING = ("draft", "approved")
+_DIGITS = re.compile(r"\d+")
 
 
 Lock = Callable[[], AbstractContextManager[object]]
@@ -82,8 +84,10 @@ class DueMemory:
         self.empty_until: dict[tuple[str, date], datetime] = {}
 
     def problem(self, key: str, message: str) -> bool:
-        """Remember ``message``; True when it differs from the last one (log it)."""
-        new = self.problems.get(key) != message
+        """Remember ``message``; True when it differs from the last one (log it). Numbers
+        do not count: "last heartbeat 3 s ago" is the same problem as "… 2 s ago"."""
+        last = self.problems.get(key)
+        new = last is None or _DIGITS.sub("#", last) != _DIGITS.sub("#", message)
         self.problems[key] = message
         return new
 

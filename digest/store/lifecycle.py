@@ -6,6 +6,7 @@ Moves (each one event)::
     draft ──approve──> approved ──publish──> sending ──last ledger row ended──> sent
     draft, approved ──hold──> held ──approve──> approved
     draft, approved ──send window over──> missed
+    held ──approved after the send window──> missed
     draft, approved, held, missed ──cancel──> cancelled
     held, missed ──publish with --force (the editor's override)──> sending
 
@@ -73,7 +74,7 @@ _MOVES: dict[str, frozenset[str]] = {
     "approved": frozenset({"draft", "held"}),
     "held": frozenset({"draft", "approved"}),
     "cancelled": frozenset({"draft", "approved", "held", "missed"}),
-    "missed": frozenset({"draft", "approved"}),
+    "missed": frozenset({"draft", "approved", "held"}),
     "draft": frozenset({"approved"}),
 }
 _VERB = {"approved": "approve", "held": "hold", "cancelled": "cancel", "missed": "mark missed",
@@ -157,7 +158,8 @@ class LifecycleMixin(Database):
                          e.list_name, e.day.isoformat(), e.new, e.actor,
                          f": {e.cause}" if e.cause else "")
                 continue
-            warn = e.new == "missed" or (e.new == "held" and not e.actor.startswith("editor:"))
+            # An editor's own move (hold, a late approval recorded as missed) is no warning.
+            warn = e.new in ("missed", "held") and not e.actor.startswith("editor:")
             log.log(logging.WARNING if warn else logging.INFO,
                     "edition %d list=%s date=%s %s -> %s by %s%s", e.edition_id, e.list_name,
                     e.day.isoformat(), e.old or "new", e.new, e.actor,
