@@ -187,6 +187,13 @@ def test_send_respects_holds_and_review_unless_forced(project: Path) -> None:
         event = next(e for e in store.edition_events(record.id) if e.new_status == "sending")
         assert (event.old_status, event.actor) == ("held", "editor:ana")
         assert event.detail is not None and event.detail["forced"] is True
+    # The history says who forced it and past what.
+    code, out, err = run("editions", "show", str(record.id), "--config", str(project),
+                         "--json")
+    assert code == 0, err
+    (forced,) = [e for e in json.loads(out)["events"] if e["to"] == "sending"]
+    assert (forced["from"], forced["actor"]) == ("held", "editor:ana")
+    assert forced["cause"].endswith("; forced by editor:ana with --force (it was held)")
     code, out, err = run("send", "--config", str(project), "--as-of", AS_OF)
     assert code == 0 and "already went out" in out
 
@@ -207,6 +214,12 @@ def test_review_required_list_sends_only_an_approved_edition(project: Path) -> N
     code, out, err = run("send", "--config", str(project), "--as-of", AS_OF, "--force",
                          "--editor", "ana")
     assert code == 0 and "was delivered" in out, err
+    code, out, err = run("editions", "show", str(record.id), "--config", str(project),
+                         "--json")
+    published = next(e for e in json.loads(out)["events"] if e["to"] == "sending")
+    assert (published["from"], published["actor"]) == ("missed", "editor:ana")
+    assert published["cause"].endswith("; forced by editor:ana with --force (it was missed)")
+    assert published["detail"]["forced"] is True
 
 
 def test_an_approval_within_the_send_window_lets_the_scheduler_send_it(
