@@ -215,8 +215,8 @@ async def _act(run: _Run, slot: Slot) -> DueOutcome:
     report = outcome.report
     if report is not None:
         log.info("edition %d list=%s delivered: sent=%d failed=%d waiting=%d skipped=%d",
-                 record.id, lst.name, report.sent, report.failed,  # type: ignore[attr-defined]
-                 report.deferred, report.skipped)  # type: ignore[attr-defined]
+                 record.id, lst.name, report.sent, report.failed, report.deferred,
+                 report.skipped)
     return DueOutcome(lst.name, "published", outcome.message, record.id)
 
 
