@@ -98,8 +98,8 @@ def run_scheduler(settings: Settings, store: Store, *, stop: StopRequest,
         assert not isinstance(busy, bool)
         if not standby:
             return SchedulerExit("busy", f"Another scheduler is running for this database "
-                                 f"({describe_lease(busy)}); this one exits. Start it with "
-                                 "--standby to wait and take over.")
+                                 f"({describe_lease(busy)}), so this one exits; start it "
+                                 "with --standby to wait and take over.")
         log.info("standby: the scheduler lock is %s; taking over when it is free",
                  describe_lease(busy))
         notifier.ready(f"standby ({describe_lease(busy)})")

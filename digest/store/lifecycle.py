@@ -77,8 +77,8 @@ _MOVES: dict[str, frozenset[str]] = {
     "missed": frozenset({"draft", "approved", "held"}),
     "draft": frozenset({"approved"}),
 }
-_VERB = {"approved": "approve", "held": "hold", "cancelled": "cancel", "missed": "mark missed",
-         "draft": "return to draft"}
+_PAST = {"approved": "approved", "held": "held", "cancelled": "cancelled",
+         "missed": "marked missed", "draft": "returned to draft"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +107,7 @@ def _utc(moment: datetime | None) -> datetime:
 
 def _refusal(edition_id: int, status: str, new: str) -> EditionStateError:
     """The sentence for a move ``status`` -> ``new`` that is not allowed."""
-    verb = _VERB.get(new, new)
+    past = _PAST.get(new, new)
     if status in PUBLISHED:
         what = "is being delivered" if status == "sending" else "already went out"
         return EditionStateError(f"Edition {edition_id} {what} (status {status}); it can no "
@@ -116,10 +116,10 @@ def _refusal(edition_id: int, status: str, new: str) -> EditionStateError:
         return EditionStateError(f"Edition {edition_id} was cancelled, and cancelled editions "
                                  "stay cancelled; make another with `draft`.")
     if status == "missed":
-        return EditionStateError(f"Edition {edition_id} missed its send window, so the "
-                                 f"scheduler will not send it; cannot {verb} it. Send it "
-                                 "anyway with `send --force`, or cancel it.")
-    return EditionStateError(f"Edition {edition_id} is {status}; it cannot {verb} from there.")
+        return EditionStateError(f"Edition {edition_id} missed its send window, so it cannot "
+                                 f"be {past} and the scheduler will not send it; send it anyway "
+                                 "with `send --force`, or cancel it.")
+    return EditionStateError(f"Edition {edition_id} is {status}, so it cannot be {past}.")
 
 
 @dataclass(frozen=True, slots=True)
