@@ -150,8 +150,12 @@ def _assemble(stories: Iterable[Story], *, lst: ListSettings, as_of: datetime,
 
     if not fresh:
         reasons = ", ".join(f"{n} {why}" for why, n in sorted(excluded.items()))
-        raise EmptyEditionError.forceable_because(
-            f"The {list_settings.name} edition has nothing new ({reasons})")
+        why = f"The {list_settings.name} edition has nothing new ({reasons})"
+        if excluded["already sent"]:  # --force lifts only the "already sent" rule
+            raise EmptyEditionError.forceable_because(why)
+        raise EmptyEditionError(
+            f"{why}: every story is older than [lists.{list_settings.name}] max_age; check "
+            "that the sources are being updated, or raise max_age.", why=f"{why}.")
 
     lead = _choose_lead(fresh, list_settings, as_of)
     if not force and lead.future_dated:

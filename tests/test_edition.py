@@ -127,6 +127,26 @@ def test_stories_carried_earlier_are_left_out_unless_forced() -> None:
     assert len(forced.stories) == 3
 
 
+def test_only_stories_past_max_age_is_not_offered_force() -> None:
+    """--force lifts the "already sent" rule only: an edition whose stories are all older
+    than max_age says how to fix that instead of offering a flag that changes nothing."""
+    old = [story("old lead", "Politics", 24 * 40), story("old teaser", "World", 24 * 50)]
+    lst = make_list(max_age=timedelta(days=30))
+    with pytest.raises(EmptyEditionError) as caught:
+        assemble_edition(old, list_settings=lst, as_of=NOW)
+    assert not caught.value.forceable
+    assert "nothing new (2 too old)" in str(caught.value)
+    assert "max_age" in str(caught.value) and "--force" not in str(caught.value)
+    with pytest.raises(EmptyEditionError) as forced:  # forcing would not help: same error
+        assemble_edition(old, list_settings=lst, as_of=NOW, force=True)
+    assert not forced.value.forceable
+
+    sent = story("sent", "World", 2, url="https://news.example.org/s")
+    with pytest.raises(EmptyEditionError) as mixed:  # one of them forcing would bring back
+        assemble_edition([*old, sent], list_settings=lst, as_of=NOW, carried=received(sent))
+    assert mixed.value.forceable and "--force" in str(mixed.value)
+
+
 def test_a_feed_moving_to_https_with_tracking_parameters_repeats_nothing() -> None:
     before = [story(f"Story {i}", "World", 30 + i, id=f"http://news.example.org/{i}",
                     url=f"http://news.example.org/{i}") for i in range(3)]

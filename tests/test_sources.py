@@ -40,6 +40,22 @@ async def test_a_page_and_a_feed_from_files(tmp_path: Path) -> None:
     assert {item.source for item in result.skipped} == {str(RSS)}  # the feed's bad items
 
 
+async def test_a_source_that_gives_nothing_is_named(tmp_path: Path) -> None:
+    """An empty feed (or a page with no story) is never silent: it is listed by name, alone
+    (so "nothing usable" names it) or beside a source that gave stories (a warning)."""
+    empty = tmp_path / "empty.rss"
+    empty.write_text('<?xml version="1.0"?><rss version="2.0"><channel><title>Empty</title>'
+                     "<link>https://news.example.org/</link></channel></rss>")
+    alone = await gather([str(empty)])
+    assert [(i.source, i.reason) for i in alone.skipped] == [
+        (str(empty), "the feed holds no items")]
+    assert alone.errors and str(empty) in alone.errors[0]
+    mixed = await gather([str(RSS), str(empty)])
+    assert mixed.errors == [] and len(mixed.stories) == 4
+    assert (str(empty), None, "the feed holds no items") in {
+        (i.source, i.line, i.reason) for i in mixed.skipped}
+
+
 async def test_the_kind_comes_from_the_content_not_the_name(tmp_path: Path) -> None:
     feed_as_txt = tmp_path / "feed.txt"
     page_as_xml = tmp_path / "page.xml"

@@ -115,14 +115,14 @@ async def _read_source(
         kind = detect_kind(loaded.data)
         if kind == "page":
             when = as_of or loaded.captured or datetime.now(UTC)
-            return await asyncio.to_thread(
+            return _named_if_empty(await asyncio.to_thread(
                 parse_page,
                 loaded.data,
                 source=source,
                 as_of=when,
                 section_map=section_map,
                 charset=charset,
-            )
+            ), source, "no story was found on the page")
         result = await asyncio.to_thread(
             parse_feed,
             loaded.data,
@@ -135,7 +135,7 @@ async def _read_source(
         stories, warnings = secure_links(result.stories, source=source, site_url=site_url)
         result.stories = stories
         result.skipped.extend(warnings)
-        return result
+        return _named_if_empty(result, source, "the feed holds no items")
     except SourceError as exc:
         message = str(exc)
     except Exception as exc:  # a bug must not cost the other sources their edition
@@ -143,6 +143,14 @@ async def _read_source(
         log.debug("traceback of the failure reading %s", source, exc_info=True)
         message = f"Could not read {source} ({type(exc).__name__}: {exc}); this is a bug in digest."
     return SourceResult(skipped=[SkippedItem(source, None, message)], errors=[message])
+
+
+def _named_if_empty(result: SourceResult, source: str, reason: str) -> SourceResult:
+    """A source that was read but gave nothing at all says so in ``skipped``, so that a
+    message about an empty edition can name it (a source that gave nothing is never silent)."""
+    if not result.stories and not result.skipped:
+        result.skipped.append(SkippedItem(source, None, reason))
+    return result
 
 
 @dataclass(frozen=True, slots=True)
