@@ -410,8 +410,18 @@ async def confirm_and_post(desk, edition_id: int, action: str, reason: str = "")
     return page, response
 
 
+def tomorrows(store: Store) -> int:
+    """A draft dated tomorrow (London): its send window is still ahead, so it can be
+    approved (an edition whose window ended is missed instead)."""
+    import dataclasses
+    from zoneinfo import ZoneInfo
+
+    tomorrow = datetime.now(UTC).astimezone(ZoneInfo("Europe/London")).date() + timedelta(1)
+    return draft(store, dataclasses.replace(seed_edition(), date=tomorrow))
+
+
 async def test_approve_hold_and_cancel_are_confirmed_and_recorded_with_the_editor(desk, store):
-    edition_id = draft(store)
+    edition_id = tomorrows(store)
     page = await desk.get(f"{DESK}/editions/{edition_id}")
     buttons = re.findall(r'<a class="button[^"]*" href="[^"]*/confirm/(\w+)">', page.text)
     assert buttons == ["approve", "hold", "cancel", "send"]
@@ -432,6 +442,16 @@ async def test_approve_hold_and_cancel_are_confirmed_and_recorded_with_the_edito
     page = await desk.get(f"{DESK}/editions/{edition_id}")
     assert "/confirm/" not in page.text  # a cancelled edition offers nothing
     assert "wrong lead" in page.text and "editor:ana" in page.text  # its history
+
+
+async def test_approving_after_the_send_window_says_it_is_missed(desk, store):
+    edition_id = draft(store)  # of 2025-08-25: its window ended long ago
+    _, response = await confirm_and_post(desk, edition_id, "approve")
+    assert response.status_code == 409
+    assert (f"Edition {edition_id} of daily for 2025-08-25 is missed, not approved: its send "
+            "window ended at 2025-08-25 10:00 Europe/London") in response.text
+    assert "--force" in response.text and "Traceback" not in response.text
+    assert store.get_edition(edition_id).status == "missed"
 
 
 async def test_a_move_needs_the_confirmation_and_the_right_status(desk, store):

@@ -71,8 +71,9 @@ def test_every_move_is_an_event_with_its_actor_and_cause(store: Store, caplog) -
 def test_refused_moves_say_why(store: Store, status: str, move: str, needle: str) -> None:
     record = store.record_edition(_edition())
     store.set_edition_status(record.id, status, actor="scheduler")
-    with pytest.raises(EditionStateError, match=needle):
+    with pytest.raises(EditionStateError, match=needle) as refused:
         store.set_edition_status(record.id, move, actor="editor:ana")
+    assert ". " not in str(refused.value)  # one sentence: what, and what to do
     assert store.get_edition(record.id).status == status
     with pytest.raises(StoreError, match="no edition 999"):
         store.set_edition_status(999, "held", actor="editor:ana")

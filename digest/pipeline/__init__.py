@@ -22,6 +22,7 @@ from digest.pipeline.build import (
 from digest.pipeline.drafts import (
     Drafted,
     Shown,
+    approve_edition,
     draft_edition,
     edition_to_show,
     variant_audience,
@@ -78,6 +79,7 @@ __all__ = [
     "deliver_record",
     "describe_lease",
     "dkim_sign_if_configured",
+    "approve_edition",
     "draft_edition",
     "draft_preview_url",
     "edition_to_show",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digest.config import ListSettings, Settings
+from digest.deliver.report import DeliveryReport
 from digest.errors import ConfigError, EditionStateError
 from digest.models import Edition
 from digest.pipeline.build import build_edition
@@ -32,7 +33,7 @@ class SendOutcome:
     message: str
     edition: Edition | None = None
     edition_id: int | None = None
-    report: object | None = None  # a digest.deliver.DeliveryReport
+    report: DeliveryReport | None = None  # the delivery's (or the test send's) counts
     published: int = 0
     imports: list[tuple[str, ImportReport]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -256,8 +257,8 @@ async def deliver_record(settings: Settings, lst: ListSettings, store: Store,
     elif waiting := summary.get("queued", 0) + summary.get("sending", 0):
         status, message = "waiting", _waiting(lst.name, edition.date, summary,
                                               store.next_wakeup(record.id))
-    elif not published and not report.sent and not (  # type: ignore[attr-defined]
-            report.failed or report.expired or report.unconfirmed):  # type: ignore[attr-defined]
+    elif not published and not report.sent and not (
+            report.failed or report.expired or report.unconfirmed):
         status, message = "already-sent", (
             f"The {lst.name} edition of {edition.date} already went out "
             f"({summary.get('sent', 0)} sent); use --force to send another.")
@@ -340,4 +341,4 @@ async def send_single_message(settings: Settings, lst: ListSettings,
     except OSError as exc:
         raise DeliveryError(f"The mail server could not be reached ({type(exc).__name__}); "
                             "check the relay settings.") from exc
-    return report.sent > 0  # type: ignore[attr-defined, no-any-return]
+    return report.sent > 0

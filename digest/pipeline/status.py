@@ -1,5 +1,6 @@
-"""What an operator sees: is the scheduler alive, when does each list go out next, and which
-editions still have rows waiting (``status``, ``/healthz`` and the scheduler's start line)."""
+"""What an operator sees: is the scheduler alive, when does each list go out next, which
+editions are due and not sent, and which still have rows waiting (``status``, ``/healthz``
+and the scheduler's start line)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 from digest.config import Settings
 from digest.logs import delivery_counts, iso_time
 from digest.pipeline.locks import SCHEDULER_LEASE
+from digest.pipeline.overdue import DueEdition, due_editions
 
 if TYPE_CHECKING:
     from digest.store import EditionWaits, OpenEdition, Store
@@ -82,6 +84,9 @@ class ServiceStatus:
     editions: list[OpenEdition] = field(default_factory=list)
     waits: dict[int, EditionWaits] = field(default_factory=dict)
     retry_window: timedelta | None = None
+    #: Due and not sent (send time passed, not published, held, cancelled or missed).
+    due: list[DueEdition] = field(default_factory=list)
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def overdue(self) -> int:
@@ -93,6 +98,9 @@ class ServiceStatus:
         """The report, one fact per line (an edition's details indented under it)."""
         out = [self.scheduler.sentence()]
         out += [f"next run: {run.text()}" for run in self.next_runs]
+        if not self.due:
+            out.append("editions due and not sent: none")
+        out += [f"edition due, not sent: {d.text(self.now)}" for d in self.due]
         if not self.editions:
             out.append("editions not finished: none")
         for ed in self.editions:
@@ -167,8 +175,9 @@ def next_runs_text(settings: Settings, now: datetime) -> str:
 
 def service_status(settings: Settings, store: Store, *, list_name: str | None = None,
                    now: datetime | None = None) -> ServiceStatus:
-    """The scheduler's health, the next runs and the unfinished editions (of one list),
-    each with what its rows wait for (:meth:`Store.edition_waits`).
+    """The scheduler's health, the next runs, the editions due and not sent, and the
+    unfinished editions (of one list), each with what its rows wait for
+    (:meth:`Store.edition_waits`).
 
     :raises ConfigError: ``list_name`` is not configured.
     :raises StoreError: the database cannot be read.
@@ -181,4 +190,5 @@ def service_status(settings: Settings, store: Store, *, list_name: str | None = 
     waits = {ed.edition_id: store.edition_waits(ed.edition_id, now=now, retry_window=window)
              for ed in unfinished}
     return ServiceStatus(scheduler_health(store), next_runs(settings, now, list_name),
-                         unfinished, waits, window)
+                         unfinished, waits, window,
+                         due=due_editions(settings, store, now, list_name), now=now)

@@ -84,11 +84,14 @@ class PublishingMixin(LifecycleMixin):
             conn.execute(editions.update().where(editions.c.id == edition_id).values(
                 published_at=now, message_id_domain=message_id_domain, status="sending"))
             detail: dict[str, Any] = {"recipients": created}
-            if force:
+            cause = cause or f"published to {created} recipient(s)"
+            if force:  # the editor's override, in the words the history shows
                 detail["forced"] = True
-            logged = self._add_event(
-                conn, edition_id, row.status, "sending", actor=actor,
-                cause=cause or f"published to {created} recipient(s)", detail=detail, now=now)
+                cause += f"; forced by {actor} with --force (it was {row.status}" + (
+                    f", and edition {other} of that date had gone out)" if other is not None
+                    else ")")
+            logged = self._add_event(conn, edition_id, row.status, "sending", actor=actor,
+                                     cause=cause, detail=detail, now=now)
         self._log_events([logged])
         return created
 
