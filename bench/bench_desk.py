@@ -49,12 +49,12 @@ def _fill(store, count: int, folder: Path) -> int:  # type: ignore[no-untyped-de
                                         lease=timedelta(hours=3))
         if not claims:
             break
-        store.mark_sent_many([(c.delivery_id, "250 ok") for c in claims[5:]], now=now)
+        store.mark_sent_many([(c, "250 ok") for c in claims[5:]], now=now)
         for c in claims[:3]:
-            store.mark_failed(c.delivery_id, code=550, suppress=True, now=now,
+            store.mark_failed(c, code=550, suppress=True, now=now,
                               error=f"5.1.1 <{c.email}>: Recipient address rejected")
         for c in claims[3:5]:
-            store.mark_deferred(c.delivery_id, error="451 4.7.1 try later",
+            store.mark_deferred(c, error="451 4.7.1 try later",
                                 retry_at=datetime.now(UTC) + timedelta(hours=1), now=now)
         minute += 1
     return int(record.id)

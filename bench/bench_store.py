@@ -147,7 +147,7 @@ def phase_ledger(url: str, list_name: str, claims: int) -> dict[str, float]:
             if not batch:
                 break
             for claim in batch:
-                store.mark_sent(claim.delivery_id, response="250 ok", now=NOW)
+                store.mark_sent(claim, response="250 ok", now=NOW)
             done += len(batch)
         claim_seconds = time.perf_counter() - start
         start = time.perf_counter()
@@ -157,7 +157,7 @@ def phase_ledger(url: str, list_name: str, claims: int) -> dict[str, float]:
                                            lease=timedelta(minutes=5))
             if not batch:
                 break
-            store.mark_sent_many([(c.delivery_id, "250 ok") for c in batch], now=NOW)
+            store.mark_sent_many([(c, "250 ok") for c in batch], now=NOW)
             batched += len(batch)
         batch_seconds = time.perf_counter() - start
         peak = _rss_mb()

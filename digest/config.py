@@ -74,7 +74,9 @@ class RelaySettings:
 
 @dataclass(frozen=True, slots=True)
 class DeliverySettings:
-    """How the ledger retries: backoff from ``first_retry`` doubling up to ``retry_window``."""
+    """How the ledger retries: backoff from ``first_retry`` doubling up to ``retry_window``;
+    how long a send waits for retries (``send_wait``); how many ambiguous outcomes a row may
+    have (``max_ambiguous``); how long a claim is held (``claim_lease``)."""
 
     retry_window: timedelta = timedelta(hours=24)
     first_retry: timedelta = timedelta(minutes=1)
@@ -82,6 +84,15 @@ class DeliverySettings:
     message_timeout: float = 60.0
     claim_batch: int = 100
     max_auth_failures: int = 3
+    #: How long ``send`` (and the scheduler's daily job) waits for retries before it returns
+    #: and leaves the waiting rows to the scheduler's pass or a ``worker``.
+    send_wait: timedelta = timedelta(minutes=5)
+    #: How many times a row is retried after an ambiguous outcome (disconnect or timeout
+    #: after the final dot); the next ambiguous outcome ends it as "sent_unconfirmed", so a
+    #: row is sent at most ``1 + max_ambiguous`` times. 0: never resend after one.
+    max_ambiguous: int = 1
+    #: How long a claimed ledger row stays a worker's (None: three message timeouts + 10 s).
+    claim_lease: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +318,15 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         message_timeout=del_t.duration("message_timeout", timedelta(seconds=60)).total_seconds(),
         claim_batch=del_t.int("claim_batch", 100, 1, 10_000),
         max_auth_failures=del_t.int("max_auth_failures", 3, 1, 100),
+        send_wait=del_t.duration("send_wait", timedelta(minutes=5)),
+        max_ambiguous=del_t.int("max_ambiguous", 1, 0, 100),
+        claim_lease=del_t.duration("claim_lease", None),
     )
+    if delivery.claim_lease is not None and \
+            delivery.claim_lease.total_seconds() < 2 * delivery.message_timeout:
+        raise del_t.error("delivery.claim_lease", "must be at least twice "
+                          "delivery.message_timeout (a claim must outlive a message)",
+                          "raise it or leave it out (default: three message timeouts + 10 s)")
     del_t.finish()
 
     sched_t = root.table("scheduler")

@@ -107,13 +107,17 @@ def uvicorn_log_config() -> dict[str, object]:
 
 def delivery_counts(summary: Mapping[str, int]) -> dict[str, int]:
     """A ledger summary (rows per status) as ``sent, failed, waiting, skipped`` and any
-    other state by name: failed counts failed and expired rows, waiting queued and sending."""
+    other state by name: sent counts sent and sent-unconfirmed rows (the latter also shown
+    apart as ``unconfirmed`` when there are any), failed counts failed and expired rows,
+    waiting queued and sending."""
     counts = {
-        "sent": summary.get("sent", 0),
+        "sent": summary.get("sent", 0) + summary.get("sent_unconfirmed", 0),
         "failed": summary.get("failed", 0) + summary.get("expired", 0),
         "waiting": summary.get("queued", 0) + summary.get("sending", 0),
         "skipped": summary.get("skipped", 0),
     }
-    known = {"sent", "failed", "expired", "queued", "sending", "skipped"}
+    if summary.get("sent_unconfirmed"):
+        counts["unconfirmed"] = summary["sent_unconfirmed"]
+    known = {"sent", "sent_unconfirmed", "failed", "expired", "queued", "sending", "skipped"}
     counts.update({k: v for k, v in summary.items() if k not in known})
     return counts

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -31,6 +32,7 @@ from digest.config import ListSettings
 from digest.slots import RETRY, SendSchedule, Slot, local_instant
 
 __all__ = [
+    "LIVENESS_JOB",
     "RETRY",
     "EditionTrigger",
     "PlannedJob",
@@ -46,7 +48,15 @@ log = logging.getLogger("digest.schedule")
 
 class EditionTrigger(BaseTrigger):
     """APScheduler trigger for a list's slots (see :meth:`SendSchedule.next_fire`), computed
-    from the wall clock with ``zoneinfo``, so DST changes neither skip nor double a day."""
+    from the wall clock with ``zoneinfo``, so DST changes neither skip nor double a day.
+
+    Fire times are returned in UTC and every step is done in UTC. Arithmetic on an aware
+    local datetime is wall-clock arithmetic that drops PEP 495's ``fold``: one microsecond
+    after 02:00 (second occurrence) in Europe/Paris on the autumn change is 02:00 of the
+    *first* occurrence, an hour earlier, so the retries of a slot in the repeated hour would
+    repeat forever. Comparisons of two datetimes with the same ``tzinfo`` ignore ``fold``
+    too, which is why the scheduler itself runs in UTC (:func:`make_scheduler`).
+    """
 
     __slots__ = ("retry", "schedule")
 
@@ -56,10 +66,12 @@ class EditionTrigger(BaseTrigger):
 
     def get_next_fire_time(self, previous_fire_time: datetime | None,
                            now: datetime) -> datetime | None:
-        start = (previous_fire_time + timedelta(microseconds=1) if previous_fire_time
-                 else now)
-        fire = self.schedule.next_fire(start.astimezone(UTC), self.retry)
-        return fire.astimezone(self.schedule.tz) if fire is not None else None
+        """The first fire time strictly after ``previous_fire_time`` (or at or after ``now``
+        for the first), in UTC; both arguments may be in any zone."""
+        start = (previous_fire_time.astimezone(UTC) + timedelta(microseconds=1)
+                 if previous_fire_time is not None else now.astimezone(UTC))
+        fire = self.schedule.next_fire(start, self.retry)
+        return fire.astimezone(UTC) if fire is not None else None
 
     def __str__(self) -> str:
         return f"edition slots {self.schedule.describe()}"
@@ -93,10 +105,16 @@ def planned_jobs(lists: Iterable[ListSettings], now: datetime) -> list[PlannedJo
     return jobs
 
 
+#: The id of the job that proves the scheduler's loop dispatches (``make_scheduler(alive=)``).
+LIVENESS_JOB = "liveness"
+
+
 def make_scheduler(lists: Iterable[ListSettings], run: Callable[[str], object], *,
                    deliver_open: Callable[[], object] | None = None,
                    deliver_every: float = 300.0, now: datetime | None = None,
-                   blocking: bool = True, retry: timedelta = RETRY) -> BaseScheduler:
+                   blocking: bool = True, retry: timedelta = RETRY,
+                   alive: Callable[[], object] | None = None,
+                   alive_every: float = 5.0) -> BaseScheduler:
     """A scheduler with one job per list calling ``run(list_name)`` at the list's fire
     times (:class:`EditionTrigger`), and once at start (catch-up: ``run`` decides from the
     store whether anything is due). A run of a list never overlaps another of the same
@@ -105,11 +123,16 @@ def make_scheduler(lists: Iterable[ListSettings], run: Callable[[str], object], 
     ``deliver_open`` (the pipeline's pass over editions with rows still queued) runs at
     start and every ``deliver_every`` seconds, so retries finish even when nobody runs
     ``send`` again.
+
+    ``alive`` runs every ``alive_every`` seconds (job :data:`LIVENESS_JOB`) on an executor of
+    its own, so busy edition jobs never delay it: it runs only while the scheduler's loop
+    dispatches jobs, which is what the service manager's watchdog is told.
     """
     cls = BlockingScheduler if blocking else BackgroundScheduler
     # A firing late by up to a minute still runs (coalesced); the next retry covers the rest.
-    scheduler = cls(job_defaults={"coalesce": True, "max_instances": 2,
-                                  "misfire_grace_time": 60})
+    # UTC: APScheduler's "now" and the trigger's fire times compare without any fold.
+    scheduler = cls(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 2,
+                                                "misfire_grace_time": 60})
     started = now or datetime.now(UTC)
     for lst in lists:
         scheduler.add_job(_exclusive(run, lst.name), EditionTrigger(SendSchedule(lst), retry),
@@ -119,6 +142,11 @@ def make_scheduler(lists: Iterable[ListSettings], run: Callable[[str], object], 
         scheduler.add_job(_exclusive(lambda _: deliver_open(), "open editions"),
                           IntervalTrigger(seconds=deliver_every), id="deliver-open",
                           name="finish open deliveries", next_run_time=started)
+    if alive is not None:
+        scheduler.add_executor(ThreadPoolExecutor(1), alias=LIVENESS_JOB)
+        scheduler.add_job(alive, IntervalTrigger(seconds=alive_every), id=LIVENESS_JOB,
+                          name="scheduler loop alive", executor=LIVENESS_JOB,
+                          next_run_time=started, misfire_grace_time=None)
     return scheduler
 
 

@@ -110,7 +110,9 @@ class SendSchedule:
 
     def next_fire(self, start: datetime, retry: timedelta = RETRY) -> datetime | None:
         """The first fire time at or after ``start``: a slot's opening, its send time and
-        every ``retry`` after it while it is open, and its close."""
+        every ``retry`` after it while it is open, and its close; in UTC (all arithmetic is
+        done in UTC: see :class:`digest.schedule.EditionTrigger` on ``fold``)."""
+        start = start.astimezone(UTC)
         for slot in self.slots_around(start):
             if start <= slot.opens:
                 return slot.opens

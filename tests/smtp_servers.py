@@ -11,7 +11,8 @@ recipient local part   ``rcpt550``/``rcpt551``/``rcpt553`` 5.1.1 address errors,
                        ``rcpt421`` 421 + close
 first recipient        ``data451``/``data552``/``data554``/``data421`` that reply to the final
                        dot; ``dropbefore`` closes after 354, before the dot arrives (once);
-                       ``datadrop`` stores the message then closes without replying (once);
+                       ``datadrop`` stores the message then closes without replying (once),
+                       ``dropalways`` the same every time;
                        ``dataslow`` stores it and replies after ``slow`` seconds (once);
                        ``slowalways`` the same every time
 ====================  ========================================================================
@@ -120,7 +121,7 @@ class FaultHandler:
         self.commands.append("DATA")
         if lp.startswith("data") and lp[4:7].isdigit():
             return f"{lp[4:7]} {lp[4]}.6.0 Refused at end of data"
-        if lp == "datadrop" and self.first("data", lp):
+        if lp == "dropalways" or (lp == "datadrop" and self.first("data", lp)):
             self._record(envelope)
             server.transport.close()
             return "250 unseen"
@@ -154,6 +155,9 @@ class RecordingSMTP(SMTP):
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             self.transport.close()
             return
+        watch = getattr(handler, "data_command", None)  # a handler that times DATA phases
+        if watch is not None and rcpts:
+            watch(tuple(rcpts))
         await super().smtp_DATA(arg)
 
 

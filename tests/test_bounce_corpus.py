@@ -115,7 +115,7 @@ def _publish(store: Store) -> dict[int, str]:
     store.publish_edition(record.id, message_id_domain=DOMAIN, now=NOW)
     claims = store.claim_deliveries(record.id, worker_id="w", limit=1000, now=NOW,
                                     lease=timedelta(minutes=5))
-    store.mark_sent_many([(c.delivery_id, "250 ok") for c in claims], now=NOW)
+    store.mark_sent_many([(c, "250 ok") for c in claims], now=NOW)
     return {c.subscriber_id: c.message_id for c in claims}
 
 

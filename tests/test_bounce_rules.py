@@ -283,7 +283,7 @@ def _delivered(store: Store, address: str) -> str:
     store.publish_edition(record.id, message_id_domain=DOMAIN, now=NOW)
     claims = store.claim_deliveries(record.id, worker_id="w", limit=10, now=NOW,
                                     lease=timedelta(minutes=5))
-    store.mark_sent_many([(c.delivery_id, "250 ok") for c in claims], now=NOW)
+    store.mark_sent_many([(c, "250 ok") for c in claims], now=NOW)
     return next(c.message_id for c in claims if c.subscriber_id == sid)
 
 

@@ -58,6 +58,18 @@ ROWS = [
      False, False),
     ("550 without enhanced code", refused(550, "no such user"), R, Kind.SUPPRESS, False,
      False),
+    ("550 without enhanced code, about us", refused(550, "blocked as spam"), R, Kind.FAIL,
+     False, False),
+    ("550 with the code after the text", refused(550, "Recipient rejected (5.1.1 unknown)"),
+     R, Kind.SUPPRESS, False, False),
+    ("550 5.1.1 worded about us", refused(550, "5.1.1 rejected by spam filter"), R,
+     Kind.FAIL, False, False),
+    ("550 5.1.0 other address status: not hard", refused(550, "5.1.0 address rejected"), R,
+     Kind.FAIL, False, False),
+    ("550 5.1.10 null MX (RFC 7505)", refused(550, "5.1.10 domain accepts no mail"), R,
+     Kind.SUPPRESS, False, False),
+    ("550 5.0.0 then 5.1.1: the most specific", refused(550, "5.0.0 <x@example.com>... "
+     "5.1.1 user unknown"), R, Kind.SUPPRESS, False, False),
     ("550 5.7.1 policy", refused(550, "5.7.1 refused by policy"), R, Kind.FAIL, False,
      False),
     ("550 5.2.1 mailbox disabled", refused(550, "5.2.1 disabled"), R, Kind.SUPPRESS, False,
@@ -86,6 +98,8 @@ ROWS = [
      True, False),
     ("550 5.1.1 at end of DATA (LMTP-style)", aiosmtplib.SMTPDataError(550, "5.1.1 unknown"),
      D, Kind.SUPPRESS, False, False),
+    ("close after 354, before the message was sent (payload not written)",
+     aiosmtplib.SMTPServerDisconnected("Connection lost"), D, Kind.RETRY, True, False),
     ("close after the final dot (RFC 1047)",
      aiosmtplib.SMTPServerDisconnected("Unexpected EOF received"), D, Kind.RETRY, True, True),
     ("reply to the dot slower than timeout", aiosmtplib.SMTPReadTimeoutError("Timed out"),
@@ -121,7 +135,8 @@ ROWS = [
                          ids=[r[0] for r in ROWS])
 def test_fault_map_row(row: str, exc: BaseException, phase: Phase, kind: Kind,
                        reconnect: bool, ambiguous: bool) -> None:
-    outcome = classify_exception(exc, phase)
+    written = None if "payload not written" not in row else False
+    outcome = classify_exception(exc, phase, payload_sent=written)
     assert outcome.kind is kind, row
     assert outcome.reconnect is reconnect, row
     assert outcome.ambiguous is ambiguous, row

@@ -261,7 +261,7 @@ def test_soft_bounces_and_relay_refusals_are_recorded(store: Store) -> None:
     store.publish_edition(record.id, message_id_domain="news.example.org", now=NOW)
     [claim] = store.claim_deliveries(record.id, worker_id="w", limit=5, now=NOW,
                                      lease=timedelta(minutes=5))
-    store.mark_failed(claim.delivery_id, code=550, error="5.1.1 user unknown", suppress=True,
+    store.mark_failed(claim, code=550, error="5.1.1 user unknown", suppress=True,
                       now=NOW)
     last = store.membership_history("bob@example.org")[-1]
     assert (last.old_status, last.new_status, last.cause) == ("active", "bounced",

@@ -57,7 +57,7 @@ def test_reports_name_their_message_id_in_the_record(tmp_path: Path, store_url: 
         store.publish_edition(record.id, message_id_domain="news.example.org", now=NOW)
         claims = store.claim_deliveries(record.id, worker_id="w", limit=9, now=NOW,
                                         lease=timedelta(minutes=5))
-        store.mark_sent_many([(c.delivery_id, "250 ok") for c in claims], now=NOW)
+        store.mark_sent_many([(c, "250 ok") for c in claims], now=NOW)
         sent = {c.email: c for c in claims}
         complaint = (FIXTURES / "arf-abuse.eml").read_bytes().replace(
             PLACEHOLDER_ID.encode(), sent["complainer@example.org"].message_id.encode())

@@ -83,7 +83,7 @@ def world(tmp_path: Path, store_url: str) -> Iterator[World]:
         store.publish_edition(record.id, message_id_domain="news.example.org", now=NOW)
         claims = store.claim_deliveries(record.id, worker_id="w", limit=9, now=NOW,
                                         lease=timedelta(minutes=5))
-        store.mark_sent_many([(c.delivery_id, "250 ok") for c in claims], now=NOW)
+        store.mark_sent_many([(c, "250 ok") for c in claims], now=NOW)
         yield World(settings, store, {c.email: c.message_id for c in claims})
 
 

@@ -23,7 +23,9 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from desk_server import free_socket, serving
@@ -129,6 +131,12 @@ def _config(folder: Path, port: int, smtp_port: int) -> Path:
     text = text.replace('review = "off"', 'review = "required"', 1)
     text = text.replace('# review_to = ["desk@news.example.org"]',
                         'review_to = ["desk@news.example.org"]', 1)
+    # Sent an hour ago with a 20 h window: today's edition can still be approved, whatever
+    # the time of day the test runs (after its window an approval is too late: missed).
+    london = datetime.now(UTC).astimezone(ZoneInfo("Europe/London"))
+    text = text.replace('send_time = "07:00"',
+                        f'send_time = "{london - timedelta(hours=1):%H:%M}"', 1)
+    text = text.replace('send_window = "3h"', 'send_window = "20h"', 1)
     text += textwrap.dedent(f"""
         [[relays]]
         name = "loopback"

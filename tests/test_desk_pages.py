@@ -64,14 +64,14 @@ def deliver_some(store: Store, edition_id: int) -> dict[str, int]:
     start = datetime.now(UTC) - timedelta(minutes=20)
     claims = store.claim_deliveries(edition_id, worker_id="w", limit=100, now=start,
                                     lease=timedelta(hours=1))
-    sent = [(c.delivery_id, "250 ok") for c in claims[2:]]
+    sent = [(c, "250 ok") for c in claims[2:]]
     third = len(sent) // 3
     for minute, chunk in enumerate((sent[:third], sent[third:2 * third], sent[2 * third:])):
         store.mark_sent_many(chunk, now=start + timedelta(minutes=minute, seconds=5))
-    store.mark_failed(claims[0].delivery_id, code=550, suppress=True,
+    store.mark_failed(claims[0], code=550, suppress=True,
                       error="5.1.1 <gone@example.net>: Recipient address rejected: User unknown",
                       now=start + timedelta(minutes=1, seconds=30))
-    store.mark_deferred(claims[1].delivery_id, error="451 4.7.1 Greylisted",
+    store.mark_deferred(claims[1], error="451 4.7.1 Greylisted",
                         retry_at=datetime.now(UTC) + timedelta(minutes=9), now=start)
     return {"sent": len(sent), "failed": 1, "queued": 1}
 
@@ -328,7 +328,7 @@ async def test_a_finished_report_stops_refreshing(desk, store):
     edition_id = publish(store)
     claims = store.claim_deliveries(edition_id, worker_id="w", limit=5, now=datetime.now(UTC),
                                     lease=timedelta(minutes=5))
-    store.mark_sent(claims[0].delivery_id, response="250 ok", now=datetime.now(UTC))
+    store.mark_sent(claims[0], response="250 ok", now=datetime.now(UTC))
     page = await desk.get(f"{DESK}/editions/{edition_id}/report")
     assert "data-refresh" not in page.text and "Every message has an outcome." in page.text
 
@@ -378,7 +378,7 @@ async def test_list_growth_and_complaint_rates_with_gmails_threshold(desk, store
     edition_id = publish(store)
     claims = store.claim_deliveries(edition_id, worker_id="w", limit=1000,
                                     now=datetime.now(UTC), lease=timedelta(minutes=5))
-    store.mark_sent_many([(c.delivery_id, "250") for c in claims], now=datetime.now(UTC))
+    store.mark_sent_many([(c, "250") for c in claims], now=datetime.now(UTC))
     by_sid = {c.subscriber_id: c.delivery_id for c in claims}
     for n, sid in enumerate(sids[:2]):  # 2 complaints of 300 delivered: 0.667 %
         store.record_bounce(f"complaint-{n}", kind="complaint", subscriber_id=sid,
@@ -410,8 +410,18 @@ async def confirm_and_post(desk, edition_id: int, action: str, reason: str = "")
     return page, response
 
 
+def tomorrows(store: Store) -> int:
+    """A draft dated tomorrow (London): its send window is still ahead, so it can be
+    approved (an edition whose window ended is missed instead)."""
+    import dataclasses
+    from zoneinfo import ZoneInfo
+
+    tomorrow = datetime.now(UTC).astimezone(ZoneInfo("Europe/London")).date() + timedelta(1)
+    return draft(store, dataclasses.replace(seed_edition(), date=tomorrow))
+
+
 async def test_approve_hold_and_cancel_are_confirmed_and_recorded_with_the_editor(desk, store):
-    edition_id = draft(store)
+    edition_id = tomorrows(store)
     page = await desk.get(f"{DESK}/editions/{edition_id}")
     buttons = re.findall(r'<a class="button[^"]*" href="[^"]*/confirm/(\w+)">', page.text)
     assert buttons == ["approve", "hold", "cancel", "send"]
@@ -432,6 +442,16 @@ async def test_approve_hold_and_cancel_are_confirmed_and_recorded_with_the_edito
     page = await desk.get(f"{DESK}/editions/{edition_id}")
     assert "/confirm/" not in page.text  # a cancelled edition offers nothing
     assert "wrong lead" in page.text and "editor:ana" in page.text  # its history
+
+
+async def test_approving_after_the_send_window_says_it_is_missed(desk, store):
+    edition_id = draft(store)  # of 2025-08-25: its window ended long ago
+    _, response = await confirm_and_post(desk, edition_id, "approve")
+    assert response.status_code == 409
+    assert (f"Edition {edition_id} of daily for 2025-08-25 is missed, not approved: its send "
+            "window ended at 2025-08-25 10:00 Europe/London") in response.text
+    assert "--force" in response.text and "Traceback" not in response.text
+    assert store.get_edition(edition_id).status == "missed"
 
 
 async def test_a_move_needs_the_confirmation_and_the_right_status(desk, store):

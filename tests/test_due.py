@@ -125,7 +125,7 @@ async def test_a_due_edition_is_retried_until_published(
             assert (await sched.run(at(7, 3))).action == "sent"  # nothing sent twice
             assert len(srv.handler.received) == 2
     lines = [r.getMessage() for r in caplog.records]
-    assert sum("delayed" in line for line in lines) == 1  # once, not every minute
+    assert sum("delayed" in line for line in lines) == 1, lines  # once, not every minute
     assert any(f"edition {record.id} list=daily delivered: sent=2 failed=0" in line
                for line in lines)
     assert any("sending -> sent by scheduler" in line for line in lines)
@@ -222,7 +222,7 @@ async def test_review_mail_then_publish_only_when_approved(tmp_path: Path, repo:
             body = notice.get_content()
             assert "goes out at 07:00 Europe/London only once an editor approves it" in body
             assert "not approved at 10:00 Europe/London, it is missed" in body
-            assert "Stories: 3" in body and "Active subscribers: 2" in body
+            assert "Stories: 3" in body and "Recipients: 2" in body
             assert "Warnings: none" in body
             assert f"editions approve {record.id}" in body
             preview = next(line.split(": ", 1)[1] for line in body.splitlines()
@@ -251,6 +251,76 @@ async def test_review_mail_then_publish_only_when_approved(tmp_path: Path, repo:
             assert moves(store, record.id)[-3:] == [("draft", "approved", "editor:ana"),
                                                    ("approved", "sending", "scheduler"),
                                                    ("sending", "sent", "scheduler")]
+
+
+async def test_review_mail_counts_the_readers_the_send_will_have(
+        tmp_path: Path, repo: Path) -> None:
+    """The review mail's counts come after the subscriber files are imported: the number of
+    recipients it gives is the number of ledger rows the send creates."""
+    readers = tmp_path / "readers.csv"
+    readers.write_text("email,name\nann@example.org,Ann\nbob@example.org,Bob\n"
+                       "cat@example.org,Cat\ngone@example.org,Gone\n", encoding="utf-8")
+    async with smtp_server() as srv:
+        settings = make_settings(
+            tmp_path, repo, srv.port, sources=[page(tmp_path / "front.txt", "Vote tonight")],
+            extra='review = "required"\nreview_lead = "2h"\nreview_to = ["desk@example.org"]\n'
+                  f'subscribers_files = ["{readers}"]')
+        with open_store(settings.database_url) as store:
+            store.add_subscriber("daily", "old@example.org")
+            store.suppress("gone@example.org", "complained")  # in the file, never mailed
+            sched = Scheduler(settings, store)
+            outcome = await sched.run(at(5))
+            assert outcome.action == "awaiting-approval"
+            (to, notice), = mails(srv)
+            body = notice.get_content()
+            assert "Recipients: 4" in body, body  # old, ann, bob, cat
+            store.set_edition_status(outcome.edition_id, "approved", actor="editor:ana")
+            assert (await sched.run(at(7))).action == "published"
+            assert sorted(to for to, _ in mails(srv)[1:]) == [
+                "ann@example.org", "bob@example.org", "cat@example.org", "old@example.org"]
+            assert store.delivery_summary(outcome.edition_id) == {"sent": 4}
+
+
+async def test_an_approval_after_the_send_window_never_publishes(
+        tmp_path: Path, repo: Path) -> None:
+    """The scheduler sends an approved edition only within its send window (07:00-10:00):
+    an editor's approval at 10:05 records it missed and says to use --force; one that got
+    into the store late anyway (approved at 10:05 by another path) is marked missed by the
+    next firing, never published."""
+    import pytest
+
+    from digest.errors import EditionStateError
+
+    async with smtp_server() as srv:
+        settings = make_settings(
+            tmp_path, repo, srv.port, sources=[page(tmp_path / "front.txt", "Vote tonight")],
+            extra='review = "required"\nreview_lead = "2h"\nreview_to = ["desk@example.org"]')
+        with open_store(settings.database_url) as store:
+            store.add_subscriber("daily", "ann@example.org")
+            sched = Scheduler(settings, store)
+            outcome = await sched.run(at(5))
+            assert outcome.action == "awaiting-approval"
+            with pytest.raises(EditionStateError) as refused:
+                pipeline.approve_edition(settings, store, outcome.edition_id,
+                                         actor="editor:ana", cause="ok", now=at(10, 5))
+            assert str(refused.value) == (
+                f"Edition {outcome.edition_id} of daily for 2026-03-02 is missed, not "
+                "approved: its send window ended at 2026-03-02 10:00 Europe/London, so the "
+                "scheduler will not publish it; send it anyway with `send --list daily "
+                "--force`.")
+            assert store.get_edition(outcome.edition_id).status == "missed"
+            assert (await sched.run(at(10, 6))).action == "idle"
+            # Approved within the window, but the scheduler was down until after it ended.
+            tuesday = date(2026, 3, 3)
+            late = Scheduler(settings, store, started=at(4, day=tuesday))
+            drafted = await late.run(at(5, day=tuesday))
+            assert pipeline.approve_edition(settings, store, drafted.edition_id,
+                                            actor="editor:ana", cause="ok",
+                                            now=at(9, 59, day=tuesday))
+            missed = await late.run(at(10, 30, day=tuesday))
+            assert (missed.action, missed.edition_id) == ("missed", drafted.edition_id)
+            assert not store.get_edition(drafted.edition_id).published
+            assert all(to == "desk@example.org" for to, _ in mails(srv))  # no reader mailed
 
 
 async def test_an_unapproved_edition_is_missed_and_the_editors_told(
@@ -375,3 +445,15 @@ async def test_unreadable_sources_or_database_delay_and_a_never_built_edition_is
             fresh = Scheduler(settings, store, started=tuesday)
             assert (await fresh.run(tuesday)).action == "idle"
             assert store.find_edition("daily", MONDAY + timedelta(days=1)) is None
+
+
+def test_a_problem_is_logged_once_whatever_its_numbers_say() -> None:
+    """A lock held across two firings reads "last heartbeat 0 s ago", then "1 s ago": the
+    same problem, logged once (the delayed line is not repeated every minute)."""
+    memory = DueMemory()
+    held = ("Another send of list daily is running for this database (held by h:1:ab, last "
+            "heartbeat {} s ago); wait for it to finish or stop it.")
+    assert memory.problem("daily", held.format(0))
+    assert not memory.problem("daily", held.format(1))
+    assert memory.problems["daily"] == held.format(1)  # the latest words, for a missed reason
+    assert memory.problem("daily", "The database cannot be reached.")

@@ -43,9 +43,15 @@ def test_draft_then_hold_approve_cancel_each_recorded(project: Path) -> None:
     assert "is now held" in out and "will not be sent until an editor approves" in out
     code, out, _ = run("editions", "hold", edition_id, "--config", str(project))
     assert code == 0 and "already held; nothing changed" in out
+    # The edition is of 2025-08-23: its send window ended long ago, so approving it now
+    # does not approve it (the scheduler would never publish it): it is missed.
     code, out, err = run("editions", "approve", edition_id, "--config", str(project),
                          "--editor", "ana")
-    assert code == 0 and "is now approved" in out
+    assert code == 1 and "Traceback" not in err
+    assert " ".join(err.split()) == (
+        f"error: Edition {edition_id} of daily for 2025-08-23 is missed, not approved: its send window "
+        "ended at 2025-08-23 10:00 Europe/London, so the scheduler will not publish it; send "
+        "it anyway with `send --list daily --as-of 2025-08-23 --force`.")
     code, out, err = run("editions", "cancel", edition_id, "--config", str(project),
                          "--editor", "ana", "--reason", "wrong lead")
     assert code == 0 and "will never be sent" in out
@@ -58,8 +64,9 @@ def test_draft_then_hold_approve_cancel_each_recorded(project: Path) -> None:
     assert [(e["from"], e["to"], e["actor"], e["cause"]) for e in data["events"]] == [
         (None, "draft", "editor:ana", "drafted with `draft`"),
         ("draft", "held", "editor:ben", "checking a quote"),
-        ("held", "approved", "editor:ana", "approved by an editor"),
-        ("approved", "cancelled", "editor:ana", "wrong lead"),
+        ("held", "missed", "editor:ana", "approval came after its send window ended at "
+         "2025-08-23 10:00 Europe/London, so it was not approved or published"),
+        ("missed", "cancelled", "editor:ana", "wrong lead"),
     ]
     # After a cancel, `draft` makes a new edition of the day, with the same stories.
     code, out, err = run("draft", "--config", str(project), "--as-of", AS_OF)
@@ -180,6 +187,13 @@ def test_send_respects_holds_and_review_unless_forced(project: Path) -> None:
         event = next(e for e in store.edition_events(record.id) if e.new_status == "sending")
         assert (event.old_status, event.actor) == ("held", "editor:ana")
         assert event.detail is not None and event.detail["forced"] is True
+    # The history says who forced it and past what.
+    code, out, err = run("editions", "show", str(record.id), "--config", str(project),
+                         "--json")
+    assert code == 0, err
+    (forced,) = [e for e in json.loads(out)["events"] if e["to"] == "sending"]
+    assert (forced["from"], forced["actor"]) == ("held", "editor:ana")
+    assert forced["cause"].endswith("; forced by editor:ana with --force (it was held)")
     code, out, err = run("send", "--config", str(project), "--as-of", AS_OF)
     assert code == 0 and "already went out" in out
 
@@ -192,12 +206,45 @@ def test_review_required_list_sends_only_an_approved_edition(project: Path) -> N
     settings = load_settings(project)
     with open_store(settings.database_url) as store:
         (record,) = store.list_editions("daily")
+    # Approved after its send window (2025-08-23): missed, not published by a plain send.
     code, out, err = run("editions", "approve", str(record.id), "--config", str(project))
-    assert code == 0
-    assert "send window ended" in out or "scheduler sends it" in out \
-        or "send time has passed" in out
+    assert code == 1 and "is missed, not approved" in err and "--force" in err
     code, out, err = run("send", "--config", str(project), "--as-of", AS_OF)
+    assert code == 1 and "missed its send window" in err and "Traceback" not in err
+    code, out, err = run("send", "--config", str(project), "--as-of", AS_OF, "--force",
+                         "--editor", "ana")
     assert code == 0 and "was delivered" in out, err
+    code, out, err = run("editions", "show", str(record.id), "--config", str(project),
+                         "--json")
+    published = next(e for e in json.loads(out)["events"] if e["to"] == "sending")
+    assert (published["from"], published["actor"]) == ("missed", "editor:ana")
+    assert published["cause"].endswith("; forced by editor:ana with --force (it was missed)")
+    assert published["detail"]["forced"] is True
+
+
+def test_an_approval_within_the_send_window_lets_the_scheduler_send_it(
+        project: Path) -> None:
+    """Today's draft of a list whose send time was an hour ago, with a 20 h window (open
+    whatever the time of day the test runs): approving it says the scheduler sends it."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    london = datetime.now(UTC).astimezone(ZoneInfo("Europe/London"))
+    _config(project, 'send_time = "07:00"',
+            f'send_time = "{london - timedelta(hours=1):%H:%M}"')
+    _config(project, 'send_window = "3h"', 'send_window = "20h"')
+    code, out, err = run("draft", "--config", str(project), "--force")
+    assert code == 0, err
+    settings = load_settings(project)
+    with open_store(settings.database_url) as store:
+        (record,) = store.list_editions("daily")
+    code, out, err = run("editions", "approve", str(record.id), "--config", str(project),
+                         "--editor", "ana")
+    assert code == 0, err
+    assert f"Edition {record.id} of daily for {record.date} is now approved." in out
+    assert "a running scheduler sends it within a minute" in " ".join(out.split())
+    with open_store(settings.database_url) as store:
+        assert store.get_edition(record.id).status == "approved"
 
 
 def test_any_stored_edition_can_be_previewed_and_tested(project: Path, tmp_path: Path) -> None:

@@ -67,8 +67,13 @@ def test_status_shows_the_heartbeat_the_next_runs_and_what_waits(tmp_path: Path)
     assert local.endswith("T07:00:00+01:00") and utc.endswith("T06:00:00Z)")  # winter time
     assert any(ln.startswith("next run: weekend ") and "America/New_York" in ln
                for ln in lines)
-    assert lines[-1] == (f"edition not finished: daily 2026-11-27 (id {edition}): sent=0 "
-                         "failed=0 waiting=3 skipped=0 [queued=2 sending=1]")
+    at = lines.index(f"edition not finished: daily 2026-11-27 (id {edition}): sent=0 "
+                     "failed=0 waiting=3 skipped=0 [queued=2 sending=1]")
+    details = lines[at + 1:]
+    assert details[0].startswith("  next retry due 20") and details[0].endswith("Z")
+    assert details[1].startswith("  oldest claim ") and details[1].endswith(
+        " by mail1:42:abcdef")
+    assert len(details) == 2  # no lease ran out, nothing past its window
 
     only = runner.invoke(main, ["status", "--config", str(config), "--list", "weekend"],
                          env={"DIGEST_DATABASE_URL": url})
@@ -78,6 +83,58 @@ def test_status_shows_the_heartbeat_the_next_runs_and_what_waits(tmp_path: Path)
                           env={"DIGEST_DATABASE_URL": url})
     assert wrong.exit_code == 2 and "There is no list 'nope'" in wrong.stderr
     assert "Traceback" not in wrong.output
+
+
+def test_status_names_lapsed_claims_and_exits_3_for_rows_past_their_window(
+        tmp_path: Path, store: Store, store_url: str) -> None:
+    """A worker that died holding claims is named with its rows; rows whose first attempt
+    is older than the retry window (nobody ran the pass that ends them) make it exit 3."""
+    config = write_project(tmp_path, relay=None, lists={"daily": ListSpec()})
+    now = datetime.now(UTC) + timedelta(seconds=1)  # after the publications below
+    old = _publish(store, ["a@example.org", "b@example.org", "c@example.org"],
+                   date(2026, 11, 20))
+    day_ago = now - timedelta(hours=25)  # the default retry window is 24 h
+    first, second = store.claim_deliveries(old, worker_id="dead:1:aaaaaa", limit=2,
+                                           now=now, lease=timedelta(minutes=5))
+    store.mark_deferred(first, error="451", retry_at=now + timedelta(minutes=7), now=now)
+    # Both were first tried 25 h ago; `second` stays "sending" under the dead worker, its
+    # lease long gone.
+    import sqlalchemy as sa
+
+    from digest.store.schema import deliveries
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(deliveries).where(deliveries.c.edition_id == old,
+                                                 deliveries.c.first_attempt_at.is_not(None))
+                     .values(first_attempt_at=day_ago))
+        conn.execute(sa.update(deliveries).where(deliveries.c.id == second.delivery_id)
+                     .values(lease_until=day_ago + timedelta(minutes=5),
+                             last_attempt_at=day_ago))
+    fresh = _publish(store, ["d@example.org"], date(2026, 11, 21))
+    store.claim_deliveries(fresh, worker_id="live:2:bbbbbb", limit=1, now=now,
+                           lease=timedelta(minutes=5))
+    result = CliRunner().invoke(main, ["status", "--config", str(config)],
+                                env={"DIGEST_DATABASE_URL": store_url})
+    assert result.exit_code == 3, result.output
+    lines = result.stdout.splitlines()
+    at = next(i for i, ln in enumerate(lines) if f"(id {old})" in ln)
+    assert lines[at].endswith("[queued=2 sending=1]")
+    block = lines[at + 1:at + 5]
+    assert block[0].startswith("  next retry due 20")  # the never-tried row: due already
+    assert block[1].startswith("  oldest claim ") and block[1].endswith(" by dead:1:aaaaaa")
+    assert block[2].startswith("  lease expired: dead:1:aaaaaa holds 1 row(s) whose claim "
+                               "lease ran out at ")
+    assert block[3] == ("  2 row(s) wait past their retry window (24h): no scheduler or "
+                        "worker has finished them; start `schedule` or `worker`")
+    at = next(i for i, ln in enumerate(lines) if f"(id {fresh})" in ln)
+    assert lines[at + 1].startswith("  next retry due ")  # a, b, c and d: three queued
+    assert lines[at + 2].endswith(" by live:2:bbbbbb") and len(lines) == at + 3
+
+    # The pass ends them (expired), and status is back to exit 0 for that edition.
+    assert store.expire_overdue(old, window=timedelta(hours=24), now=now) == 2
+    again = CliRunner().invoke(main, ["status", "--config", str(config)],
+                               env={"DIGEST_DATABASE_URL": store_url})
+    assert again.exit_code == 0, again.output
+    assert "past their retry window" not in again.stdout
 
 
 def test_unfinished_editions_of_any_age_on_both_backends(store: Store) -> None:
@@ -169,8 +226,10 @@ def test_log_lines_are_iso_stamped_and_libraries_stay_quiet(tmp_path: Path) -> N
     assert delivery_counts({"sent": 497, "failed": 1, "expired": 1, "queued": 2,
                             "sending": 1, "skipped": 3}) == {
         "sent": 497, "failed": 2, "waiting": 3, "skipped": 3}
-    assert delivery_counts({"sent": 1, "sent_unconfirmed": 2}) == {
-        "sent": 1, "failed": 0, "waiting": 0, "skipped": 0, "sent_unconfirmed": 2}
+    # sent_unconfirmed counts as delivered and is shown apart; a state it does not know
+    # is listed by its name.
+    assert delivery_counts({"sent": 1, "sent_unconfirmed": 2, "held": 4}) == {
+        "sent": 3, "failed": 0, "waiting": 0, "skipped": 0, "unconfirmed": 2, "held": 4}
 
 
 def test_a_migration_is_one_line_and_opening_at_head_says_nothing(tmp_path: Path) -> None:

@@ -128,6 +128,87 @@ def test_every_list_fires_once_per_local_day_across_dst_changes(zone: str) -> No
                 assert local.time() == at, (zone, at, local)
 
 
+# (zone, send time, a local day of a DST change): the time is inside the repeated hour
+# (autumn), inside the skipped hour (spring), just after midnight, or in the morning.
+# Australia/Lord_Howe moves its clocks by 30 minutes (02:00 -> 01:30 in April, 02:00 ->
+# 02:30 in October).
+TRANSITIONS = [
+    ("Europe/Paris", time(2, 30), date(2026, 10, 25)),  # repeated 02:00-03:00
+    ("Europe/Paris", time(2, 30), date(2026, 3, 29)),  # skipped 02:00-03:00
+    ("Europe/Paris", time(0, 30), date(2026, 10, 25)),
+    ("Europe/Paris", time(0, 30), date(2026, 3, 29)),
+    ("America/New_York", time(1, 30), date(2026, 11, 1)),  # repeated 01:00-02:00
+    ("America/New_York", time(2, 30), date(2026, 3, 8)),  # skipped 02:00-03:00
+    ("America/New_York", time(0, 30), date(2026, 11, 1)),
+    ("America/New_York", time(7, 0), date(2026, 3, 8)),
+    ("Australia/Lord_Howe", time(1, 45), date(2026, 4, 5)),  # repeated 01:30-02:00
+    ("Australia/Lord_Howe", time(2, 15), date(2026, 10, 4)),  # skipped 02:00-02:30
+    ("Australia/Lord_Howe", time(0, 30), date(2026, 4, 5)),
+    ("Australia/Lord_Howe", time(0, 30), date(2026, 10, 4)),
+]
+
+
+@pytest.mark.parametrize(("zone", "at", "change"), TRANSITIONS,
+                         ids=[f"{z}-{a:%H%M}-{d}" for z, a, d in TRANSITIONS])
+def test_retries_through_a_dst_change_never_repeat_or_skip(zone: str, at: time,
+                                                            change: date) -> None:
+    """Every minute of a three-hour send window across a DST change, driven as APScheduler
+    drives the trigger (the previous fire time handed back, as returned or as a local time
+    with its ``fold``, "now" a few ms after it): each
+    fire time comes once, strictly increasing, exactly the minutes of each day's window.
+    The loop is bounded, so a trigger that goes back in time fails instead of hanging."""
+    tz = ZoneInfo(zone)
+    lst = make_list(timezone=tz, send_time=at, send_window=timedelta(hours=3))
+    trigger = EditionTrigger(SendSchedule(lst))
+    days = [change + timedelta(days=i) for i in (-1, 0, 1)]
+    expected = [_first_at_or_after(day, at, tz) + timedelta(minutes=k)
+                for day in days for k in range(181)]  # the send time, 179 retries, the close
+    assert len({e.astimezone(tz).date() for e in expected[::181]}) == 3
+    assert expected[181::181][0] - expected[180] > timedelta(hours=12)  # windows apart
+    previous = None
+    now = datetime.combine(days[0], time(12), tz) - timedelta(days=1)
+    fires: list[datetime] = []
+    for i in range(len(expected)):  # bounded: never more calls than fire times expected
+        fire = trigger.get_next_fire_time(previous, now)
+        assert fire is not None and fire.utcoffset() == timedelta(0)  # UTC, no fold
+        if fires:
+            assert fire.astimezone(UTC) > fires[-1].astimezone(UTC), (fires[-3:], fire)
+        fires.append(fire)
+        previous = fire if i % 2 else fire.astimezone(tz)
+        now = fire + timedelta(milliseconds=4)
+    assert fires == expected
+    assert len(set(fires)) == len(fires)
+
+
+@pytest.mark.parametrize(("zone", "at"), sorted({(z, a) for z, a, _ in TRANSITIONS}),
+                         ids=[f"{z}-{a:%H%M}" for z, a in sorted({(z, a) for z, a, _ in
+                                                                  TRANSITIONS})])
+def test_four_hundred_consecutive_send_times_one_per_local_day(zone: str, at: time) -> None:
+    """400 consecutive send times from 2026-01-01 (both 2026 DST changes, and Lord Howe's
+    half-hour ones): strictly increasing, one per local date with none skipped, each the
+    first instant at or after the send time on that day's wall clock."""
+    tz = ZoneInfo(zone)
+    window = timedelta(hours=3)
+    lst = make_list(timezone=tz, send_time=at, send_window=window)
+    trigger = EditionTrigger(SendSchedule(lst), retry=window)  # fires: send time, close
+    previous, now = None, datetime(2026, 1, 1, tzinfo=tz).astimezone(UTC)
+    due: list[datetime] = []
+    for i in range(800):  # bounded
+        fire = trigger.get_next_fire_time(previous, now)
+        assert fire is not None and (previous is None or fire > previous)
+        if i % 2 == 0:
+            due.append(fire)
+        else:
+            assert fire - due[-1] == window
+        previous = now = fire
+    assert len(due) == 400
+    days = [d.astimezone(tz).date() for d in due]
+    assert days == [date(2026, 1, 1) + timedelta(days=i) for i in range(400)]
+    assert all(a < b for a, b in zip(due, due[1:], strict=False))
+    for day, fire in zip(days, due, strict=True):
+        assert fire == _first_at_or_after(day, at, tz), (zone, at, day)
+
+
 def test_a_slot_fires_at_review_send_time_every_minute_and_at_its_close() -> None:
     lst = make_list(send_time=time(0, 30), review="required", review_lead=timedelta(hours=2),
                     review_to=("desk@example.org",), send_window=timedelta(hours=3))

@@ -111,7 +111,9 @@ def test_one_scheduler_per_database_across_work_dirs_with_standby_and_takeover(
             assert b.returncode == 0, err
             assert out.startswith("Another scheduler is running for this database (held by "
                                   f"{holder_a}, last heartbeat")
-            assert out.strip().endswith("Start it with --standby to wait and take over.")
+            assert out.strip().endswith("so this one exits; start it with --standby to wait "
+                                        "and take over.")
+            assert out.count(". ") == 0 and "Traceback" not in err  # one sentence
 
             c = start(second, "schedule", "--standby", db_url=store_url,
                       env={"NOTIFY_SOCKET": path_c})

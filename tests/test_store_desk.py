@@ -85,15 +85,15 @@ def _published(store: Store, n: int) -> tuple[int, list]:
 
 def test_timeline_failures_retries_and_caused_suppressions(store: Store) -> None:
     edition_id, claims = _published(store, 10)
-    store.mark_sent_many([(c.delivery_id, "250") for c in claims[:4]],
+    store.mark_sent_many([(c, "250") for c in claims[:4]],
                          now=T0 + timedelta(seconds=20))
-    store.mark_sent_many([(c.delivery_id, "250") for c in claims[4:6]],
+    store.mark_sent_many([(c, "250") for c in claims[4:6]],
                          now=T0 + timedelta(minutes=2, seconds=5))
-    store.mark_failed(claims[6].delivery_id, code=550, error="5.1.1 user unknown",
+    store.mark_failed(claims[6], code=550, error="5.1.1 user unknown",
                       suppress=True, now=T0 + timedelta(minutes=2, seconds=6))
-    store.mark_failed(claims[7].delivery_id, code=552, error="5.2.2 mailbox full",
+    store.mark_failed(claims[7], code=552, error="5.2.2 mailbox full",
                       suppress=False, now=T0 + timedelta(minutes=2, seconds=7))
-    store.mark_deferred(claims[8].delivery_id, error="451 greylisted",
+    store.mark_deferred(claims[8], error="451 greylisted",
                         retry_at=T0 + timedelta(minutes=9), now=T0)
     # An address suppressed for another reason (not this edition) is not "caused".
     store.suppress("reader9@example.org", "complained", detail="earlier")
@@ -116,7 +116,7 @@ def test_timeline_failures_retries_and_caused_suppressions(store: Store) -> None
 
 def test_a_bounce_report_after_the_send_counts_as_caused_and_in_the_rates(store: Store) -> None:
     edition_id, claims = _published(store, 4)
-    store.mark_sent_many([(c.delivery_id, "250") for c in claims], now=T0)
+    store.mark_sent_many([(c, "250") for c in claims], now=T0)
     first, second = claims[0], claims[1]
     store.record_bounce("r1", kind="hard", subscriber_id=first.subscriber_id,
                         delivery_id=first.delivery_id, status="5.1.1", reason="unknown",
@@ -179,9 +179,9 @@ def test_failures_under_one_reply_code_are_grouped_by_their_enhanced_status(
             "550 at RCPT: 5.7.1 <address> rejected by policy",
             "550 at DATA: 5.7.1 Message content rejected",
             "550 at RCPT: Recipient address rejected")):
-        store.mark_failed(claims[i].delivery_id, code=550, error=error, suppress=False,
+        store.mark_failed(claims[i], code=550, error=error, suppress=False,
                           now=T0 + timedelta(seconds=i))
-    store.mark_expired(claims[5].delivery_id, error="451 at RCPT: 4.7.1 Greylisted",
+    store.mark_expired(claims[5], error="451 at RCPT: 4.7.1 Greylisted",
                        now=T0 + timedelta(minutes=5))
     groups = store.failure_groups(edition_id, addresses=5)
     assert [(g.status, g.reason, g.count) for g in groups] == [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 import time
@@ -78,7 +79,7 @@ def test_claim_returns_recipient_and_stable_message_id(store: Store) -> None:
                         r"@news\.example\.org>", claim.message_id)
     assert store.claim_deliveries(edition_id, worker_id="w2", limit=10, now=NOW,
                                   lease=LEASE) == []
-    store.mark_deferred(claim.delivery_id, error="421 busy", retry_at=NOW + timedelta(minutes=2),
+    store.mark_deferred(claim, error="421 busy", retry_at=NOW + timedelta(minutes=2),
                         now=NOW)
     assert store.claim_deliveries(edition_id, worker_id="w1", limit=10,
                                   now=NOW + timedelta(minutes=1), lease=LEASE) == []
@@ -143,18 +144,18 @@ def test_claim_fills_the_limit_past_skipped_rows(store: Store) -> None:
 def test_marks_apply_only_to_sending_rows(store: Store) -> None:
     edition_id = _publish(store, 3)
     a, b, c = store.claim_deliveries(edition_id, worker_id="w", limit=3, now=NOW, lease=LEASE)
-    store.mark_sent(a.delivery_id, response="250 2.0.0 queued as X1", now=NOW)
-    store.mark_failed(a.delivery_id, code=550, error="late result", suppress=True, now=NOW)
-    store.mark_expired(a.delivery_id, error="late", now=NOW)
-    store.mark_deferred(a.delivery_id, error="late", retry_at=NOW, now=NOW)
+    store.mark_sent(a, response="250 2.0.0 queued as X1", now=NOW)
+    store.mark_failed(a, code=550, error="late result", suppress=True, now=NOW)
+    store.mark_expired(a, error="late", now=NOW)
+    store.mark_deferred(a, error="late", retry_at=NOW, now=NOW)
     row = store.get_delivery(a.delivery_id)
     assert (row["status"], row["response"], row["attempts"]) == ("sent", "250 2.0.0 queued as X1",
                                                                  1)
     assert not store.is_suppressed(a.email)
 
-    store.mark_failed(b.delivery_id, code=550, error="5.1.1 no such user", suppress=True,
+    store.mark_failed(b, code=550, error="5.1.1 no such user", suppress=True,
                       now=NOW)
-    store.mark_expired(c.delivery_id, error="4xx for 24h", now=NOW)
+    store.mark_expired(c, error="4xx for 24h", now=NOW)
 
     assert store.delivery_reasons(edition_id) == {
         "sent": {"": 1}, "failed": {"smtp 550": 1}, "expired": {"retries exhausted": 1}}
@@ -168,7 +169,7 @@ def test_marks_apply_only_to_sending_rows(store: Store) -> None:
 def test_failed_without_suppress_keeps_the_address(store: Store) -> None:
     edition_id = _publish(store, 1)
     [claim] = store.claim_deliveries(edition_id, worker_id="w", limit=1, now=NOW, lease=LEASE)
-    store.mark_failed(claim.delivery_id, code=None, error="refused by policy", suppress=False,
+    store.mark_failed(claim, code=None, error="refused by policy", suppress=False,
                       now=NOW)
     assert store.delivery_reasons(edition_id) == {"failed": {"refused": 1}}
     assert not store.is_suppressed(claim.email)
@@ -180,7 +181,7 @@ def test_suppressed_bounce_is_left_out_of_the_next_edition(store: Store) -> None
     edition_id = _publish(store, 2)
     store.add_subscriber("weekly", "reader0000@example.org")
     first, _ = store.claim_deliveries(edition_id, worker_id="w", limit=2, now=NOW, lease=LEASE)
-    store.mark_failed(first.delivery_id, code=550, error="gone", suppress=True, now=NOW)
+    store.mark_failed(first, code=550, error="gone", suppress=True, now=NOW)
     weekly = store.get_membership("weekly", "reader0000@example.org")
     assert weekly is not None and weekly.status == "bounced"
     nxt = store.record_edition(_edition(day=date(2026, 3, 3)))
@@ -241,7 +242,7 @@ def test_concurrent_workers_never_claim_the_same_row(store: Store, store_url: st
                                                 lease=LEASE):
                 for claim in batch:
                     mine.append(claim.delivery_id)
-                    own.mark_sent(claim.delivery_id, response="250 ok", now=NOW)
+                    own.mark_sent(claim, response="250 ok", now=NOW)
                 time.sleep(0.005)  # "sending": lets the other workers in between claims
         except Exception as exc:  # noqa: BLE001 - reported by the test thread
             errors.append(exc)
@@ -265,9 +266,9 @@ def test_concurrent_workers_never_claim_the_same_row(store: Store, store_url: st
 def test_mark_sent_many_ends_only_sending_rows(store: Store) -> None:
     edition_id = _publish(store, 4)
     a, b, c = store.claim_deliveries(edition_id, worker_id="w", limit=3, now=NOW, lease=LEASE)
-    store.mark_failed(c.delivery_id, code=550, error="gone", suppress=False, now=NOW)
-    ended = store.mark_sent_many([(a.delivery_id, "250 a"), (b.delivery_id, "250 b"),
-                                  (c.delivery_id, "250 late")], now=NOW)
+    store.mark_failed(c, code=550, error="gone", suppress=False, now=NOW)
+    ended = store.mark_sent_many([(a, "250 a"), (b, "250 b"),
+                                  (c, "250 late")], now=NOW)
     assert ended == 2
     assert store.mark_sent_many([], now=NOW) == 0
     assert store.delivery_summary(edition_id) == {"sent": 2, "failed": 1, "queued": 1}
@@ -307,7 +308,7 @@ def test_claims_and_marks_larger_than_one_statement(store: Store) -> None:
     assert claims[0].sections is None and claims[0].attributes == {}
     assert claims[0].first_attempt_at == NOW and claims[0].name == "Reader 0"
     assert store.delivery_summary(edition_id) == {"sending": 310}
-    ended = store.mark_sent_many([(c.delivery_id, f"250 queued as Q{c.delivery_id}")
+    ended = store.mark_sent_many([(c, f"250 queued as Q{c.delivery_id}")
                                   for c in claims], now=NOW)
     assert ended == 310
     assert store.delivery_summary(edition_id) == {"sent": 310}
@@ -324,7 +325,7 @@ def test_sqlite_fast_path_errors_are_store_errors_and_roll_back(tmp_path: Path) 
         with store.engine.connect() as conn:  # the pool hands this connection out next
             conn.exec_driver_sql("PRAGMA query_only=ON")
         with pytest.raises(StoreError, match="readonly"):
-            store.mark_sent_many([(claim.delivery_id, "250 ok")], now=NOW)
+            store.mark_sent_many([(claim, "250 ok")], now=NOW)
         with pytest.raises(StoreError, match="readonly"):
             store.claim_deliveries(edition_id, worker_id="w", limit=1, now=NOW, lease=LEASE)
         with store.engine.connect() as conn:
@@ -332,21 +333,60 @@ def test_sqlite_fast_path_errors_are_store_errors_and_roll_back(tmp_path: Path) 
         assert store.delivery_summary(edition_id) == {"queued": 1, "sending": 1}
 
 
-def test_a_late_sent_mark_ends_a_row_another_worker_put_back(store: Store) -> None:
+def test_a_late_sent_mark_is_an_event_never_a_second_outcome(store: Store) -> None:
     """Worker A's 250 waits in its commit queue past the lease; B reclaims the row and
-    defers it. A 250 is final: A's late mark ends the row as sent instead of leaving it to be
-    sent a third time."""
+    defers it. A's claim is no longer the row's: its late 250 is kept as an event and the
+    row stays as B left it (fencing: a worker that lost its lease records nothing)."""
     edition_id = _publish(store, 1)
     [first] = store.claim_deliveries(edition_id, worker_id="A", limit=1, now=NOW, lease=LEASE)
+    assert (first.worker_id, first.token, first.lease_until) == ("A", 1, NOW + LEASE)
     later = NOW + LEASE + LOST_CHECK + timedelta(seconds=1)
     [again] = store.claim_deliveries(edition_id, worker_id="B", limit=1, now=later, lease=LEASE)
-    assert again.delivery_id == first.delivery_id
-    store.mark_deferred(again.delivery_id, error="451 try later",
-                        retry_at=later + timedelta(minutes=5), now=later)
+    assert again.delivery_id == first.delivery_id and again.token == 2
+    assert store.mark_deferred(again, error="451 try later",
+                               retry_at=later + timedelta(minutes=5), now=later)
     assert store.delivery_summary(edition_id) == {"queued": 1}
 
-    assert store.mark_sent_many([(first.delivery_id, "250 ok")], now=later) == 1
-    assert store.delivery_summary(edition_id) == {"sent": 1}
-    # A row that already ended stays as it ended.
-    assert store.mark_sent_many([(first.delivery_id, "250 again")], now=later) == 0
-    assert store.get_delivery(first.delivery_id)["response"] == "250 ok"
+    assert store.mark_sent_many([(first, "250 ok")], now=later) == 0
+    assert store.delivery_summary(edition_id) == {"queued": 1}
+    [event] = store.late_replies(edition_id)
+    assert (event["delivery_id"], event["kind"], event["worker"], event["claim_token"],
+            event["detail"]) == (first.delivery_id, "late-sent", "A", 1, "250 ok")
+
+    # B's next claim sends it; a second late 250 from A is one more event, not a "sent".
+    [third] = store.claim_deliveries(edition_id, worker_id="B", limit=1,
+                                     now=later + timedelta(minutes=5), lease=LEASE)
+    assert store.mark_sent(third, response="250 B", now=later + timedelta(minutes=5))
+    assert not store.mark_sent(first, response="250 again", now=later + timedelta(minutes=6))
+    row = store.get_delivery(first.delivery_id)
+    assert (row["status"], row["response"], row["claim_token"]) == ("sent", "250 B", 3)
+    assert [e["kind"] for e in store.late_replies(edition_id)] == ["late-sent", "late-sent"]
+    # The same claim marked twice (a commit retried after an unknown outcome) is not late.
+    assert store.mark_sent_many([(third, "250 B")], now=later) == 0
+    assert len(store.late_replies(edition_id)) == 2
+
+
+def test_every_mark_is_fenced_by_worker_and_token(store: Store) -> None:
+    """A claim whose lease ran out and which its own worker took back (a new token), or a
+    claim naming another worker, moves nothing: no outcome, no suppression, no attempt."""
+    edition_id = _publish(store, 1)
+    [old] = store.claim_deliveries(edition_id, worker_id="A", limit=1, now=NOW, lease=LEASE)
+    later = NOW + LEASE + LOST_CHECK
+    [new] = store.claim_deliveries(edition_id, worker_id="A", limit=1, now=later, lease=LEASE)
+    assert new.token == old.token + 1 and new.attempts == 1
+    forged = dataclasses.replace(new, worker_id="B")
+    for claim in (old, forged):
+        assert not store.mark_sent(claim, response="250 ok", now=later)
+        assert not store.mark_failed(claim, code=550, error="5.1.1 gone", suppress=True,
+                                     now=later)
+        assert not store.mark_expired(claim, error="window", now=later)
+        assert not store.mark_deferred(claim, error="451", retry_at=later, now=later)
+        assert not store.mark_unconfirmed(claim, error="dropped after DATA", now=later)
+    row = store.get_delivery(new.delivery_id)
+    assert (row["status"], row["claimed_by"], row["attempts"]) == ("sending", "A", 1)
+    assert not store.is_suppressed(new.email)
+    kinds = [e["kind"] for e in store.late_replies(edition_id)]
+    assert kinds == ["late-sent", "late-failed", "late-expired", "late-deferred",
+                     "late-unconfirmed"] * 2
+    assert store.mark_failed(new, code=550, error="5.1.1 gone", suppress=True, now=later)
+    assert store.is_suppressed(new.email)

@@ -71,8 +71,9 @@ def test_every_move_is_an_event_with_its_actor_and_cause(store: Store, caplog) -
 def test_refused_moves_say_why(store: Store, status: str, move: str, needle: str) -> None:
     record = store.record_edition(_edition())
     store.set_edition_status(record.id, status, actor="scheduler")
-    with pytest.raises(EditionStateError, match=needle):
+    with pytest.raises(EditionStateError, match=needle) as refused:
         store.set_edition_status(record.id, move, actor="editor:ana")
+    assert ". " not in str(refused.value)  # one sentence: what, and what to do
     assert store.get_edition(record.id).status == status
     with pytest.raises(StoreError, match="no edition 999"):
         store.set_edition_status(999, "held", actor="editor:ana")
@@ -94,9 +95,9 @@ def test_publishing_moves_to_sending_and_the_last_row_to_sent(store: Store) -> N
     assert store.eligible_audience("daily") == [(None, 1), (frozenset({"World"}), 2)]
     claims = store.claim_deliveries(record.id, worker_id="w", limit=10, now=NOW,
                                     lease=timedelta(minutes=1))
-    store.mark_sent(claims[0].delivery_id, response="250", now=NOW)
+    store.mark_sent(claims[0], response="250", now=NOW)
     assert store.settle_editions(actor="worker") == []  # a row is still open
-    store.mark_failed(claims[1].delivery_id, code=550, error="5.1.1", suppress=False, now=NOW)
+    store.mark_failed(claims[1], code=550, error="5.1.1", suppress=False, now=NOW)
     # The record agrees with the ledger at once; settling writes the move and its counts.
     assert store.get_edition(record.id).status == "sent"
     assert store.settle_editions("daily", actor="worker") == [record.id]

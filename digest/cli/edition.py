@@ -268,15 +268,15 @@ def _print_send(outcome: pipeline.SendOutcome, settings: Settings) -> None:
     if outcome.status == "no-recipients":
         fail(outcome.message)
     if outcome.report is not None:
-        outcome.report.render(console)  # type: ignore[attr-defined]
+        outcome.report.render(console)
     console.print(outcome.message, highlight=False, markup=False)
-    if outcome.status == "sent" and not settings.relays:
+    if outcome.status in ("sent", "waiting") and not settings.relays:
         console.print(f"Messages are in the Maildir {settings.maildir}.", highlight=False,
                       markup=False)
     report = outcome.report
-    if report is not None and getattr(report, "stopped", None):
-        fail(f"The send stopped early: {report.stopped}.")  # type: ignore[attr-defined]
-    failed: int = getattr(report, "failed", 0) if outcome.status == "test" else 0
+    if report is not None and report.stopped:
+        fail(f"The send stopped early: {report.stopped}.")
+    failed = report.failed if report is not None and outcome.status == "test" else 0
     if failed:
         fail(f"{failed} of the test addresses did not get the test (the reasons are above); "
              "check them and the relay.")

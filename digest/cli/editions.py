@@ -35,7 +35,7 @@ from .support import (
 
 __all__ = ["editions"]
 
-_COUNTED = ("sent", "failed", "expired", "skipped")
+_COUNTED = ("sent", "sent_unconfirmed", "failed", "expired", "skipped")
 
 
 def _when(moment: datetime | None) -> str:
@@ -91,7 +91,8 @@ def list_(config_path: str | None, list_name: str | None, limit: int, as_json: b
     for r in records:
         rows = counts.get(r.id, {})
         table.add_row(str(r.id), escape(r.list_name), r.date.isoformat(), r.status,
-                      escape(r.subject or "(never built)"), str(rows.get("sent", 0)),
+                      escape(r.subject or "(never built)"),
+                      str(rows.get("sent", 0) + rows.get("sent_unconfirmed", 0)),
                       str(rows.get("failed", 0)), str(rows.get("expired", 0)),
                       str(rows.get("queued", 0) + rows.get("sending", 0)))
     console.print(table)
@@ -170,7 +171,8 @@ def _print_show(record: Any, data: dict[str, Any],
     summary = data["deliveries"]
     if summary:
         waiting = summary.get("queued", 0) + summary.get("sending", 0)
-        out("Delivery: " + ", ".join(f"{summary.get(k, 0)} {k}" for k in _COUNTED)
+        out("Delivery: " + ", ".join(f"{summary.get(k, 0)} {k}" for k in _COUNTED
+                                     if k != "sent_unconfirmed" or summary.get(k))
             + f", {waiting} waiting", highlight=False, markup=False)
         for group in data["failures"]:  # largest first
             out(f"  {group['status']}: {group['reason']} ({group['count']})",
@@ -191,9 +193,13 @@ def _print_show(record: Any, data: dict[str, Any],
 def _move(config_path: str | None, edition_id: int, status: str, editor: str,
           reason: str | None, done: str) -> None:
     settings = open_settings(config_path)
+    actor, cause = f"editor:{editor}", reason or f"{done} by an editor"
     with pipeline.open_store_for(settings) as store:
-        moved = store.set_edition_status(edition_id, status, actor=f"editor:{editor}",
-                                         cause=reason or f"{done} by an editor")
+        if status == "approved":  # after its send window an edition is missed instead
+            moved = pipeline.approve_edition(settings, store, edition_id, actor=actor,
+                                             cause=cause)
+        else:
+            moved = store.set_edition_status(edition_id, status, actor=actor, cause=cause)
         record = store.get_edition(edition_id)
     if not moved:
         console.print(f"Edition {edition_id} is already {status}; nothing changed.",
@@ -221,11 +227,9 @@ def _what_next(settings: Settings, lst: ListSettings, record: Any, status: str) 
         return ("Its send time has passed: a running scheduler sends it within a minute "
                 f"(its send window is open until {slot.closes.astimezone(local):%H:%M} "
                 f"{local}), or send it now with `send --list {lst.name}`.")
-    today = now.astimezone(local).date() == record.date
-    how = f"`send --list {lst.name}`" if today else \
-        f"`send --list {lst.name} --as-of {record.date}`"
+    # The window ended while this ran (approve_edition refuses once it has ended).
     return (f"Its send window ended at {slot.closes.astimezone(local):%Y-%m-%d %H:%M} "
-            f"{local}, so the scheduler will not send it; {how} sends it now.")
+            f"{local}, so the scheduler will not send it; `send --force` sends it anyway.")
 
 
 _reason_option = click.option("--reason", metavar="TEXT",
@@ -250,7 +254,10 @@ def hold(config_path: str | None, edition_id: int, reason: str | None, editor: s
 @editor_option
 @handle_errors
 def approve(config_path: str | None, edition_id: int, reason: str | None, editor: str) -> None:
-    """Approve a draft (or release a held edition) so the scheduler sends it at send time."""
+    """Approve a draft (or release a held edition) so the scheduler sends it at send time.
+
+    After the edition's send window an approval is too late: the edition is recorded as
+    missed and `send --force` sends it anyway."""
     _move(config_path, edition_id, "approved", editor, reason, "approved")
 
 

@@ -71,8 +71,10 @@ def schedule(config_path: str | None, list_jobs: bool, standby: bool) -> None:
 @click.option("--once", is_flag=True, help="Work through what is due now, then exit.")
 @handle_errors
 def worker(config_path: str | None, poll: float, once: bool) -> None:
-    """Deliver ledger rows of every published edition (run one or more per host) until
-    SIGTERM or Ctrl-C.
+    """Deliver ledger rows of every published edition, whatever its age (run one or more
+    per host) until SIGTERM or Ctrl-C. Rows whose retry window ended are expired even if
+    nobody claims them. With --once: one pass, then one line per edition it looked at
+    (what it sent, failed and expired, what still waits and when the next retry is due).
 
     \b
     Example:
@@ -84,9 +86,14 @@ def worker(config_path: str | None, poll: float, once: bool) -> None:
     with stop_on_signals() as stop, pipeline.open_store_for(settings) as store:
         log.info("worker %s started: delivering every list's published editions", me)
         notifier.ready(f"worker {me}")
-        asyncio.run(_watched(pipeline.run_worker(settings, store, poll=poll, once=once,
-                                                 progress=console.is_terminal, stop=stop),
-                             notifier))
+        passes = asyncio.run(_watched(pipeline.run_worker(
+            settings, store, poll=poll, once=once, progress=console.is_terminal, stop=stop),
+            notifier))
+        if once:
+            for done in passes:
+                console.print(done.text(), highlight=False, markup=False, soft_wrap=True)
+            if not passes:
+                console.print("no published edition has rows waiting", highlight=False)
         if stop.requested:
             notifier.stopping(f"stopping ({stop.reason})")
     if stop.requested:
@@ -94,12 +101,12 @@ def worker(config_path: str | None, poll: float, once: bool) -> None:
                  me, stop.reason)
 
 
-async def _watched(work: Coroutine[Any, Any, None], notifier: Notifier) -> None:
-    """Run ``work`` while pinging the service manager's watchdog from the event loop."""
+async def _watched(work: Coroutine[Any, Any, Any], notifier: Notifier) -> Any:
+    """Run ``work`` while pinging the service manager's watchdog from the event loop;
+    return its result."""
     interval = notifier.watchdog_interval
     if interval is None:
-        await work
-        return
+        return await work
 
     async def ping() -> None:
         while True:
@@ -108,7 +115,7 @@ async def _watched(work: Coroutine[Any, Any, None], notifier: Notifier) -> None:
 
     pinger = asyncio.create_task(ping())
     try:
-        await work
+        return await work
     finally:
         pinger.cancel()
 

@@ -17,10 +17,14 @@ __all__ = ["status"]
 @handle_errors
 def status(config_path: str | None, list_name: str | None) -> None:
     """Show the scheduler's heartbeat (alive, stale or stopped, and which process holds its
-    lock), each list's next run in its own zone and in UTC, and every published edition
-    whose deliveries are not finished, with its rows counted by state.
+    lock), each list's next run in its own zone and in UTC, every edition whose send time
+    has passed and that is not sent (not built, a draft or approved: not sending, held,
+    cancelled or missed), and every published edition whose deliveries are not finished:
+    its rows counted by state, the next retry due, the oldest claim and its owner, and
+    workers whose claim leases ran out.
 
-    Reads only; exit 0.
+    Reads only. Exit 0, or 3 when rows wait past their retry window (nothing is finishing
+    them: start `schedule` or `worker`).
 
     \b
     Example:
@@ -34,3 +38,5 @@ def status(config_path: str | None, list_name: str | None) -> None:
         report = pipeline.service_status(settings, store, list_name=list_name)
     for line in report.lines():
         console.print(line, highlight=False, markup=False, soft_wrap=True)
+    if report.overdue:
+        raise SystemExit(3)

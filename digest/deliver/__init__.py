@@ -60,9 +60,12 @@ def _now() -> datetime:
 
 
 def default_lease(delivery: DeliverySettings) -> timedelta:
-    """How long a claimed row stays ours: three message deadlines plus slack. A crashed
-    worker's rows are claimable again after this (a cleanly stopped run releases its own
-    at once)."""
+    """How long a claimed row stays ours: ``[delivery] claim_lease``, by default three
+    message deadlines plus slack. A crashed or paused worker's rows are claimable again
+    after this (a cleanly stopped run releases its own at once); a worker sends nothing on a
+    claim with less than a message deadline of its lease left."""
+    if delivery.claim_lease is not None:
+        return delivery.claim_lease
     return timedelta(seconds=3 * delivery.message_timeout + 10)
 
 
@@ -87,7 +90,7 @@ async def deliver_edition(edition_id: int, *, store: LedgerStore,
                           clock: Callable[[], datetime] = _now, stop_when_idle: bool = True,
                           max_wait: float = DEFAULT_MAX_WAIT, lease: timedelta | None = None,
                           pool_size: int | None = None, relay_patience: float = 120.0,
-                          stop: StopRequest | None = None,
+                          stop: StopRequest | None = None, send_wait: float | None = None,
                           tls_context: ssl.SSLContext | None = None) -> DeliveryReport:
     """Send every due ledger row of a published edition and record each outcome.
 
@@ -107,6 +110,10 @@ async def deliver_edition(edition_id: int, *, store: LedgerStore,
     :param stop_when_idle: when true, return as soon as every remaining row waits for a
         backoff (or a rate-limit slot) more than ``max_wait`` seconds away; the report
         says how many are deferred and when the next is due. When false, wait for them.
+    :param send_wait: seconds the run may spend waiting for retries in all, counted from
+        the first moment nothing was due (``[delivery] send_wait`` for ``send`` and the
+        scheduler's daily job); then it returns, the report saying how many rows wait and
+        when the next is due. None: only ``max_wait`` bounds each wait.
     :param lease: how long a claim is ours (default :func:`default_lease`).
     :param relay_patience: seconds without any usable connection before giving up.
     :raises AuthenticationError: the relay refused our credentials
@@ -124,7 +131,7 @@ async def deliver_edition(edition_id: int, *, store: LedgerStore,
                     worker_id=worker_id, report=report, clock=clock,
                     lease=lease or default_lease(delivery),
                     max_wait=max_wait if stop_when_idle else None,
-                    relay_patience=relay_patience, stop=stop)
+                    relay_patience=relay_patience, stop=stop, send_wait=send_wait)
     try:
         if pending:
             with ProgressView(pending, enabled=progress) as view:
@@ -174,7 +181,8 @@ async def send_test(messages: Iterable[tuple[str, str, bytes]], *,
             except TransactionError as err:
                 refused = err.refused.get(rcpt)
                 outcome = (classify_reply(refused.code, refused.message, Phase.RCPT)
-                           if refused is not None else classify_exception(err.cause, err.phase))
+                           if refused is not None else classify_exception(
+                               err.cause, err.phase, payload_sent=err.payload_sent))
             else:
                 refused = result.refused.get(rcpt)
                 outcome = (classify_reply(refused.code, refused.message, Phase.RCPT)

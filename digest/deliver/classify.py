@@ -2,8 +2,12 @@
 
 The rules follow RFC 5321 (4yz temporary, 5yz permanent, 552 on RCPT temporary §4.5.3.1.10,
 a dropped connection is a 451 §3.8) and aiosmtplib 5.1.3's fault map, which tests/test_deliver.py
-checks against a fault-injecting server: a disconnect or timeout *inside* DATA is ambiguous (the
-server may have the message), everything before DATA is safe to retry.
+checks against a fault-injecting server: a disconnect or timeout once the message and its final
+dot were sent is ambiguous (the server may have the message, RFC 1047), everything before is
+safe to retry. What a 5yz refusal at RCPT or DATA says about the recipient comes from its RFC
+3463 enhanced status code, read by the rules bounce processing uses too
+(:mod:`digest.smtpstatus`): only a hard code about the recipient's own address suppresses it,
+and wording about us (spam, policy, our sender) never does.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import aiosmtplib
+
+from digest.smtpstatus import about_us, assess, codes_in, most_specific
 
 __all__ = ["Kind", "Outcome", "Phase", "classify_exception", "classify_reply", "redact"]
 
@@ -51,7 +57,6 @@ class Outcome:
     ambiguous: bool = False  # the server may have accepted the message (RFC 1047)
 
 
-_ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 _ADDRESS = re.compile(r"<[^<>\s]*@[^<>\s]*>|[^\s<>\"']+@[^\s<>\"']+")
 
 
@@ -61,9 +66,14 @@ def redact(text: str, limit: int = 100) -> str:
     return text[:limit]
 
 
-def _enhanced(text: str) -> tuple[int, int, int] | None:
-    m = _ENHANCED.match(text or "")
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+#: An enhanced code sits near the start of a reply; the rest is prose.
+_STATUS_SCAN = 300
+
+
+def _status(code: int, text: str) -> str | None:
+    """The reply's most specific RFC 3463 code, in the class of the reply ``code``."""
+    best = most_specific(codes_in(text or "", _STATUS_SCAN))
+    return None if best is None else f"{str(code)[0]}{best[1:]}"
 
 
 def _reason(code: int, text: str, phase: Phase) -> str:
@@ -79,7 +89,6 @@ def classify_reply(code: int, text: str, phase: Phase) -> Outcome:
     <Kind.RETRY: 'retry'>
     """
     reason = _reason(code, text, phase)
-    enh = _enhanced(text)
     if 200 <= code < 300:
         return Outcome(Kind.SENT, reason, code)
     if code in (530, 535):
@@ -101,21 +110,29 @@ def classify_reply(code: int, text: str, phase: Phase) -> Outcome:
         return Outcome(Kind.SENDER, reason, code)
     if phase is Phase.RCPT and code == 552:
         return Outcome(Kind.RETRY, reason, code)  # RFC 5321 §4.5.3.1.10
-    if enh is not None:
-        # Bad address / mailbox disabled; 5.1.7 and 5.1.8 are about the *sender's* address
-        # (RFC 3463 section 3.2), never the recipient's.
-        if (enh[1] == 1 and enh[2] not in (7, 8)) or enh[1:] == (2, 1):
-            return Outcome(Kind.SUPPRESS, reason, code)
-        if enh[1:] == (2, 2):  # mailbox full: soft
+    status = _status(code, text)
+    if status is not None:
+        if status.endswith(".2.2"):  # mailbox full: soft, retried
             return Outcome(Kind.RETRY, reason, code)
-        return Outcome(Kind.FAIL, reason, code)  # 5.7.x policy, 5.6.x content, ...
-    if phase is Phase.RCPT and code in (550, 551, 553):
-        return Outcome(Kind.SUPPRESS, reason, code)
+        # Hard only for the recipient's own address (5.1.1, 5.1.2, 5.1.3, 5.1.6, 5.1.10,
+        # 5.2.1) and wording that is not about us; 5.1.7/5.1.8 (the sender's address),
+        # 5.7.x policy, 5.6.x content and the rest end the row without suppressing.
+        if assess(status, text).kind == "hard":
+            return Outcome(Kind.SUPPRESS, reason, code)
+        return Outcome(Kind.FAIL, reason, code)
+    if phase is Phase.RCPT and code in (550, 551, 553) and not about_us(text):
+        return Outcome(Kind.SUPPRESS, reason, code)  # "no such user" with no enhanced code
     return Outcome(Kind.FAIL, reason, code)
 
 
-def classify_exception(exc: BaseException, phase: Phase) -> Outcome:
-    """Classify an exception raised by aiosmtplib (or our own deadline) at ``phase``."""
+def classify_exception(exc: BaseException, phase: Phase, *,
+                       payload_sent: bool | None = None) -> Outcome:
+    """Classify an exception raised by aiosmtplib (or our own deadline) at ``phase``.
+
+    A disconnect or timeout at DATA is ambiguous (the server may hold the message, RFC
+    1047) only once the message and its final dot were written: ``payload_sent`` False
+    (the connection was gone before, or the 354 never came) makes it a plain retry; None
+    (not known) counts as written."""
     where = phase.upper()
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         return Outcome(Kind.AUTH, _reason(exc.code, "authentication failed", Phase.CONNECT),
@@ -137,7 +154,9 @@ def classify_exception(exc: BaseException, phase: Phase) -> Outcome:
                            reconnect=True)
         return Outcome(Kind.RELAY, f"relay setup failed: {type(exc).__name__}",
                        reconnect=True)
-    in_data = phase is Phase.DATA
+    in_data = phase is Phase.DATA and payload_sent is not False
+    if phase is Phase.DATA and not in_data:
+        where = "DATA, before the message was sent"
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
         return Outcome(Kind.FAIL, f"not supported by the relay: {redact(exc.message)}")
     if isinstance(exc, ValueError):

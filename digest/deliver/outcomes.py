@@ -58,12 +58,12 @@ class OutcomeRecorder:
         changed: asyncio.Event
         stop_error: BaseException | None
         config_failures: int
-        _sent: list[tuple[int, str]]
+        _sent: list[tuple[Any, str]]
         _uncommitted: int
         _room: asyncio.Event
         _flush_now: asyncio.Event
         _flusher: asyncio.Task[None] | None
-        _unsaved: list[tuple[int, str]]
+        _unsaved: list[tuple[Any, str]]
 
         async def db(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
         def _connect_failed(self, pool: SMTPPool, outcome: Outcome) -> None: ...
@@ -75,9 +75,14 @@ class OutcomeRecorder:
         if outcome.kind is Kind.SENT:
             self.config_failures = 0
             if hasattr(self.store, "mark_sent_many"):
-                await self._queue_sent(claim.delivery_id, outcome.reason)
+                await self._queue_sent(claim, outcome.reason)
                 return
             await self._finish(claim, "sent", outcome)
+        elif outcome.kind is Kind.RETRY and outcome.ambiguous and \
+                getattr(claim, "ambiguous", 0) >= self.delivery.max_ambiguous:
+            # Retried max_ambiguous times after ambiguous outcomes already, and the relay may
+            # hold the message: no more copies (README, delivery contract).
+            await self._finish(claim, "sent_unconfirmed", outcome)
         elif outcome.kind is Kind.RETRY:
             await self._retry(claim, outcome)
         elif outcome.kind in (Kind.FAIL, Kind.SUPPRESS):
@@ -100,33 +105,53 @@ class OutcomeRecorder:
         retry_at = now + backoff_delay(claim.attempts, self.delivery)
         first = _utc(claim.first_attempt_at or now)
         if retry_at - first > self.delivery.retry_window:
-            await self._finish(claim, "expired", outcome)
+            # The window ends: an ambiguous last outcome may have reached the reader.
+            await self._finish(claim, "sent_unconfirmed" if outcome.ambiguous else "expired",
+                               outcome)
             return
-        await self.db(self.store.mark_deferred, claim.delivery_id, error=outcome.reason,
-                      retry_at=retry_at, now=now)
+        recorded = await self.db(self.store.mark_deferred, claim, error=outcome.reason,
+                                 retry_at=retry_at, now=now, ambiguous=outcome.ambiguous)
+        if recorded is False:
+            self.report.late += 1
+            return
         self.report.count("retried", outcome.reason)
 
     async def _finish(self, claim: Any, status: str, outcome: Outcome) -> None:
         now = self.clock()
+        suppress = False
         if status == "sent":  # a store without group commit
-            await self.db(self.store.mark_sent, claim.delivery_id, response=outcome.reason,
-                          now=now)
+            recorded = await self.db(self.store.mark_sent, claim, response=outcome.reason,
+                                     now=now)
         elif status == "failed":
             suppress = outcome.kind is Kind.SUPPRESS
-            await self.db(self.store.mark_failed, claim.delivery_id, code=outcome.code,
-                          error=outcome.reason, suppress=suppress, now=now)
-            if suppress:
-                self.report.suppressed += 1
+            recorded = await self.db(self.store.mark_failed, claim, code=outcome.code,
+                                     error=outcome.reason, suppress=suppress, now=now)
+        elif status == "sent_unconfirmed":
+            recorded = await self.db(self.store.mark_unconfirmed, claim,
+                                     error=outcome.reason, now=now)
         else:
-            await self.db(self.store.mark_expired, claim.delivery_id,
-                          error=f"last error: {outcome.reason}", now=now)
-        self.report.count(status, outcome.reason)
+            recorded = await self.db(self.store.mark_expired, claim,
+                                     error=f"last error: {outcome.reason}", now=now)
+        if recorded is False:  # the claim was lost meanwhile: kept as a late reply only
+            self.report.late += 1
+            return
+        if suppress:
+            self.report.suppressed += 1
+        self.report.count("unconfirmed" if status == "sent_unconfirmed" else status,
+                          outcome.reason)
         if self.progress is not None:
             self.progress.advance(self.report)
 
     # -- group commit of "sent" rows -------------------------------------------------------
 
-    async def _queue_sent(self, delivery_id: int, response: str) -> None:
+    def _count_sent(self, batch: list[tuple[Any, str]], ended: int) -> None:
+        """Count a group commit: ``ended`` rows recorded as sent, the rest late replies
+        (their claims were lost; the store kept them as events)."""
+        for _, response in batch[:ended]:
+            self.report.count("sent", response)
+        self.report.late += len(batch) - ended
+
+    async def _queue_sent(self, claim: Any, response: str) -> None:
         """Queue a "sent" result for the group commit, once fewer than ``tasks`` rows are
         waiting for one (the row stays "sending" in the ledger until it is committed)."""
         try:
@@ -138,7 +163,7 @@ class OutcomeRecorder:
             # Queued even when cancelled meanwhile (the task sends nothing more): the
             # relay has the message, so the row must not go back to the queue.
             self._uncommitted += 1
-            self._sent.append((delivery_id, response))
+            self._sent.append((claim, response))
             if self._flusher is None or self._flusher.done():
                 self._flusher = asyncio.create_task(self._flush_sent())
 
@@ -151,8 +176,8 @@ class OutcomeRecorder:
             self._flush_now.clear()
             batch, self._sent = self._sent, []
             try:
-                await self.db(self.store.mark_sent_many,  # type: ignore[attr-defined]
-                              batch, now=self.clock())
+                ended = await self.db(self.store.mark_sent_many,  # type: ignore[attr-defined]
+                                      batch, now=self.clock())
             except Exception as exc:  # noqa: BLE001 - run() raises it; rows stay "sending"
                 if self.stop_error is None:
                     self.stop_error = exc
@@ -162,7 +187,6 @@ class OutcomeRecorder:
                 self._uncommitted -= len(batch)
                 self._room.set()
                 self.changed.set()
-            for _, response in batch:
-                self.report.count("sent", response)
+            self._count_sent(batch, ended)
             if self.progress is not None:
                 self.progress.advance(self.report)

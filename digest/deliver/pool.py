@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 import aiosmtplib
@@ -100,14 +100,23 @@ class TransactionError(Exception):
     """A transaction that delivered nothing: ``phase`` says where, ``__cause__`` what.
 
     ``refused`` carries each recipient's reply when every recipient was refused.
+    ``payload_sent`` says whether the message and its final dot had been handed to the
+    connection (only then can the server hold the message: RFC 1047).
     """
 
     def __init__(self, phase: Phase, cause: BaseException,
-                 refused: dict[str, SMTPResponse] | None = None) -> None:
+                 refused: dict[str, SMTPResponse] | None = None, *,
+                 payload_sent: bool = False) -> None:
         super().__init__(f"SMTP {phase} failed: {type(cause).__name__}")
         self.phase = phase
         self.cause = cause
         self.refused = refused or {}
+        self.payload_sent = payload_sent
+
+
+class DataRefused(Exception):
+    """The caller's ``before_data`` check said no after RCPT: the transaction was reset
+    (RSET) and nothing was sent (a claim whose lease ran out meanwhile, see worker.py)."""
 
 
 class SMTPConnection:
@@ -118,6 +127,7 @@ class SMTPConnection:
         self._smtp: aiosmtplib.SMTP | None = None
         self.transactions = 0  # on the current TCP connection
         self.phase = Phase.CONNECT  # how far the current transaction got
+        self.payload_sent = False  # the message and its final dot were written (DATA)
 
     @property
     def connected(self) -> bool:
@@ -143,6 +153,23 @@ class SMTPConnection:
             raise TransactionError(Phase.CONNECT, exc) from None
         self._smtp = smtp
         self.transactions = 0
+        self._watch_payload(smtp)
+
+    def _watch_payload(self, smtp: aiosmtplib.SMTP) -> None:
+        """Note when the payload is written: aiosmtplib's DATA writes the command, reads
+        354, then writes the message with its final dot in one call. A connection that is
+        already closed at that point raises instead (the server cannot have the message)."""
+        protocol = smtp.protocol
+        if protocol is None:
+            return
+        plain = protocol.write
+
+        def write(data: bytes) -> None:
+            plain(data)
+            if self.phase is Phase.DATA and data != b"DATA\r\n":
+                self.payload_sent = True
+
+        protocol.write = write  # type: ignore[method-assign]
 
     def abort(self) -> None:
         """Drop the TCP connection without QUIT (after errors and timeouts)."""
@@ -168,19 +195,22 @@ class SMTPConnection:
         except Exception:
             self.abort()
 
-    async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> SendResult:
+    async def send(self, sender: str, recipients: Sequence[str], data: bytes, *,
+                   before_data: Callable[[], bool] | None = None) -> SendResult:
         """One MAIL/RCPT…/DATA transaction on this connection (connecting first if needed).
 
         Recipients are read one by one: refused ones are returned in ``refused`` as long as
         one was accepted. A reused connection that the server dropped or closed with 421
         before MAIL was answered is replaced once, transparently (nothing was sent yet).
-        Cancellation (a caller's deadline) drops the connection.
+        Cancellation (a caller's deadline) drops the connection. ``before_data`` is asked
+        once the recipients are accepted, right before DATA: False resets the transaction.
 
         :raises TransactionError: when nothing was delivered.
+        :raises DataRefused: ``before_data`` returned False (nothing was sent).
         """
         reused = self.connected and self.transactions > 0
         try:
-            return await self._send_once(sender, recipients, data)
+            return await self._send_once(sender, recipients, data, before_data)
         except TransactionError as err:
             cause = err.cause
             stale = isinstance(cause, ConnectionError) or (
@@ -188,14 +218,15 @@ class SMTPConnection:
             if not (reused and err.phase is Phase.MAIL and stale):
                 raise
         self.abort()
-        return await self._send_once(sender, recipients, data)
+        return await self._send_once(sender, recipients, data, before_data)
 
-    async def _send_once(self, sender: str, recipients: Sequence[str],
-                         data: bytes) -> SendResult:
+    async def _send_once(self, sender: str, recipients: Sequence[str], data: bytes,
+                         before_data: Callable[[], bool] | None = None) -> SendResult:
         await self.connect()
         smtp = self._smtp
         assert smtp is not None
         phase = self.phase = Phase.MAIL
+        self.payload_sent = False
         # RFC 6531: a non-ASCII address travels only with SMTPUTF8; a relay that does not
         # offer it gets nothing (no MAIL is sent), and the row fails with this reason.
         utf8 = not (sender.isascii() and all(r.isascii() for r in recipients))
@@ -224,21 +255,24 @@ class SMTPConnection:
                 raise TransactionError(Phase.RCPT, aiosmtplib.SMTPRecipientsRefused(
                     [aiosmtplib.SMTPRecipientRefused(r.code, r.message, a)
                      for a, r in refused.items()]), refused)
+            if before_data is not None and not before_data():
+                await self._reset()
+                raise DataRefused("the transaction was abandoned before DATA")
             phase = self.phase = Phase.DATA
             response = await smtp.data(data)
-        except TransactionError:
+        except (TransactionError, DataRefused):
             raise
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 421 or not smtp.is_connected:
                 self.abort()
             else:
                 await self._reset()
-            raise TransactionError(phase, exc) from None
+            raise TransactionError(phase, exc, payload_sent=self.payload_sent) from None
         except (Exception, asyncio.CancelledError) as exc:
             self.abort()  # disconnects, timeouts, cancellation: never reuse
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            raise TransactionError(phase, exc) from None
+            raise TransactionError(phase, exc, payload_sent=self.payload_sent) from None
         self.transactions += 1
         return SendResult(response, tuple(accepted), refused)
 
@@ -284,12 +318,13 @@ class SMTPPool:
 
 
 async def send_with_deadline(conn: SMTPConnection, sender: str, recipients: Sequence[str],
-                             data: bytes, deadline: float | None) -> SendResult:
+                             data: bytes, deadline: float | None, *,
+                             before_data: Callable[[], bool] | None = None) -> SendResult:
     """:meth:`SMTPConnection.send` under a per-message deadline (aiosmtplib's own timeout is
     per socket operation, so a slow-drip server would otherwise never time out)."""
     try:
         async with asyncio.timeout(deadline):
-            return await conn.send(sender, recipients, data)
+            return await conn.send(sender, recipients, data, before_data=before_data)
     except TimeoutError as exc:
         conn.abort()
-        raise TransactionError(conn.phase, exc) from None
+        raise TransactionError(conn.phase, exc, payload_sent=conn.payload_sent) from None

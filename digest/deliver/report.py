@@ -28,8 +28,12 @@ class DeliveryReport:
     skipped: int = 0
     suppressed: int = 0
     ambiguous: int = 0  # disconnects/timeouts inside DATA: the relay may hold a copy
+    unconfirmed: int = 0  # rows ended "sent_unconfirmed" (max_ambiguous reached)
+    late: int = 0  # outcomes that came after their claim was lost: kept as events only
+    lease_lost: int = 0  # claims not sent because their lease ran out first (fencing)
     deferred: int = 0
     next_retry_at: datetime | None = None
+    waited: float | None = None  # seconds spent waiting for retries before send_wait ended it
     stopped: str | None = None  # why the run ended before every row was terminal
     interrupted: str | None = None  # a requested stop (e.g. "SIGTERM") left rows queued
     reasons: dict[str, dict[str, int]] = field(
@@ -54,12 +58,23 @@ class DeliveryReport:
             "edition_id": self.edition_id, "sent": self.sent, "failed": self.failed,
             "retried": self.retried, "expired": self.expired, "skipped": self.skipped,
             "suppressed": self.suppressed, "ambiguous": self.ambiguous,
+            "unconfirmed": self.unconfirmed, "late": self.late, "lease_lost": self.lease_lost,
             "deferred": self.deferred,
             "next_retry_at": self.next_retry_at.isoformat() if self.next_retry_at else None,
+            "waited": round(self.waited, 3) if self.waited is not None else None,
             "stopped": self.stopped, "interrupted": self.interrupted, "elapsed": round(self.elapsed, 3),
             "reasons": {k: dict(v) for k, v in self.reasons.items()},
             "ledger": dict(self.ledger),
         }
+
+    def waiting_sentence(self) -> str:
+        """What happens to the rows still waiting (never "delivered", never "run send
+        again": the scheduler's periodic pass or a ``worker`` finishes them)."""
+        when = self.next_retry_at.isoformat(timespec="seconds") if self.next_retry_at \
+            else "unknown"
+        return (f"{self.deferred} row(s) wait for a retry, the next due {when}; the "
+                "scheduler's periodic pass or a `worker` finishes them (each within its "
+                "retry window).")
 
     def render(self, console: Console) -> None:
         """Print the final report: the counts, then each reason grouped under its status."""
@@ -70,12 +85,18 @@ class DeliveryReport:
         table.add_column("count", justify="right")
         for name in ("sent", "failed", "retried", "expired", "skipped", "deferred"):
             table.add_row(name, str(getattr(self, name)))
+            if name == "sent" and self.unconfirmed:
+                table.add_row("sent, unconfirmed", str(self.unconfirmed))
         console.print(table)
         console.print(f"{self.sent} sent in {self.elapsed:.1f} s ({rate:.0f}/s)"
                       + (f"; {self.suppressed} addresses suppressed" if self.suppressed else "")
                       + (f"; {self.ambiguous} possibly duplicated (disconnect or timeout in "
                          "DATA)" if self.ambiguous else ""), highlight=False)
-        for status in ("failed", "retried", "expired", "skipped"):
+        if self.late or self.lease_lost:
+            console.print(f"{self.lease_lost} claim(s) not sent because their lease ran out "
+                          f"first; {self.late} reply(ies) came after their claim was lost "
+                          "(kept as events, not counted as outcomes)", highlight=False)
+        for status in ("failed", "retried", "unconfirmed", "expired", "skipped"):
             grouped = self.reasons.get(status)
             if not grouped:
                 continue
@@ -86,11 +107,6 @@ class DeliveryReport:
             console.print(f"Stopped on request ({escape(self.interrupted)}): {self.deferred} "
                           "left queued, none in flight; they go out on the next run.",
                           highlight=False)
-        elif self.deferred:
-            when = self.next_retry_at.isoformat(timespec="seconds") if self.next_retry_at \
-                else "unknown"
-            console.print(f"{self.deferred} still queued; next retry due {when}. Run `send` "
-                          "again to resume them.", highlight=False)
         if self.stopped:
             console.print(f"[bold red]stopped:[/] {escape(self.stopped)}", highlight=False)
 

@@ -10,7 +10,14 @@ holding a 250 waits while that many are queued. A row stays "sending" until its 
 committed, so after a crash (kill -9) only rows still "sending" can be sent again, and at
 most two per connection: those whose "sent" was waiting for its commit, and the messages
 on the wire. A requested stop (:mod:`digest.deliver.stop`) ends every task after its
-transaction under way; the claims it still holds are released by ``deliver_edition``."""
+transaction under way; the claims it still holds are released by ``deliver_edition``.
+
+Fencing: a claim is sent only while more than a message timeout of its lease is left,
+checked before MAIL FROM and again before DATA (buffered claims included), so a process
+paused past its lease (SIGSTOP, a VM pause, swap) sends none of the rows another worker may
+have taken over; every mark carries the claim's token, so its late results are kept as
+events (:mod:`digest.store.ledger`), never recorded as outcomes. What such a process can
+still repeat is what was in DATA (or whose 250 awaited its commit) when it stopped."""
 
 from __future__ import annotations
 
@@ -29,7 +36,13 @@ from typing import Any, Protocol
 from digest.config import DeliverySettings
 from digest.deliver.classify import Kind, Outcome, Phase, classify_exception, classify_reply
 from digest.deliver.outcomes import OutcomeRecorder, backoff_delay
-from digest.deliver.pool import SMTPConnection, SMTPPool, TransactionError, send_with_deadline
+from digest.deliver.pool import (
+    DataRefused,
+    SMTPConnection,
+    SMTPPool,
+    TransactionError,
+    send_with_deadline,
+)
 from digest.deliver.report import DeliveryReport, ProgressView
 from digest.deliver.stop import StopRequest
 from digest.errors import AuthenticationError, DeliveryError, RelayUnavailableError, StoreError
@@ -44,6 +57,10 @@ class ClaimLike(Protocol):
     email: str
     attempts: int
     first_attempt_at: datetime | None
+    worker_id: str
+    token: int
+    lease_until: datetime | None
+    ambiguous: int
 
 
 class LedgerStore(Protocol):
@@ -51,12 +68,13 @@ class LedgerStore(Protocol):
 
     def claim_deliveries(self, edition_id: int, *, worker_id: str, limit: int, now: datetime,
                          lease: timedelta) -> list[Any]: ...
-    def mark_sent(self, delivery_id: int, *, response: str, now: datetime) -> None: ...
-    def mark_deferred(self, delivery_id: int, *, error: str, retry_at: datetime,
-                      now: datetime) -> None: ...
-    def mark_failed(self, delivery_id: int, *, code: int | None, error: str, suppress: bool,
-                    now: datetime) -> None: ...
-    def mark_expired(self, delivery_id: int, *, error: str, now: datetime) -> None: ...
+    def mark_sent(self, claim: Any, *, response: str, now: datetime) -> bool: ...
+    def mark_deferred(self, claim: Any, *, error: str, retry_at: datetime, now: datetime,
+                      ambiguous: bool = False) -> bool: ...
+    def mark_unconfirmed(self, claim: Any, *, error: str, now: datetime) -> bool: ...
+    def mark_failed(self, claim: Any, *, code: int | None, error: str, suppress: bool,
+                    now: datetime) -> bool: ...
+    def mark_expired(self, claim: Any, *, error: str, now: datetime) -> bool: ...
     def release_claims(self, worker_id: str, *, edition_id: int | None = None) -> int: ...
     def delivery_summary(self, edition_id: int) -> dict[str, int]: ...
     def delivery_reasons(self, edition_id: int) -> dict[str, dict[str, int]]: ...
@@ -75,7 +93,8 @@ class Worker(OutcomeRecorder):
                  build: Callable[[Any], tuple[str, str, bytes]], pools: Sequence[SMTPPool],
                  delivery: DeliverySettings, worker_id: str, report: DeliveryReport,
                  clock: Callable[[], datetime], lease: timedelta, max_wait: float | None,
-                 relay_patience: float, stop: StopRequest | None = None) -> None:
+                 relay_patience: float, stop: StopRequest | None = None,
+                 send_wait: float | None = None) -> None:
         self.edition_id = edition_id
         self.store = store
         self.build = build
@@ -86,6 +105,10 @@ class Worker(OutcomeRecorder):
         self.clock = clock
         self.lease = lease
         self.max_wait = max_wait
+        # Waiting for retries is bounded in all by ``send_wait`` seconds, counted from the
+        # first time nothing was due (``send`` and the daily job return after it).
+        self.send_wait = send_wait
+        self._idle_since: float | None = None
         self.relay_patience = relay_patience
         self.stop = stop
         self.stopping = False  # a stop was requested: no new claim, no new transaction
@@ -106,6 +129,9 @@ class Worker(OutcomeRecorder):
         self.refill_at = self.batch // 2
         self._refill: asyncio.Task[None] | None = None
         self.lease_s = lease_s
+        # A claim is sent only while this much of its lease is left, so the transaction
+        # (bounded by message_timeout) ends before anyone else may take the row over.
+        self.lease_margin = timedelta(seconds=min(delivery.message_timeout, lease_s / 2))
         self.buffer: deque[Any] = deque()
         self.claim_lock = asyncio.Lock()
         self.changed = asyncio.Event()  # an in-flight message finished
@@ -119,13 +145,13 @@ class Worker(OutcomeRecorder):
         # Group commit of "sent" results when the store offers mark_sent_many: rows queued
         # while a commit runs go in the next one. At most ``tasks`` rows are queued or
         # being committed (the repeat bound after a crash counts on it).
-        self._sent: list[tuple[int, str]] = []
+        self._sent: list[tuple[Any, str]] = []
         self._uncommitted = 0
         self._room = asyncio.Event()  # fewer than ``tasks`` rows wait for a commit
         self._room.set()
         self._flush_now = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
-        self._unsaved: list[tuple[int, str]] = []  # sent, but their commit failed
+        self._unsaved: list[tuple[Any, str]] = []  # sent, but their commit failed
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="digest-ledger")
 
     @property
@@ -191,10 +217,9 @@ class Worker(OutcomeRecorder):
                 # The relay accepted these; a database that failed a moment ago may be back.
                 # If not, release_claims re-queues them: repeats stay within the bound.
                 with contextlib.suppress(Exception):
-                    await self.db(self.store.mark_sent_many,  # type: ignore[attr-defined]
-                                  self._unsaved, now=self.clock())
-                    for _, response in self._unsaved:
-                        self.report.count("sent", response)
+                    ended = await self.db(self.store.mark_sent_many,  # type: ignore[attr-defined]
+                                          self._unsaved, now=self.clock())
+                    self._count_sent(self._unsaved, ended)
                     self._unsaved = []
             self._db.shutdown(wait=True)
         if self.stop_error is not None:
@@ -271,6 +296,14 @@ class Worker(OutcomeRecorder):
             if self.max_wait is not None and delay > self.max_wait and not self.busy:
                 self.finished = True
                 return
+            if self.send_wait is not None and not self.busy:
+                idle = time.monotonic()
+                if self._idle_since is None:
+                    self._idle_since = idle
+                if idle + delay - self._idle_since > self.send_wait:
+                    self.report.waited = idle - self._idle_since
+                    self.finished = True
+                    return
         if self.stopping:
             return
         self.changed.clear()
@@ -340,13 +373,24 @@ class Worker(OutcomeRecorder):
             if not await self._slot(pool):  # stopping: the claim goes back untouched
                 self.buffer.appendleft(claim)
                 return
+            if not self.lease_left(claim):
+                # Fencing: the claim's lease ran out while it waited (a paused process, a
+                # slow database or rate limit). Another worker may own the row now; send
+                # nothing. If nobody took it, it comes back to any claim as a lost row.
+                self.report.lease_lost += 1
+                return
             try:
-                result = await send_with_deadline(conn, sender, [rcpt], data,
-                                                  self.delivery.message_timeout)
+                result = await send_with_deadline(
+                    conn, sender, [rcpt], data, self.delivery.message_timeout,
+                    before_data=functools.partial(self.lease_left, claim))
+            except DataRefused:  # the lease ran out between MAIL FROM and DATA
+                self.report.lease_lost += 1
+                return
             except TransactionError as err:
                 refused = err.refused.get(rcpt)
                 outcome = (classify_reply(refused.code, refused.message, Phase.RCPT)
-                           if refused is not None else classify_exception(err.cause, err.phase))
+                           if refused is not None else classify_exception(
+                               err.cause, err.phase, payload_sent=err.payload_sent))
             else:
                 refused = result.refused.get(rcpt)
                 outcome = (classify_reply(refused.code, refused.message, Phase.RCPT)
@@ -358,6 +402,12 @@ class Worker(OutcomeRecorder):
         finally:
             self.in_flight -= 1
             self.changed.set()
+
+    def lease_left(self, claim: Any) -> bool:
+        """True while ``claim``'s lease has more than ``lease_margin`` left (checked
+        before MAIL FROM); claims without a lease (other stores) always pass."""
+        until = getattr(claim, "lease_until", None)
+        return until is None or self.clock() + self.lease_margin < _utc(until)
 
     async def _slot(self, pool: SMTPPool) -> bool:
         """Take the relay's next rate-limit slot; False when a stop comes first."""

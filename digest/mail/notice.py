@@ -25,7 +25,7 @@ class EditorNotice:
 
     ``kind`` is one of :data:`NOTICE_KINDS`; ``due`` and ``closes`` are the send time and
     the send window's end as the list's local wall-clock text ("07:00 Europe/London");
-    ``counts`` maps a label to a number ("stories", "sections", "active subscribers");
+    ``counts`` maps a label to a number ("stories", "sections", "recipients");
     ``warnings`` are whole sentences (unreadable sources, skipped items); ``reason`` says
     why an edition was held or missed; ``preview_url`` is the signed draft preview link;
     ``desk_url`` the edition's page on the editor's desk (sign-in required).

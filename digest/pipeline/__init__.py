@@ -22,11 +22,12 @@ from digest.pipeline.build import (
 from digest.pipeline.drafts import (
     Drafted,
     Shown,
+    approve_edition,
     draft_edition,
     edition_to_show,
     variant_audience,
 )
-from digest.pipeline.jobs import run_open_deliveries, run_scheduled, run_worker
+from digest.pipeline.jobs import EditionPass, run_open_deliveries, run_scheduled, run_worker
 from digest.pipeline.locks import SCHEDULER_LEASE, LeaseLock, describe_lease, send_lock
 from digest.pipeline.messages import (
     Links,
@@ -58,6 +59,7 @@ from digest.pipeline.status import (
 )
 
 __all__ = [
+    "EditionPass",
     "SCHEDULER_LEASE",
     "BuildOutcome",
     "Drafted",
@@ -77,6 +79,7 @@ __all__ = [
     "deliver_record",
     "describe_lease",
     "dkim_sign_if_configured",
+    "approve_edition",
     "draft_edition",
     "draft_preview_url",
     "edition_to_show",

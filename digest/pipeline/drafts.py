@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from digest.config import ListSettings, Settings
+from digest.errors import EditionStateError
 from digest.models import Edition
 from digest.pipeline.build import build_edition
 from digest.pipeline.send import stored_edition
@@ -16,7 +17,8 @@ from digest.slots import SendSchedule
 if TYPE_CHECKING:
     from digest.store import EditionRecord, Store
 
-__all__ = ["Drafted", "Shown", "draft_edition", "edition_to_show", "variant_audience"]
+__all__ = ["Drafted", "Shown", "approve_edition", "draft_edition", "edition_to_show",
+           "variant_audience"]
 
 _LIVE_UNPUBLISHED = ("draft", "approved", "held")
 
@@ -131,3 +133,38 @@ def variant_audience(settings: Settings, lst: ListSettings, store: Store,
         key = tuple(sorted(sections, key=order.__getitem__))
         counts[key] = counts.get(key, 0) + n
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def approve_edition(settings: Settings, store: Store, edition_id: int, *, actor: str,
+                    cause: str, now: datetime | None = None) -> bool:
+    """Approve a draft or release a held edition (``editions approve``, the desk's approve),
+    so the scheduler publishes it within its send window; False when it was approved already.
+
+    The scheduler publishes an approved edition only until its send window ends (issue 10:
+    an edition not approved by then is missed). An approval that comes later therefore does
+    not approve: the edition is recorded ``missed`` (by ``actor``, saying so) and the editor
+    is told to use ``send --force``, the explicit override, to send it anyway.
+
+    :raises EditionStateError: the send window has ended (the edition is now missed), or
+        the edition cannot be approved from its status (the message says why).
+    :raises StoreError: there is no such edition.
+    """
+    record = store.get_edition(edition_id)
+    lst = settings.lists.get(record.list_name)
+    now = now or datetime.now(UTC)
+    if lst is not None and record.status in _LIVE_UNPUBLISHED:
+        closes = SendSchedule(lst).slot(record.date).closes
+        if now >= closes:
+            ended = closes.astimezone(lst.timezone)
+            store.set_edition_status(
+                edition_id, "missed", actor=actor,
+                cause=f"approval came after its send window ended at {ended:%Y-%m-%d %H:%M} "
+                      f"{lst.timezone}, so it was not approved or published",
+                now=now)
+            today = now.astimezone(lst.timezone).date() == record.date
+            how = f"send --list {lst.name}" + ("" if today else f" --as-of {record.date}")
+            raise EditionStateError(
+                f"Edition {edition_id} of {lst.name} for {record.date} is missed, not approved: "
+                f"its send window ended at {ended:%Y-%m-%d %H:%M} {lst.timezone}, so the "
+                f"scheduler will not publish it; send it anyway with `{how} --force`.")
+    return store.set_edition_status(edition_id, "approved", actor=actor, cause=cause, now=now)

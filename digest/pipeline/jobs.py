@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from digest.config import Settings
-from digest.deliver import StopRequest, worker_id
+from digest.deliver import DeliveryReport, StopRequest, worker_id
 from digest.errors import DigestError, LockHeldError
+from digest.logs import iso_time
 from digest.pipeline.build import open_store_for
 from digest.pipeline.locks import send_lock
 from digest.pipeline.messages import MessageFactory
@@ -55,23 +57,75 @@ def run_scheduled(settings: Settings, list_name: str, *, store: Store | None = N
         return DueOutcome(list_name, "delayed", str(exc))
 
 
+@dataclass
+class EditionPass:
+    """What one worker pass did for one edition (``worker --once`` prints it): rows ended
+    by this pass per outcome, rows the pass expired without claiming them (their retry
+    window ended), and what still waits (and when the next retry is due)."""
+
+    edition_id: int
+    list_name: str
+    day: date
+    sent: int = 0
+    unconfirmed: int = 0
+    failed: int = 0
+    expired: int = 0
+    skipped: int = 0
+    retried: int = 0
+    waiting: int = 0
+    next_retry_at: datetime | None = None
+    note: str = ""  # e.g. "left to another run (its send lock is held)"
+
+    def add(self, report: DeliveryReport) -> None:
+        """Add one delivery run's counts."""
+        self.sent += report.sent
+        self.unconfirmed += report.unconfirmed
+        self.failed += report.failed
+        self.expired += report.expired
+        self.skipped += report.skipped
+        self.retried += report.retried
+
+    def text(self) -> str:
+        """``edition 12 daily 2026-11-28: sent 3, failed 1, expired 2; 1 waiting, next
+        retry due 2026-11-28T07:12:00+00:00``."""
+        done = [f"{n} {what}" for n, what in (
+            (self.sent, "sent"), (self.unconfirmed, "sent unconfirmed"),
+            (self.failed, "failed"), (self.expired, "expired"), (self.skipped, "skipped"),
+            (self.retried, "retried")) if n]
+        line = (f"edition {self.edition_id} {self.list_name} {self.day.isoformat()}: "
+                + (", ".join(done) if done else "nothing due"))
+        if self.waiting:
+            when = iso_time(self.next_retry_at) if self.next_retry_at else "unknown"
+            line += f"; {self.waiting} waiting, next retry due {when}"
+        else:
+            line += "; every row ended"
+        return line + (f" ({self.note})" if self.note else "")
+
+
 def run_open_deliveries(settings: Settings, *, store: Store | None = None,
-                        stop: StopRequest | None = None) -> None:
-    """One pass over every list's editions with rows still queued (the scheduler's retry
-    job); a list whose send lock another run holds is left to that run."""
+                        stop: StopRequest | None = None) -> list[EditionPass]:
+    """One pass over every list's published editions with rows not yet ended, whatever
+    their age (the scheduler's periodic job): rows whose retry window ended are expired,
+    due rows are delivered; a list whose send lock another run holds is left to that run."""
     if store is None:
         with open_store_for(settings) as own:
-            run_open_deliveries(settings, store=own, stop=stop)
-        return
-    asyncio.run(run_worker(settings, store, poll=5.0, once=True, actor="scheduler", stop=stop,
-                           lock_lists=True))
+            return run_open_deliveries(settings, store=own, stop=stop)
+    return asyncio.run(run_worker(settings, store, poll=5.0, once=True, actor="scheduler",
+                                  stop=stop, lock_lists=True))
 
 
 async def run_worker(settings: Settings, store: Store, *, poll: float, once: bool,
                      progress: bool = False, actor: str = "worker",
-                     stop: StopRequest | None = None, lock_lists: bool = False) -> None:
+                     stop: StopRequest | None = None,
+                     lock_lists: bool = False) -> list[EditionPass]:
     """Deliver the open ledger rows of every list's published editions until stopped;
     an edition whose rows all ended is recorded as sent (by ``actor``).
+
+    Each pass looks at every published edition with rows queued or sending, of any age
+    (``Store.unfinished_editions``, through the ledger's claim index): it first expires
+    the rows whose retry window ended and that nobody holds (``Store.expire_overdue``),
+    then delivers the editions that have a row due now. ``once``: one pass, then return
+    what it did per edition (``worker --once`` prints it).
 
     :param stop: ends the loop (and the delivery under way, cleanly) when requested.
     :param lock_lists: hold each list's send lock while delivering it, skipping lists
@@ -82,15 +136,30 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
 
     factories: dict[int, MessageFactory] = {}
     me = worker_id()
+    passes: dict[int, EditionPass] = {}
     while stop is None or not stop.requested:
         worked = False
         open_ids: set[int] = set()
         for lst in settings.lists.values():
             if stop is not None and stop.requested:
                 break
-            records = [r for r in store.list_editions(lst.name, limit=10, statuses=("sending",))
-                       if r.status == "sending"]  # every row ended: settled below
-            if not records:
+            now = datetime.now(UTC)
+            due: list[EditionPass] = []
+            for ed in store.unfinished_editions(lst.name):
+                open_ids.add(ed.edition_id)
+                done = passes.setdefault(ed.edition_id, EditionPass(
+                    ed.edition_id, lst.name, ed.date))
+                ended = store.expire_overdue(ed.edition_id,
+                                             window=settings.delivery.retry_window, now=now)
+                if ended:
+                    done.expired += ended
+                    worked = True
+                    log.info("edition %d list=%s expired %d row(s) whose retry window "
+                             "ended", ed.edition_id, lst.name, ended)
+                wake = store.next_wakeup(ed.edition_id)
+                if wake is not None and wake <= now:
+                    due.append(done)
+            if not due:
                 continue
             guard: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
             list_stop = stop.linked() if stop is not None else StopRequest()
@@ -98,34 +167,51 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
                 guard = send_lock(settings, lst, store=store, on_lost=list_stop.request)
             try:
                 with guard:
-                    for record in records:
-                        open_ids.add(record.id)
-                        factory = factories.get(record.id)
+                    for done in due:
+                        factory = factories.get(done.edition_id)
                         if factory is None:
-                            factory = factories[record.id] = MessageFactory(
+                            record = store.get_edition(done.edition_id)
+                            factory = factories[done.edition_id] = MessageFactory(
                                 settings, lst, record.edition())
                         relay = settings.relay_for(lst)
                         async with smtp_target(settings, relay) as addr:
                             report = await deliver_edition(
-                                record.id, store=store, build=factory.for_claim, relay=relay,
-                                smtp_addr=addr, delivery=settings.delivery, worker_id=me,
-                                progress=progress, max_wait=poll, stop=list_stop)
-                        if report.sent or report.failed or report.expired:
+                                done.edition_id, store=store, build=factory.for_claim,
+                                relay=relay, smtp_addr=addr, delivery=settings.delivery,
+                                worker_id=me, progress=progress, max_wait=poll, stop=list_stop)
+                        done.add(report)
+                        if report.sent or report.failed or report.expired or \
+                                report.unconfirmed:
                             worked = True
+<<<<<<< HEAD
                             log.info("worker %s: edition %d: %d sent, %d failed, %d expired, "
                                      "%d deferred in %.1f s", me, record.id, report.sent,
                                      report.failed, report.expired, report.deferred,
                                      report.elapsed)
+=======
+                            log.info("edition %d list=%s delivered: sent=%d failed=%d "
+                                     "expired=%d waiting=%d", done.edition_id, lst.name,
+                                     report.sent, report.failed, report.expired,
+                                     report.deferred)
+>>>>>>> main
             except LockHeldError as exc:
                 log.debug("open deliveries of %s left to another run: %s", lst.name, exc)
-                open_ids.update(r.id for r in records)
+                for done in due:
+                    done.note = "left to another run: its send lock is held"
         store.settle_editions(actor=actor)
-        for done in set(factories) - open_ids:  # finished editions: free their variants
-            del factories[done]
+        for gone in set(factories) - open_ids:  # finished editions: free their variants
+            del factories[gone]
         if once:
-            return
+            for done in passes.values():
+                counts = store.delivery_summary(done.edition_id)
+                done.waiting = counts.get("queued", 0) + counts.get("sending", 0)
+                done.next_retry_at = store.next_wakeup(done.edition_id) if done.waiting \
+                    else None
+            return list(passes.values())
+        passes.clear()
         if not worked:
             if stop is not None:
                 await stop.sleep(poll)
             else:
                 await asyncio.sleep(poll)
+    return []

@@ -84,8 +84,11 @@ async def notify_editors(settings: Settings, lst: ListSettings, store: Store, *,
     warnings = list(extra_warnings)
     if record is not None and record.has_stories:
         edition = record.edition()
+        # Whom publishing now would create ledger rows for (active, not suppressed), as
+        # ``send`` counts them (the scheduler imports the subscriber files first).
+        recipients = sum(n for _, n in store.eligible_audience(lst.name))
         counts = {"stories": len(edition.stories), "sections": len(edition.sections),
-                  "active subscribers": store.count_members(lst.name).get("active", 0)}
+                  "recipients": recipients}
         known = _warnings(store, record)
         warnings = known + [w for w in extra_warnings if w not in known]
     notice = EditorNotice(

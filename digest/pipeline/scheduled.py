@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ log = logging.getLogger("digest.editions")
 #: A due edition with nothing new is rebuilt at most this often (sources are fetched anew).
 EMPTY_RETRY = timedelta(minutes=10)
 _PENDING = ("draft", "approved")
+_DIGITS = re.compile(r"\d+")
 
 
 Lock = Callable[[], AbstractContextManager[object]]
@@ -82,8 +84,10 @@ class DueMemory:
         self.empty_until: dict[tuple[str, date], datetime] = {}
 
     def problem(self, key: str, message: str) -> bool:
-        """Remember ``message``; True when it differs from the last one (log it)."""
-        new = self.problems.get(key) != message
+        """Remember ``message``; True when it differs from the last one (log it). Numbers
+        do not count: "last heartbeat 3 s ago" is the same problem as "… 2 s ago"."""
+        last = self.problems.get(key)
+        new = last is None or _DIGITS.sub("#", last) != _DIGITS.sub("#", message)
         self.problems[key] = message
         return new
 
@@ -102,6 +106,7 @@ class _Run:
     injected: bool
     started_at: datetime | None
     stop: StopRequest | None = None
+    imported: bool = False  # the subscriber files were imported in this run
 
     def as_of(self, slot: Slot) -> datetime | None:
         """"Now" for a build: the slot's send time when the clock shows another local date
@@ -186,23 +191,19 @@ async def _act(run: _Run, slot: Slot) -> DueOutcome:
     if record is not None and record.status not in _PENDING:
         return await _settled(run, slot, record)
     if record is None:
+        _import_subscribers(run)  # a held notice counts the readers send would have
         record = await _build(run, slot)
         if record.status == "held":
             return DueOutcome(lst.name, "held", _last_cause(run, record.id) or "", record.id)
     if lst.review == "required" and record.status == "draft":
         if not was_notified(store, record.id, "review"):
+            _import_subscribers(run)  # the counts the editors read are the ones send uses
             await notify_editors(run.settings, lst, store, kind="review", slot=slot,
                                  record=record)
         return DueOutcome(lst.name, "awaiting-approval", edition_id=record.id)
     if run.now < slot.due:
         return DueOutcome(lst.name, "waiting", edition_id=record.id)
-    for path, imported in sync_subscriber_files(run.settings, lst, store):
-        # Line numbers only: a row's reason may quote part of its address.
-        if imported.rejected or imported.kept:
-            log.warning("list=%s subscribers file %s: rejected lines %s; left to the readers: "
-                        "lines %s", lst.name, path,
-                        ",".join(str(r.line) for r in imported.rejected) or "none",
-                        ",".join(str(k.line) for k in imported.kept) or "none")
+    _import_subscribers(run)
     outcome = await deliver_record(run.settings, lst, store, record, actor="scheduler",
                                    as_of=run.as_of(slot), stop=run.stop)
     if outcome.status == "no-recipients":
@@ -214,9 +215,25 @@ async def _act(run: _Run, slot: Slot) -> DueOutcome:
     report = outcome.report
     if report is not None:
         log.info("edition %d list=%s delivered: sent=%d failed=%d waiting=%d skipped=%d",
-                 record.id, lst.name, report.sent, report.failed,  # type: ignore[attr-defined]
-                 report.deferred, report.skipped)  # type: ignore[attr-defined]
+                 record.id, lst.name, report.sent, report.failed, report.deferred,
+                 report.skipped)
     return DueOutcome(lst.name, "published", outcome.message, record.id)
+
+
+def _import_subscribers(run: _Run) -> None:
+    """Import the list's subscriber files, once per run (as ``send`` does before it
+    publishes), so what the editors are told and what is published count the same readers."""
+    if run.imported:
+        return
+    lst = run.lst
+    for path, imported in sync_subscriber_files(run.settings, lst, run.store):
+        # Line numbers only: a row's reason may quote part of its address.
+        if imported.rejected or imported.kept:
+            log.warning("list=%s subscribers file %s: rejected lines %s; left to the readers: "
+                        "lines %s", lst.name, path,
+                        ",".join(str(r.line) for r in imported.rejected) or "none",
+                        ",".join(str(k.line) for k in imported.kept) or "none")
+    run.imported = True
 
 
 async def _build(run: _Run, slot: Slot) -> EditionRecord:

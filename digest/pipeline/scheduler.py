@@ -4,7 +4,10 @@
 :mod:`digest.pipeline.locks`), or waits for it as a standby, then runs each list's job
 (APScheduler, :mod:`digest.schedule`) with the store opened once by the command. Its main
 thread renews the lock every ``[scheduler] heartbeat`` (the heartbeat ``status`` and
-``/healthz`` read) and pings the service manager's watchdog. A scheduler that loses the lock
+``/healthz`` read) and pings the service manager's watchdog, both only while the scheduler's
+loop is seen dispatching jobs (:class:`Liveness`): a hung scheduler stops pinging (systemd's
+``WatchdogSec=`` restarts it) and stops its heartbeat (``status`` says stale, a standby takes
+over), instead of a timer that pings whatever the scheduler does. A scheduler that loses the lock
 (the database unreachable past the lease, or another scheduler took over) pauses its jobs
 until it holds the lock again, so two schedulers never fire at once. When the stop request
 is set (SIGTERM, SIGINT) it stops firing, lets running jobs stop cleanly (their deliveries
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -31,9 +35,40 @@ if TYPE_CHECKING:
 
     from digest.store import Lease, Store
 
-__all__ = ["SchedulerExit", "run_scheduler"]
+__all__ = ["Liveness", "SchedulerExit", "run_scheduler"]
 
 log = logging.getLogger("digest.scheduler")
+
+
+class Liveness:
+    """Whether the scheduler's loop still dispatches jobs: :meth:`ran` is the job it runs
+    every tick (on an executor of its own), :meth:`check` what the main thread asks before
+    each watchdog ping and heartbeat. Stale after ``stale_after`` seconds without a run
+    (monotonic clock); each change is logged once."""
+
+    def __init__(self, stale_after: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stale_after = stale_after
+        self.clock = clock
+        self.last_run = clock()
+        self.stale = False
+
+    def ran(self) -> None:
+        """The liveness job ran (called from the scheduler's executor)."""
+        self.last_run = self.clock()
+
+    def check(self) -> bool:
+        """True while the loop ran within ``stale_after`` seconds."""
+        silent = self.clock() - self.last_run
+        if silent <= self.stale_after:
+            if self.stale:
+                self.stale = False
+                log.info("the scheduler loop runs again; watchdog pings and heartbeat resume")
+            return True
+        if not self.stale:
+            self.stale = True
+            log.error("the scheduler loop has not run for %.0f s (hung); no watchdog ping and "
+                      "no heartbeat until it runs again", silent)
+        return False
 
 
 class SchedulerExit(NamedTuple):
@@ -63,8 +98,8 @@ def run_scheduler(settings: Settings, store: Store, *, stop: StopRequest,
         assert not isinstance(busy, bool)
         if not standby:
             return SchedulerExit("busy", f"Another scheduler is running for this database "
-                                 f"({describe_lease(busy)}); this one exits. Start it with "
-                                 "--standby to wait and take over.")
+                                 f"({describe_lease(busy)}), so this one exits; start it "
+                                 "with --standby to wait and take over.")
         log.info("standby: the scheduler lock is %s; taking over when it is free",
                  describe_lease(busy))
         notifier.ready(f"standby ({describe_lease(busy)})")
@@ -74,7 +109,8 @@ def run_scheduler(settings: Settings, store: Store, *, stop: StopRequest,
                                  f"{stop.reason} without taking over.")
         log.info("took over the scheduler lock as %s", lock.holder)
 
-    scheduler = _make(settings, store, lock, stop, started)
+    liveness = Liveness(stale_after=max(3 * tick, 1.0))
+    scheduler = _make(settings, store, lock, stop, started, liveness, tick)
     scheduler.start()
     log.info("scheduler %s started: %s", lock.holder,
              next_runs_text(settings, datetime.now(UTC)))
@@ -82,6 +118,8 @@ def run_scheduler(settings: Settings, store: Store, *, stop: StopRequest,
     active = True
     next_beat = time.monotonic() + heartbeat
     while not stop.wait(tick):
+        if not liveness.check():  # hung: let the watchdog and the lease see it
+            continue
         notifier.watchdog()
         if time.monotonic() < next_beat:
             continue
@@ -89,13 +127,13 @@ def run_scheduler(settings: Settings, store: Store, *, stop: StopRequest,
         if active:
             if lock.renew():
                 continue
-            scheduler.pause()
+            _pause_editions(scheduler, paused=True)
             active = False
             log.warning("this scheduler lost the lock (%s); no edition fires here until it "
                         "holds the lock again", _holder_now(store))
             notifier.status("lost the scheduler lock; paused")
         elif _try_acquire(lock) is None:
-            scheduler.resume()
+            _pause_editions(scheduler, paused=False)
             active = True
             log.info("this scheduler holds the lock again; firing resumes")
             notifier.status(f"scheduling {len(settings.lists)} list(s) as {lock.holder}")
@@ -106,8 +144,20 @@ def run_scheduler(settings: Settings, store: Store, *, stop: StopRequest,
                          "running jobs finished, their claims released, the lock freed.")
 
 
+def _pause_editions(scheduler: BaseScheduler, *, paused: bool) -> None:
+    """Pause (or resume) every job but the liveness one, which shows the loop still runs."""
+    from digest.schedule import LIVENESS_JOB
+
+    for job in scheduler.get_jobs():
+        if job.id != LIVENESS_JOB:
+            if paused:
+                job.pause()
+            else:
+                job.resume()
+
+
 def _make(settings: Settings, store: Store, lock: LeaseLock, stop: StopRequest,
-          started: datetime) -> BaseScheduler:
+          started: datetime, liveness: Liveness, tick: float) -> BaseScheduler:
     from digest.schedule import make_scheduler
 
     def job(name: str) -> None:
@@ -123,7 +173,8 @@ def _make(settings: Settings, store: Store, lock: LeaseLock, stop: StopRequest,
             run_open_deliveries(settings, store=store, stop=stop)
 
     return make_scheduler(settings.lists.values(), job, deliver_open=open_pass,
-                          blocking=False, now=datetime.now(UTC))
+                          blocking=False, now=datetime.now(UTC), alive=liveness.ran,
+                          alive_every=tick)
 
 
 def _try_acquire(lock: LeaseLock) -> Lease | None | bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digest.config import ListSettings, Settings
+from digest.deliver.report import DeliveryReport
 from digest.errors import ConfigError, EditionStateError
 from digest.models import Edition
 from digest.pipeline.build import build_edition
@@ -24,14 +25,15 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class SendOutcome:
-    """What one ``send`` did: ``status`` is sent / already-sent / no-recipients / skipped /
-    dry-run / test / stopped (a requested stop left rows queued for the next run)."""
+    """What one ``send`` did: ``status`` is sent / waiting (rows wait for retries, left to
+    the scheduler's pass or a worker) / already-sent / no-recipients / skipped / dry-run /
+    test / stopped (a requested stop left rows queued for the next run)."""
 
     status: str
     message: str
     edition: Edition | None = None
     edition_id: int | None = None
-    report: object | None = None  # a digest.deliver.DeliveryReport
+    report: DeliveryReport | None = None  # the delivery's (or the test send's) counts
     published: int = 0
     imports: list[tuple[str, ImportReport]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -209,7 +211,9 @@ async def deliver_record(settings: Settings, lst: ListSettings, store: Store,
                          stop: StopRequest | None = None) -> SendOutcome:
     """Publish a stored edition (unless it is already) and deliver its ledger rows; then
     record "sent" if every row ended. Status "no-recipients" when the list has nobody
-    eligible (the edition stays unpublished), else "sent" (rows may still wait for retries)
+    eligible (the edition stays unpublished), else "sent" (every row ended), "waiting"
+    (rows wait for a retry once ``[delivery] send_wait`` has passed, or their next retry
+    is further away than ``max_wait``: the scheduler's pass or a ``worker`` finishes them)
     or "already-sent"; "stopped" when ``stop`` was requested (before publishing: nothing
     is published; during the delivery: the rest waits, none in flight).
 
@@ -242,6 +246,7 @@ async def deliver_record(settings: Settings, lst: ListSettings, store: Store,
         report = await deliver_edition(
             record.id, store=store, build=factory.for_claim, relay=relay, smtp_addr=addr,
             delivery=settings.delivery, worker_id=worker_id(), stop=stop,
+            send_wait=settings.delivery.send_wait.total_seconds(),
             progress=progress, **({"max_wait": max_wait} if max_wait is not None else {}))
     store.settle_editions(lst.name, actor=actor)
     summary = store.delivery_summary(record.id)
@@ -251,7 +256,11 @@ async def deliver_record(settings: Settings, lst: ListSettings, store: Store,
             f"Stopped on request ({report.interrupted}): the {lst.name} edition of "
             f"{edition.date} has {summary.get('sent', 0)} sent and {waiting} waiting, none in "
             "flight; run send again (or leave it to the scheduler or a worker) to finish it.")
-    elif not published and not report.sent and not (report.failed or report.expired):  # type: ignore[attr-defined]
+    elif waiting := summary.get("queued", 0) + summary.get("sending", 0):
+        status, message = "waiting", _waiting(lst.name, edition.date, summary,
+                                              store.next_wakeup(record.id))
+    elif not published and not report.sent and not (
+            report.failed or report.expired or report.unconfirmed):
         status, message = "already-sent", (
             f"The {lst.name} edition of {edition.date} already went out "
             f"({summary.get('sent', 0)} sent); use --force to send another.")
@@ -268,18 +277,38 @@ def _drops(factory: MessageFactory, edition: Edition,
 
 
 def _delivered(list_name: str, day: object, summary: dict[str, int]) -> str:
-    """The closing sentence of a send: "was delivered" only when every row was sent."""
-    waiting = summary.get("queued", 0) + summary.get("sending", 0)
-    undelivered = summary.get("failed", 0) + summary.get("expired", 0) + waiting
+    """The closing sentence of a send whose rows all ended: "was delivered" only when
+    every row was sent (sent-unconfirmed rows count as delivered, and are named)."""
+    unconfirmed = summary.get("sent_unconfirmed", 0)
+    undelivered = summary.get("failed", 0) + summary.get("expired", 0)
     if not undelivered:
-        return f"The {list_name} edition of {day} was delivered."
-    parts = [f"{summary.get('sent', 0)} delivered", f"{summary.get('failed', 0)} failed"]
+        apart = (f" ({unconfirmed} of them unconfirmed: the connection dropped after the "
+                 "message was sent)" if unconfirmed else "")
+        return f"The {list_name} edition of {day} was delivered{apart}."
+    parts = [f"{summary.get('sent', 0) + unconfirmed} delivered"
+             + (f" ({unconfirmed} unconfirmed)" if unconfirmed else ""),
+             f"{summary.get('failed', 0)} failed"]
     if summary.get("expired"):
         parts.append(f"{summary['expired']} expired")
-    if waiting:
-        parts.append(f"{waiting} still queued")
     return (f"The {list_name} edition of {day}: {', '.join(parts)} (the reasons are listed "
             "above).")
+
+
+def _waiting(list_name: str, day: object, summary: dict[str, int],
+             next_retry: datetime | None) -> str:
+    """The closing sentence of a send that returned with rows waiting for a retry: never
+    "delivered", never "run send again"; who finishes them and when the next is due."""
+    waiting = summary.get("queued", 0) + summary.get("sending", 0)
+    done = summary.get("sent", 0) + summary.get("sent_unconfirmed", 0)
+    ended = [f"{done} sent"]
+    for key in ("failed", "expired"):
+        if summary.get(key):
+            ended.append(f"{summary[key]} {key}")
+    when = (next_retry.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+            if next_retry is not None else "unknown")
+    return (f"The {list_name} edition of {day} is not finished: {', '.join(ended)}; "
+            f"{waiting} wait for a retry (the next due {when}). The scheduler's periodic "
+            "pass or a `worker` finishes them within the retry window; `status` shows them.")
 
 
 @asynccontextmanager
@@ -314,4 +343,4 @@ async def send_single_message(settings: Settings, lst: ListSettings,
     except OSError as exc:
         raise DeliveryError(f"The mail server could not be reached ({type(exc).__name__}); "
                             "check the relay settings.") from exc
-    return report.sent > 0  # type: ignore[attr-defined, no-any-return]
+    return report.sent > 0

@@ -1,5 +1,6 @@
-"""What an operator sees: is the scheduler alive, when does each list go out next, and which
-editions still have rows waiting (``status``, ``/healthz`` and the scheduler's start line)."""
+"""What an operator sees: is the scheduler alive, when does each list go out next, which
+editions are due and not sent, and which still have rows waiting (``status``, ``/healthz``
+and the scheduler's start line)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import TYPE_CHECKING
 from digest.config import Settings
 from digest.logs import delivery_counts, iso_time
 from digest.pipeline.locks import SCHEDULER_LEASE
+from digest.pipeline.overdue import DueEdition, due_editions
 
 if TYPE_CHECKING:
-    from digest.store import OpenEdition, Store
+    from digest.store import EditionWaits, OpenEdition, Store
 
 __all__ = ["NextRun", "SchedulerHealth", "ServiceStatus", "next_runs", "next_runs_text",
            "scheduler_health", "service_status"]
@@ -73,16 +75,32 @@ class NextRun:
 
 @dataclass
 class ServiceStatus:
-    """Everything ``status`` prints."""
+    """Everything ``status`` prints: the scheduler, the next runs, and per unfinished
+    edition its rows by state with ``waits`` (next retry, oldest claim and its owner,
+    claims whose lease ran out, rows past their retry window)."""
 
     scheduler: SchedulerHealth
     next_runs: list[NextRun]
     editions: list[OpenEdition] = field(default_factory=list)
+    waits: dict[int, EditionWaits] = field(default_factory=dict)
+    retry_window: timedelta | None = None
+    #: Due and not sent (send time passed, not published, held, cancelled or missed).
+    due: list[DueEdition] = field(default_factory=list)
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def overdue(self) -> int:
+        """Rows waiting past their retry window, in every edition shown (``status``
+        exits 3 when there are any: no scheduler or worker is finishing them)."""
+        return sum(w.overdue for w in self.waits.values())
 
     def lines(self) -> list[str]:
-        """The report, one fact per line."""
+        """The report, one fact per line (an edition's details indented under it)."""
         out = [self.scheduler.sentence()]
         out += [f"next run: {run.text()}" for run in self.next_runs]
+        if not self.due:
+            out.append("editions due and not sent: none")
+        out += [f"edition due, not sent: {d.text(self.now)}" for d in self.due]
         if not self.editions:
             out.append("editions not finished: none")
         for ed in self.editions:
@@ -90,7 +108,41 @@ class ServiceStatus:
             states = " ".join(f"{k}={v}" for k, v in sorted(ed.counts.items()))
             out.append(f"edition not finished: {ed.list_name} {ed.date.isoformat()} "
                        f"(id {ed.edition_id}): {counts} [{states}]")
+            waits = self.waits.get(ed.edition_id)
+            if waits is not None:
+                out += self._details(waits)
         return out
+
+    def _details(self, waits: EditionWaits) -> list[str]:
+        out = []
+        if waits.next_retry_at is not None:
+            out.append(f"  next retry due {_z(waits.next_retry_at)}")
+        if waits.oldest_claim_at is not None:
+            out.append(f"  oldest claim {_z(waits.oldest_claim_at)} by "
+                       f"{waits.oldest_claim_by or '?'}")
+        for lapsed in waits.lapsed:
+            out.append(f"  lease expired: {lapsed.worker} holds {lapsed.rows} row(s) whose "
+                       f"claim lease ran out at {_z(lapsed.lease_until)} (crashed, paused or "
+                       "cut off); the next claim takes them over")
+        if waits.overdue:
+            window = (f" ({_duration(self.retry_window)})" if self.retry_window else "")
+            out.append(f"  {waits.overdue} row(s) wait past their retry window{window}: no "
+                       "scheduler or worker has finished them; start `schedule` or "
+                       "`worker`")
+        return out
+
+
+def _z(moment: datetime) -> str:
+    return iso_time(moment.astimezone(UTC)).replace("+00:00", "Z")
+
+
+def _duration(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
 
 
 def scheduler_health(store: Store) -> SchedulerHealth:
@@ -123,13 +175,20 @@ def next_runs_text(settings: Settings, now: datetime) -> str:
 
 def service_status(settings: Settings, store: Store, *, list_name: str | None = None,
                    now: datetime | None = None) -> ServiceStatus:
-    """The scheduler's health, the next runs and the unfinished editions (of one list).
+    """The scheduler's health, the next runs, the editions due and not sent, and the
+    unfinished editions (of one list), each with what its rows wait for
+    (:meth:`Store.edition_waits`).
 
     :raises ConfigError: ``list_name`` is not configured.
     :raises StoreError: the database cannot be read.
     """
     if list_name is not None:
         settings.get_list(list_name)
-    return ServiceStatus(scheduler_health(store),
-                         next_runs(settings, now or datetime.now(UTC), list_name),
-                         store.unfinished_editions(list_name))
+    now = now or datetime.now(UTC)
+    window = settings.delivery.retry_window
+    unfinished = store.unfinished_editions(list_name)
+    waits = {ed.edition_id: store.edition_waits(ed.edition_id, now=now, retry_window=window)
+             for ed in unfinished}
+    return ServiceStatus(scheduler_health(store), next_runs(settings, now, list_name),
+                         unfinished, waits, window,
+                         due=due_editions(settings, store, now, list_name), now=now)

@@ -23,7 +23,7 @@ from .leases import Lease, LeasesMixin
 from .ledger import Claim, LedgerMixin
 from .lifecycle import EDITION_STATUSES, PENDING, PUBLISHED, UNPUBLISHED, EditionEvent
 from .migrate import upgrade
-from .overview import OpenEdition, OverviewMixin
+from .overview import EditionWaits, LapsedClaims, OpenEdition, OverviewMixin
 from .reports import ReportsMixin
 from .signups import SignupLimitsMixin
 from .subscribers import (
@@ -49,6 +49,8 @@ __all__ = [
     "Lease",
     "Membership",
     "MembershipEvent",
+    "EditionWaits",
+    "LapsedClaims",
     "OpenEdition",
     "RejectedRow",
     "Store",

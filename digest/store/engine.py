@@ -52,13 +52,35 @@ def create_engine(url: str) -> Engine:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         try:
-            return sa.create_engine(parsed, hide_parameters=True, pool_pre_ping=True,
-                                    future=True)
+            engine = sa.create_engine(parsed, hide_parameters=True, pool_pre_ping=True,
+                                      future=True)
         except ImportError:
             raise StoreError("PostgreSQL needs the psycopg driver; install digest[postgres] "
                              "(pip install 'psycopg[binary]').") from None
+        event.listen(engine, "connect", _pg_session)
+        return engine
     raise StoreError(f"The database URL names {backend!r}; digest supports sqlite:/// and "
                      "postgresql+psycopg:// URLs.")
+
+
+#: A PostgreSQL session that sits in an open transaction this long is ended by the server
+#: (``idle_in_transaction_session_timeout``), unless the URL's ``options`` set another
+#: value: a process paused mid-transaction (SIGSTOP, a VM pause) then stops holding row
+#: locks, so the claims it held can be taken over once their lease runs out. Every
+#: transaction digest opens is short and never waits on anything but the database.
+IDLE_IN_TRANSACTION = "15s"
+
+
+def _pg_session(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute("SELECT current_setting('idle_in_transaction_session_timeout')")
+        (current,) = cur.fetchone()
+        if str(current) in ("0", "0ms"):
+            cur.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'")
+    finally:
+        cur.close()
+    dbapi_conn.commit()
 
 
 def _sqlite_engine(url: URL) -> Engine:

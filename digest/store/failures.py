@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import re
 
+from digest.smtpstatus import codes_in, most_specific
+
 __all__ = ["failure_label", "reply_status"]
 
 _PREFIX = re.compile(r"^\s*(?P<code>[2-5]\d\d)\s+at\s+(?P<phase>[A-Za-z]+)\s*:?\s*")
-_ENHANCED = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _SCAN = 300  # the code is near the start of a reply; the rest is prose
 
 
@@ -31,10 +32,10 @@ def reply_status(text: str, code: int | None = None) -> str | None:
     >>> reply_status("Recipient address rejected") is None
     True
     """
-    found = _ENHANCED.findall(text[:_SCAN])
-    if not found:
+    best = most_specific(codes_in(text, _SCAN))  # digest.smtpstatus: RFC 3463's rules
+    if best is None:
         return None
-    klass, subject, detail = max(found, key=lambda c: (c[1] != "0") + (c[2] != "0"))
+    klass, subject, detail = best.split(".")
     if code is not None and 200 <= code < 600:
         klass = str(code)[0]
     return f"{klass}.{int(subject)}.{int(detail)}"

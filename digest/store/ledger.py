@@ -3,8 +3,16 @@
 Rows are created when an edition is published (:meth:`PublishingMixin.publish_edition` in
 ``publishing.py``, which moves the edition to "sending" in the same transaction).
 
-States: queued -> sending -> sent | failed | expired, or skipped at claim time when the
-address unsubscribed, bounced, complained or was suppressed after the edition was published.
+States: queued -> sending -> sent | sent_unconfirmed | failed | expired, or skipped at claim
+time when the address unsubscribed, bounced, complained or was suppressed after the edition
+was published.
+
+Claims are fenced: every claim increments the row's ``claim_token``, and a :class:`Claim`
+carries it with the claiming worker and its lease. Every mark (sent, deferred, failed,
+expired, sent-unconfirmed) is conditional on the row still being "sending" under that worker
+and token, so a worker whose lease ran out (stopped, paused, cut off) and whose row another
+worker took over records nothing; what it learned is kept in ``delivery_events`` instead
+(a late 250 is evidence, never a second "sent").
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -24,10 +32,19 @@ from digest.errors import StoreError
 
 from .consent import lower_everywhere
 from .engine import Database, guarded, translate_error
-from .ledger_sql import SENT_ROW, SQLiteLedger, claim_update, clip, due_query
-from .schema import ACTIVE, deliveries, subscribers, suppressions
+from .ledger_sql import (
+    LATE_EVENT,
+    SENT_ROW,
+    SQLiteLedger,
+    claim_update,
+    clip,
+    due_query,
+    fence_where,
+    late_results,
+)
+from .schema import ACTIVE, deliveries, delivery_events, subscribers, suppressions
 
-__all__ = ["Claim", "LedgerMixin", "suppress_address"]
+__all__ = ["Claim", "Fence", "LedgerMixin", "suppress_address"]
 
 #: How often a claim looks for rows whose lease ran out while queued rows remain (a crashed
 #: worker's rows come back at most this long after their lease, sooner when the queue ends).
@@ -39,7 +56,8 @@ class Claim:
     """A ledger row a worker now owns: who to send to, and the stable Message-ID to use.
 
     ``sections`` is None for "every section"; ``attempts`` counts tries before this one
-    (deferrals, permanent failures and leases that ran out).
+    (deferrals, permanent failures and leases that ran out). Pass the claim itself to the
+    marks: ``worker_id`` and ``token`` fence them.
     """
 
     delivery_id: int
@@ -52,6 +70,24 @@ class Claim:
     attempts: int
     first_attempt_at: datetime | None
     message_id: str
+    #: The fence: who claimed the row, the row's claim counter after this claim, and when
+    #: the claim's lease runs out (the worker sends nothing on it after that).
+    worker_id: str = ""
+    token: int = 0
+    lease_until: datetime | None = None
+    #: Ambiguous outcomes the row had before this claim (see ``[delivery] max_ambiguous``).
+    ambiguous: int = 0
+
+
+class Fence(Protocol):
+    """What a mark needs of a claim (a :class:`Claim` is one)."""
+
+    @property
+    def delivery_id(self) -> int: ...
+    @property
+    def worker_id(self) -> str: ...
+    @property
+    def token(self) -> int: ...
 
 
 def _utc(moment: datetime) -> datetime:
@@ -162,56 +198,107 @@ class LedgerMixin(Database):
         finally:
             raw.close()
 
-    def _mark(self, delivery_id: int, now: datetime, **values: Any) -> bool:
+    def _late(self, conn: Connection, claim: Fence, kind: str, detail: str | None,
+              now: datetime) -> None:
+        """Keep what a worker learned after its claim was lost (``delivery_events``)."""
+        exists = conn.execute(sa.select(deliveries.c.id)
+                              .where(deliveries.c.id == claim.delivery_id)).first()
+        if exists is not None:
+            conn.execute(LATE_EVENT, {"b_id": claim.delivery_id, "b_kind": kind,
+                                      "b_worker": claim.worker_id, "b_token": claim.token,
+                                      "b_detail": clip(detail), "b_now": now})
+
+    def _mark(self, claim: Fence, now: datetime, late: str, detail: str | None,
+              **values: Any) -> bool:
         now = _utc(now)
         with self.write() as conn:
             result = conn.execute(deliveries.update().where(
-                deliveries.c.id == delivery_id, deliveries.c.status == "sending",
+                *fence_where(claim.delivery_id, claim.worker_id, claim.token),
             ).values(claimed_by=None, lease_until=None, **values))
-            return bool(result.rowcount)
+            if result.rowcount:
+                return True
+            self._late(conn, claim, late, detail, now)
+            return False
 
     @guarded
-    def mark_sent(self, delivery_id: int, *, response: str, now: datetime) -> None:
-        """Record the relay's 250 for a row still in "sending" (otherwise do nothing)."""
-        self.mark_sent_many([(delivery_id, response)], now=now)
+    def mark_sent(self, claim: Fence, *, response: str, now: datetime) -> bool:
+        """Record the relay's 250 for a row still claimed by ``claim`` (its worker and
+        token); otherwise keep it as a "late-sent" event and return False."""
+        return self.mark_sent_many([(claim, response)], now=now) == 1
 
     @guarded
-    def mark_sent_many(self, results: Sequence[tuple[int, str]], *, now: datetime) -> int:
-        """:meth:`mark_sent` for many ``(delivery_id, response)`` pairs in one transaction
-        (one commit instead of one per message); returns how many rows it ended."""
+    def mark_sent_many(self, results: Sequence[tuple[Fence, str]], *, now: datetime) -> int:
+        """:meth:`mark_sent` for many ``(claim, response)`` pairs in one transaction
+        (one commit instead of one per message); returns how many rows it ended. Results
+        whose claim was lost meanwhile become "late-sent" events (on SQLite written just
+        after the update, which is a transaction of its own)."""
         if not results:
             return 0
         when = _utc(now)
         if self.is_sqlite:
             fast = self._sqlite_ledger()
-            with self._raw_write(single=len(results) <= fast.CHUNK) as cur:
-                return fast.mark_sent(cur, results, when)
-        params = [{"b_id": d, "b_response": clip(r), "b_now": when} for d, r in results]
+            # One chunk is one statement, a transaction of its own; the rare late results
+            # are looked up and kept after it (evidence only: a claim lost stays lost).
+            with self._raw_write(single=len(results) <= fast.SENT_CHUNK) as cur:
+                return fast.mark_sent(cur, results, when)[0]
+        params = [{"b_id": c.delivery_id, "b_worker": c.worker_id, "b_token": c.token,
+                   "b_response": clip(r), "b_now": when} for c, r in results]
         with self.write() as conn:
-            return int(conn.execute(SENT_ROW, params,
-                                    execution_options={"preserve_rowcount": True}).rowcount)
+            ended = int(conn.execute(SENT_ROW, params,
+                                     execution_options={"preserve_rowcount": True}).rowcount)
+            if ended < len(results):
+                rows = conn.execute(
+                    sa.select(deliveries.c.id, deliveries.c.status, deliveries.c.claim_token)
+                    .where(deliveries.c.id.in_([c.delivery_id for c, _ in results]))).all()
+                late = late_results(results, rows)
+                if late:
+                    conn.execute(LATE_EVENT, [
+                        {"b_id": c.delivery_id, "b_kind": "late-sent", "b_worker": c.worker_id,
+                         "b_token": c.token, "b_detail": clip(r), "b_now": when}
+                        for c, r in late])
+            return ended
 
     @guarded
-    def mark_deferred(self, delivery_id: int, *, error: str, retry_at: datetime,
-                      now: datetime) -> None:
-        """Put a "sending" row back to "queued" until ``retry_at``, counting the attempt."""
-        self._mark(delivery_id, now, status="queued", next_attempt_at=_utc(retry_at),
-                   last_error=clip(error), attempts=deliveries.c.attempts + 1)
+    def mark_deferred(self, claim: Fence, *, error: str, retry_at: datetime, now: datetime,
+                      ambiguous: bool = False) -> bool:
+        """Put a row still claimed by ``claim`` back to "queued" until ``retry_at``,
+        counting the attempt (and, with ``ambiguous``, the ambiguous outcome); False (and a
+        "late-deferred" event) when the claim was lost."""
+        extra = {"ambiguous": deliveries.c.ambiguous + 1} if ambiguous else {}
+        return self._mark(claim, now, "late-deferred", error, status="queued",
+                          next_attempt_at=_utc(retry_at), last_error=clip(error),
+                          attempts=deliveries.c.attempts + 1, **extra)
 
     @guarded
-    def mark_failed(self, delivery_id: int, *, code: int | None, error: str, suppress: bool,
-                    now: datetime) -> None:
-        """End a "sending" row as "failed"; with ``suppress`` the address is suppressed and
-        its memberships become "bounced"."""
+    def mark_unconfirmed(self, claim: Fence, *, error: str, now: datetime) -> bool:
+        """End a row still claimed by ``claim`` as "sent_unconfirmed": its last outcome was
+        ambiguous (the relay may hold the message) and it had been retried ``max_ambiguous``
+        times after ambiguous outcomes already."""
+        return self._mark(claim, now, "late-unconfirmed", error, status="sent_unconfirmed",
+                          reason="outcome unknown", last_error=clip(error),
+                          finished_at=_utc(now), attempts=deliveries.c.attempts + 1,
+                          ambiguous=deliveries.c.ambiguous + 1)
+
+    @guarded
+    def mark_failed(self, claim: Fence, *, code: int | None, error: str, suppress: bool,
+                    now: datetime) -> bool:
+        """End a row still claimed by ``claim`` as "failed"; with ``suppress`` the address
+        is suppressed and its memberships become "bounced". False (and a "late-failed"
+        event, nothing suppressed) when the claim was lost."""
         now = _utc(now)
+        delivery_id = claim.delivery_id
         with self.write() as conn:
             result = conn.execute(deliveries.update().where(
-                deliveries.c.id == delivery_id, deliveries.c.status == "sending",
+                *fence_where(delivery_id, claim.worker_id, claim.token),
             ).values(status="failed", reason=f"smtp {code}" if code else "refused",
                      last_code=code, last_error=clip(error), finished_at=now,
                      claimed_by=None, lease_until=None, attempts=deliveries.c.attempts + 1))
-            if not result.rowcount or not suppress:
-                return
+            if not result.rowcount:
+                self._late(conn, claim, "late-failed",
+                           f"{code} {error}" if code else error, now)
+                return False
+            if not suppress:
+                return True
             sub = conn.execute(
                 sa.select(subscribers.c.id, subscribers.c.email_key)
                 .join(deliveries, deliveries.c.subscriber_id == subscribers.c.id)
@@ -221,12 +308,35 @@ class LedgerMixin(Database):
             lower_everywhere(conn, sub.id, "bounced", actor="system", cause="delivery-refused",
                              detail={"delivery_id": delivery_id, "code": code,
                                      "reply": clip(error)}, now=now)
+            return True
 
     @guarded
-    def mark_expired(self, delivery_id: int, *, error: str, now: datetime) -> None:
-        """End a "sending" row as "expired": its retry window ran out."""
-        self._mark(delivery_id, now, status="expired", reason="retries exhausted",
-                   last_error=clip(error), finished_at=_utc(now))
+    def mark_expired(self, claim: Fence, *, error: str, now: datetime) -> bool:
+        """End a row still claimed by ``claim`` as "expired": its retry window ran out."""
+        return self._mark(claim, now, "late-expired", error, status="expired",
+                          reason="retries exhausted", last_error=clip(error),
+                          finished_at=_utc(now))
+
+    @guarded
+    def expire_overdue(self, edition_id: int, *, window: timedelta, now: datetime) -> int:
+        """End as "expired" the rows of the edition whose retry window (``window`` from
+        their first attempt) ended before ``now`` and that nobody holds: queued rows, and
+        "sending" rows whose lease ran out. Returns how many. The scheduler's pass and
+        ``worker`` call it for every unfinished edition, so a row ends even if nobody
+        claims it again. Walks the claim index (edition_id, status, ...)."""
+        now = _utc(now)
+        d = deliveries
+        cutoff = now - window
+        with self.write() as conn:
+            result = conn.execute(d.update().where(
+                d.c.edition_id == edition_id,
+                sa.or_(d.c.status == "queued",
+                       sa.and_(d.c.status == "sending", d.c.lease_until <= now)),
+                d.c.first_attempt_at <= cutoff,
+            ).values(status="expired", reason="retries exhausted", finished_at=now,
+                     claimed_by=None, lease_until=None,
+                     last_error=sa.func.coalesce(d.c.last_error, "retry window ran out")))
+            return int(result.rowcount)
 
     @guarded
     def release_claims(self, worker_id: str, *, edition_id: int | None = None) -> int:
@@ -240,6 +350,18 @@ class LedgerMixin(Database):
             result = conn.execute(deliveries.update().where(*where).values(
                 status="queued", claimed_by=None, lease_until=None))
             return int(result.rowcount)
+
+    @guarded
+    def late_replies(self, edition_id: int) -> list[dict[str, Any]]:
+        """The edition's ``delivery_events`` (replies that came after their claim was lost),
+        oldest first: delivery_id, kind, worker, claim_token, detail, created_at."""
+        e = delivery_events
+        query = (sa.select(e.c.delivery_id, e.c.kind, e.c.worker, e.c.claim_token,
+                           e.c.detail, e.c.created_at)
+                 .join(deliveries, deliveries.c.id == e.c.delivery_id)
+                 .where(deliveries.c.edition_id == edition_id).order_by(e.c.id))
+        with self.read() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
 
     @guarded
     def delivery_summary(self, edition_id: int) -> dict[str, int]:
@@ -295,8 +417,9 @@ def _take(update: Callable[[str, list[int], dict[str, Any]], None], edition_id: 
     fresh: list[int] = []
     lost: list[int] = []
     claims: list[Claim] = []
+    lease_until = now + lease
     for (id_, subscriber_id, status, attempts, first, message_id, email, name, attributes,
-         member_status, sections, suppressed) in rows:
+         member_status, sections, suppressed, token, ambiguous) in rows:
         if member_status != ACTIVE:
             skipped[member_status or "unsubscribed"].append(id_)
             continue
@@ -310,10 +433,11 @@ def _take(update: Callable[[str, list[int], dict[str, Any]], None], edition_id: 
             email=email, name=name,
             sections=frozenset(sections) if sections is not None else None,
             attributes=dict(attributes or {}), attempts=attempts + (1 if reclaimed else 0),
-            first_attempt_at=first or now, message_id=message_id))
+            first_attempt_at=first or now, message_id=message_id, worker_id=worker_id,
+            token=token + 1, lease_until=lease_until, ambiguous=ambiguous))
     for reason, ids in skipped.items():
         update("skip", ids, {"b_reason": reason, "b_now": now})
-    taken = {"b_worker": worker_id, "b_lease": now + lease, "b_now": now}
+    taken = {"b_worker": worker_id, "b_lease": lease_until, "b_now": now}
     if fresh:
         update("fresh", fresh, taken)
     if lost:

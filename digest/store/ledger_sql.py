@@ -11,9 +11,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .schema import deliveries, editions, memberships, subscribers, suppressions
+from .schema import deliveries, delivery_events, editions, memberships, subscribers, suppressions
 
-__all__ = ["SENT_ROW", "SQLiteLedger", "claim_update", "clip", "due_query"]
+__all__ = ["LATE_EVENT", "SENT_ROW", "SQLiteLedger", "claim_update", "clip", "due_query",
+           "fence_where", "late_results"]
 
 _MAX_TEXT = 1000
 
@@ -23,16 +24,34 @@ def clip(text: str | None) -> str | None:
 
 
 _STAMP = deliveries.c.finished_at.type
-#: A 250 is final: "sent" also ends a row that went back to "queued" meanwhile (its lease ran
-#: out while the mark waited, and another worker deferred it), so it is not sent again.
-_SENDABLE = sa.or_(deliveries.c.status == "sending", deliveries.c.status == "queued")
+#: The fence every mark carries: the row is still "sending" under this worker's claim (its
+#: ``claim_token``, incremented by every claim). A worker whose lease ran out and whose row
+#: was reclaimed, released or ended meanwhile matches nothing, so it records nothing.
+_FENCED = sa.and_(deliveries.c.status == "sending",
+                  deliveries.c.claimed_by == sa.bindparam("b_worker"),
+                  deliveries.c.claim_token == sa.bindparam("b_token", type_=sa.Integer))
 SENT_ROW = deliveries.update().where(
-    deliveries.c.id == sa.bindparam("b_id"), _SENDABLE,
+    deliveries.c.id == sa.bindparam("b_id"), _FENCED,
 ).values(status="sent", reason=None, response=sa.bindparam("b_response"),
          finished_at=sa.bindparam("b_now", type_=_STAMP),
          attempts=deliveries.c.attempts + 1, claimed_by=None, lease_until=None)
+#: A late reply kept as evidence (see ``delivery_events`` in schema.py).
+LATE_EVENT = delivery_events.insert().values(
+    delivery_id=sa.bindparam("b_id"), kind=sa.bindparam("b_kind"),
+    worker=sa.bindparam("b_worker"), claim_token=sa.bindparam("b_token"),
+    detail=sa.bindparam("b_detail"), created_at=sa.bindparam("b_now", type_=_STAMP))
+
+
+def fence_where(delivery_id: int, worker_id: str, token: int) -> list[Any]:
+    """The fence as literal conditions, for the marks built per call."""
+    d = deliveries
+    return [d.c.id == delivery_id, d.c.status == "sending", d.c.claimed_by == worker_id,
+            d.c.claim_token == token]
+
+
 _TAKEN: dict[str, Any] = {
     "status": "sending", "claimed_by": sa.bindparam("b_worker"),
+    "claim_token": deliveries.c.claim_token + 1,
     "lease_until": sa.bindparam("b_lease", type_=_STAMP),
     "last_attempt_at": sa.bindparam("b_now", type_=_STAMP),
     "first_attempt_at": sa.func.coalesce(deliveries.c.first_attempt_at,
@@ -80,7 +99,7 @@ def due_query(lost: bool, sqlite: bool) -> sa.Select[Any]:
                   d.c.first_attempt_at, d.c.message_id, subscribers.c.email,
                   subscribers.c.name, subscribers.c.attributes,
                   memberships.c.status.label("member_status"), memberships.c.sections,
-                  suppressions.c.reason.label("suppressed"))
+                  suppressions.c.reason.label("suppressed"), d.c.claim_token, d.c.ambiguous)
         .select_from(d)
         .join(editions, editions.c.id == d.c.edition_id)
         .join(subscribers, subscribers.c.id == d.c.subscriber_id)
@@ -116,15 +135,19 @@ class _Prepared:
 
 
 def _sent_rows(n: int) -> sa.Update:
-    """``SENT_ROW`` for n rows in one statement: ids ``i0..``, responses ``r0..``."""
+    """``SENT_ROW`` for n rows of one worker in one statement: ids ``i0..``, responses
+    ``r0..``, tokens ``t0..`` (each row's own fence)."""
     ids = _in_ids(n)
-    response = sa.case({ids[k]: sa.bindparam(f"r{k}") for k in range(n)},
-                       value=deliveries.c.id)
-    return deliveries.update().where(
-        deliveries.c.id.in_(ids), _SENDABLE,
+    d = deliveries
+    response = sa.case({ids[k]: sa.bindparam(f"r{k}") for k in range(n)}, value=d.c.id)
+    token = sa.case({ids[k]: sa.bindparam(f"t{k}", type_=sa.Integer) for k in range(n)},
+                    value=d.c.id)
+    return d.update().where(
+        d.c.id.in_(ids), d.c.status == "sending",
+        d.c.claimed_by == sa.bindparam("b_worker"), d.c.claim_token == token,
     ).values(status="sent", reason=None, response=response,
              finished_at=sa.bindparam("b_now", type_=_STAMP),
-             attempts=deliveries.c.attempts + 1, claimed_by=None, lease_until=None)
+             attempts=d.c.attempts + 1, claimed_by=None, lease_until=None)
 
 
 def _packed(query: sa.Select[Any]) -> sa.Select[Any]:
@@ -145,6 +168,8 @@ class SQLiteLedger:
     #: Most rows one statement handles: the "sent" update binds three parameters a row,
     #: and SQLite before 3.32 allows 999 in a statement.
     CHUNK = 300
+    #: The "sent" update binds five parameters a row (id thrice, response, token).
+    SENT_CHUNK = 190
 
     def __init__(self, dialect: sa.Dialect) -> None:
         self.dialect = dialect
@@ -153,6 +178,7 @@ class SQLiteLedger:
         self.stamp: Any = _STAMP.dialect_impl(dialect).bind_processor(dialect)
         self.first: Any = _STAMP.dialect_impl(dialect).result_processor(dialect, None)
         self._cache: dict[tuple[str, int], _Prepared] = {}
+        self.late = _Prepared(LATE_EVENT, dialect)
 
     def _get(self, kind: str, n: int) -> _Prepared:
         stmt = self._cache.get((kind, n))
@@ -179,16 +205,60 @@ class SQLiteLedger:
             cur.execute(stmt.sql, stmt.args(
                 {**values, **{f"i{k}": i for k, i in enumerate(chunk)}}))
 
-    def mark_sent(self, cur: Any, results: Sequence[tuple[int, str]], now: datetime) -> int:
-        """End the "sending" rows of ``results`` as sent; how many it ended."""
+    def mark_sent(self, cur: Any, results: Sequence[tuple[Any, str]],
+                  now: datetime) -> tuple[int, list[tuple[Any, str]]]:
+        """End the rows of ``results`` (``(claim, response)``: anything with
+        ``delivery_id``, ``worker_id`` and ``token``) as sent where the claim is still
+        theirs; returns how many it ended and the results that came too late (see
+        :func:`late_results`)."""
         ended = 0
+        late: list[tuple[Any, str]] = []
         stamp = self.stamp(now)
-        for start in range(0, len(results), self.CHUNK):
-            chunk = results[start:start + self.CHUNK]
+        for start in range(0, len(results), self.SENT_CHUNK):
+            chunk = results[start:start + self.SENT_CHUNK]
+            workers = {claim.worker_id for claim, _ in chunk}
+            if len(workers) > 1:  # one worker per statement (never the case in a run)
+                for worker in sorted(workers):
+                    mine = [r for r in chunk if r[0].worker_id == worker]
+                    n, lost = self.mark_sent(cur, mine, now)
+                    ended += n
+                    late += lost
+                continue
             stmt = self._get("sent", len(chunk))
-            values: dict[str, Any] = {"b_now": stamp}
-            for k, (delivery_id, response) in enumerate(chunk):
-                values[f"i{k}"] = delivery_id
+            values: dict[str, Any] = {"b_now": stamp, "b_worker": chunk[0][0].worker_id}
+            for k, (claim, response) in enumerate(chunk):
+                values[f"i{k}"] = claim.delivery_id
                 values[f"r{k}"] = clip(response)
-            ended += cur.execute(stmt.sql, stmt.args(values)).rowcount
-        return ended
+                values[f"t{k}"] = claim.token
+            done = cur.execute(stmt.sql, stmt.args(values)).rowcount
+            ended += done
+            if done < len(chunk):
+                marks = ",".join("?" * len(chunk))
+                rows = cur.execute(
+                    f"SELECT id, status, claim_token FROM deliveries WHERE id IN ({marks})",
+                    [c.delivery_id for c, _ in chunk]).fetchall()
+                late += late_results(chunk, rows)
+        if late:
+            cur.executemany(self.late.sql, [self.late.args(
+                {"b_id": c.delivery_id, "b_kind": "late-sent", "b_worker": c.worker_id,
+                 "b_token": c.token, "b_detail": clip(r), "b_now": stamp}) for c, r in late])
+        return ended, late
+
+
+def late_results(chunk: Sequence[tuple[Any, str]],
+                 rows: Sequence[Sequence[Any]]) -> list[tuple[Any, str]]:
+    """Of the "sent" results in ``chunk``, those the ledger did not take because the claim
+    was no longer theirs (``rows``: each row's id, status and claim_token as now stored).
+    A row already delivered under the same claim (a mark repeated after a commit whose
+    outcome was unknown) is not late."""
+    now = {int(r[0]): (r[1], int(r[2])) for r in rows}
+    late = []
+    for claim, response in chunk:
+        stored = now.get(claim.delivery_id)
+        if stored is None:
+            continue  # the row is gone (its edition was deleted)
+        status, token = stored
+        if token == claim.token and status in ("sent", "sent_unconfirmed"):
+            continue
+        late.append((claim, response))
+    return late

@@ -6,6 +6,7 @@ Moves (each one event)::
     draft ──approve──> approved ──publish──> sending ──last ledger row ended──> sent
     draft, approved ──hold──> held ──approve──> approved
     draft, approved ──send window over──> missed
+    held ──approved after the send window──> missed
     draft, approved, held, missed ──cancel──> cancelled
     held, missed ──publish with --force (the editor's override)──> sending
 
@@ -73,11 +74,11 @@ _MOVES: dict[str, frozenset[str]] = {
     "approved": frozenset({"draft", "held"}),
     "held": frozenset({"draft", "approved"}),
     "cancelled": frozenset({"draft", "approved", "held", "missed"}),
-    "missed": frozenset({"draft", "approved"}),
+    "missed": frozenset({"draft", "approved", "held"}),
     "draft": frozenset({"approved"}),
 }
-_VERB = {"approved": "approve", "held": "hold", "cancelled": "cancel", "missed": "mark missed",
-         "draft": "return to draft"}
+_PAST = {"approved": "approved", "held": "held", "cancelled": "cancelled",
+         "missed": "marked missed", "draft": "returned to draft"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,7 @@ def _utc(moment: datetime | None) -> datetime:
 
 def _refusal(edition_id: int, status: str, new: str) -> EditionStateError:
     """The sentence for a move ``status`` -> ``new`` that is not allowed."""
-    verb = _VERB.get(new, new)
+    past = _PAST.get(new, new)
     if status in PUBLISHED:
         what = "is being delivered" if status == "sending" else "already went out"
         return EditionStateError(f"Edition {edition_id} {what} (status {status}); it can no "
@@ -115,10 +116,10 @@ def _refusal(edition_id: int, status: str, new: str) -> EditionStateError:
         return EditionStateError(f"Edition {edition_id} was cancelled, and cancelled editions "
                                  "stay cancelled; make another with `draft`.")
     if status == "missed":
-        return EditionStateError(f"Edition {edition_id} missed its send window, so the "
-                                 f"scheduler will not send it; cannot {verb} it. Send it "
-                                 "anyway with `send --force`, or cancel it.")
-    return EditionStateError(f"Edition {edition_id} is {status}; it cannot {verb} from there.")
+        return EditionStateError(f"Edition {edition_id} missed its send window, so it cannot "
+                                 f"be {past} and the scheduler will not send it; send it anyway "
+                                 "with `send --force`, or cancel it.")
+    return EditionStateError(f"Edition {edition_id} is {status}, so it cannot be {past}.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +158,8 @@ class LifecycleMixin(Database):
                          e.list_name, e.day.isoformat(), e.new, e.actor,
                          f": {e.cause}" if e.cause else "")
                 continue
-            warn = e.new == "missed" or (e.new == "held" and not e.actor.startswith("editor:"))
+            # An editor's own move (hold, a late approval recorded as missed) is no warning.
+            warn = e.new in ("missed", "held") and not e.actor.startswith("editor:")
             log.log(logging.WARNING if warn else logging.INFO,
                     "edition %d list=%s date=%s %s -> %s by %s%s", e.edition_id, e.list_name,
                     e.day.isoformat(), e.old or "new", e.new, e.actor,

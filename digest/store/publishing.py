@@ -84,11 +84,14 @@ class PublishingMixin(LifecycleMixin):
             conn.execute(editions.update().where(editions.c.id == edition_id).values(
                 published_at=now, message_id_domain=message_id_domain, status="sending"))
             detail: dict[str, Any] = {"recipients": created}
-            if force:
+            cause = cause or f"published to {created} recipient(s)"
+            if force:  # the editor's override, in the words the history shows
                 detail["forced"] = True
-            logged = self._add_event(
-                conn, edition_id, row.status, "sending", actor=actor,
-                cause=cause or f"published to {created} recipient(s)", detail=detail, now=now)
+                cause += f"; forced by {actor} with --force (it was {row.status}" + (
+                    f", and edition {other} of that date had gone out)" if other is not None
+                    else ")")
+            logged = self._add_event(conn, edition_id, row.status, "sending", actor=actor,
+                                     cause=cause, detail=detail, now=now)
         self._log_events([logged])
         return created
 
@@ -142,10 +145,13 @@ class PublishingMixin(LifecycleMixin):
                     deliveries.c.edition_id == edition_id)).scalar()
                 detail: dict[str, Any] = {k: counts.get(k, 0) for k in
                                           ("sent", "failed", "expired", "skipped")}
+                if counts.get("sent_unconfirmed"):  # delivered, shown apart
+                    detail["sent_unconfirmed"] = counts["sent_unconfirmed"]
                 if last is not None:
                     detail["finished_at"] = _utc(last).isoformat()
                 cause = ", ".join(f"{detail[k]} {k}" for k in
-                                  ("sent", "failed", "expired", "skipped"))
+                                  ("sent", "sent_unconfirmed", "failed", "expired", "skipped")
+                                  if k in detail)
                 logged.append(self._add_event(
                     conn, edition_id, "sending", "sent", actor=actor,
                     cause=f"every ledger row ended: {cause}", detail=detail, now=now))

@@ -19,6 +19,7 @@ from .engine import Database, guarded
 from .failures import failure_label
 from .members import Membership, member_query, membership_from_row
 from .schema import (
+    DELIVERED,
     bounce_events,
     deliveries,
     editions,
@@ -148,11 +149,12 @@ class ReportsMixin(Database):
     @guarded
     def delivery_timeline(self, edition_id: int) -> list[tuple[datetime, dict[str, int]]]:
         """Rows of the edition that ended, per minute of ``finished_at`` (UTC, oldest first):
-        ``(minute, {status: count})`` for sent, failed and expired rows."""
+        ``(minute, {status: count})`` for sent, sent-unconfirmed, failed and expired rows."""
         minute = self._minute(deliveries.c.finished_at).label("minute")
         query = (sa.select(minute, deliveries.c.status, sa.func.count())
                  .where(deliveries.c.edition_id == edition_id,
-                        deliveries.c.status.in_(("sent", "failed", "expired")),
+                        deliveries.c.status.in_(("sent", "sent_unconfirmed", "failed",
+                                                 "expired")),
                         deliveries.c.finished_at.is_not(None))
                  .group_by(minute, deliveries.c.status).order_by(minute))
         out: dict[datetime, dict[str, int]] = defaultdict(dict)
@@ -248,7 +250,7 @@ class ReportsMixin(Database):
         with self.read() as conn:
             for edition_id, day, subject in conn.execute(recent).all():
                 sent, refused = conn.execute(sa.select(
-                    sa.func.count().filter(d.c.status == "sent"),
+                    sa.func.count().filter(d.c.status.in_(sorted(DELIVERED))),
                     sa.func.count().filter(d.c.status == "failed"),
                 ).where(d.c.edition_id == edition_id)).one()
                 kinds: dict[str, int] = dict(conn.execute(

@@ -15,6 +15,7 @@ from digest.mailboxes import mailbox
 
 __all__ = [
     "ACTIVE",
+    "DELIVERED",
     "DELIVERY_STATUSES",
     "EDITION_STATUSES",
     "EVENT_ACTORS",
@@ -26,6 +27,7 @@ __all__ = [
     "UTCDateTime",
     "bounce_events",
     "deliveries",
+    "delivery_events",
     "edition_events",
     "edition_stories",
     "editions",
@@ -49,8 +51,14 @@ INACTIVE = frozenset({"unsubscribed", "bounced", "complained"})
 #: pending to any inactive status; unsubscribed < bounced < complained, since a bounce or
 #: complaint also suppresses the address and a complaint also refuses every later sign-up).
 STATUS_RANK = {"pending": 0, "active": 0, "unsubscribed": 1, "bounced": 2, "complained": 3}
-DELIVERY_STATUSES = ("queued", "sending", "sent", "failed", "expired", "skipped")
-TERMINAL = frozenset({"sent", "failed", "expired", "skipped"})
+#: "sent_unconfirmed": the relay may hold the message (the connection dropped or the reply
+#: timed out after the final dot, again after ``[delivery] max_ambiguous`` retries);
+#: terminal, and it counts as delivered (shown apart). See the README's delivery contract.
+DELIVERY_STATUSES = ("queued", "sending", "sent", "sent_unconfirmed", "failed", "expired",
+                     "skipped")
+TERMINAL = frozenset({"sent", "sent_unconfirmed", "failed", "expired", "skipped"})
+#: Rows whose reader (probably) has the message: what reports and carried stories count.
+DELIVERED = frozenset({"sent", "sent_unconfirmed"})
 NON_TERMINAL = frozenset({"queued", "sending"})
 #: An edition's lifecycle (see digest/store/lifecycle.py): draft -> approved -> sending -> sent,
 #: or held / cancelled / missed.
@@ -236,13 +244,35 @@ deliveries = sa.Table(
     sa.Column("last_code", sa.Integer, nullable=True),
     sa.Column("last_error", sa.String(1000), nullable=True),
     sa.Column("response", sa.String(1000), nullable=True),
+    # The fencing token: incremented by every claim, so (id, claimed_by, claim_token) names
+    # one claim; every mark is conditional on it (a worker whose lease ran out records nothing).
+    sa.Column("claim_token", sa.Integer, nullable=False, server_default="0"),
+    # Ambiguous outcomes so far (disconnect or timeout after the message was sent).
+    sa.Column("ambiguous", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("edition_id", "subscriber_id"),
     sa.CheckConstraint(
-        "status IN ('queued', 'sending', 'sent', 'failed', 'expired', 'skipped')",
-        name="status"),
+        "status IN ('queued', 'sending', 'sent', 'sent_unconfirmed', 'failed', 'expired', "
+        "'skipped')", name="status"),
     sa.Index(None, "edition_id", "status", "next_attempt_at", "id"),
     sa.Index(None, "claimed_by"),
     sa.Index(None, "subscriber_id"),
+)
+
+# Append-only: what a worker learned about a row after its claim was no longer its own (a
+# late 250, refusal or deferral that arrived once the lease had run out and the row had been
+# reclaimed or ended): kept as evidence, never as a second outcome. ``kind`` is "late-sent",
+# "late-failed", "late-deferred", "late-expired" or "late-unconfirmed".
+delivery_events = sa.Table(
+    "delivery_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("deliveries.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("worker", sa.String(200), nullable=False),
+    sa.Column("claim_token", sa.Integer, nullable=False),
+    sa.Column("detail", sa.String(1000), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index(None, "delivery_id"),
 )
 
 # One row per bounce or complaint attributed to a subscriber: the audit trail, the

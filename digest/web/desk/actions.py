@@ -96,6 +96,11 @@ async def perform(request: Request) -> Response:
                                 status_code=303)
     actor, cause = f"editor:{who.editor.name}", _reason(form, action, who.editor.name)
     try:
+        if action.moves_to == "approved":  # after the send window: missed, and said so
+            await run_in_threadpool(lambda: pipeline.approve_edition(
+                desk.web.settings, desk.store, record.id, actor=actor, cause=cause))
+            return RedirectResponse(desk.url(f"/editions/{record.id}?notice={action.name}"),
+                                    status_code=303)
         if action.moves_to is not None:
             await run_in_threadpool(lambda: desk.store.set_edition_status(
                 record.id, action.moves_to, actor=actor, cause=cause))  # type: ignore[arg-type]

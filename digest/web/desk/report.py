@@ -27,7 +27,7 @@ MAX_BARS = 120
 MIN_BARS = 10
 #: Suppressions listed by address (the rest are counted).
 SHOWN = 50
-_STATES = ("queued", "sending", "sent", "failed", "expired", "skipped")
+_STATES = ("queued", "sending", "sent", "sent_unconfirmed", "failed", "expired", "skipped")
 
 
 def minute_bars(timeline: list[tuple[datetime, dict[str, int]]], zone: Any) -> tuple[
@@ -49,7 +49,7 @@ def minute_bars(timeline: list[tuple[datetime, dict[str, int]]], zone: Any) -> t
     for moment, by_status in timeline:
         slot = int((moment - first).total_seconds() // 60) // width
         row = counts.setdefault(slot, [0, 0])
-        row[0] += by_status.get("sent", 0)
+        row[0] += by_status.get("sent", 0) + by_status.get("sent_unconfirmed", 0)
         row[1] += by_status.get("failed", 0) + by_status.get("expired", 0)
     bars = []
     for slot in range(math.ceil(span / width)):
@@ -87,7 +87,7 @@ async def report_page(request: Request) -> Response:
     unit = "minute" if width == 1 else f"{width} minutes"
     chart = bar_chart(
         bars, title=f"Messages per {unit}",
-        desc=(f"{summary.get('sent', 0)} messages sent and "
+        desc=(f"{summary.get('sent', 0) + summary.get('sent_unconfirmed', 0)} messages sent and "
               f"{summary.get('failed', 0) + summary.get('expired', 0)} failed, per {unit} "
               f"({zone or 'UTC'}); the busiest {unit} sent {max(sent_minutes, default=0)}."))
     groups = [{"status": g.status, "reason": g.reason or "no reason recorded",
@@ -98,7 +98,8 @@ async def report_page(request: Request) -> Response:
     timeline = data["timeline"]
     return desk.pages.render(
         request, "report.html", nav="editions", record=record, lst=lst, zone=zone,
-        states=[(s, summary.get(s, 0)) for s in _STATES], total=total, retry=data["retry"],
+        states=[(s, summary.get(s, 0)) for s in _STATES
+                if s != "sent_unconfirmed" or summary.get(s)], total=total, retry=data["retry"],
         groups=groups, caused=caused, chart=chart, has_chart=bool(bars), live=live,
         refresh=REFRESH_SECONDS, started=timeline[0][0] if timeline else None,
         finished=timeline[-1][0] if timeline else None,

@@ -3,7 +3,7 @@ import's parameters, the rows it rejected or warned about), so ``send`` does not
 unchanged file again (digest/store/filesync.py).
 
 Revision ID: 0007_scale
-Revises: 0006_consentfix
+Revises: 0007_delivery
 Create Date: 2026-11-30
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_scale"
-down_revision = "0006_consentfix"
+down_revision = "0007_delivery"
 branch_labels = None
 depends_on = None
 
