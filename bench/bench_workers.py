@@ -120,9 +120,9 @@ def run_round(backend: PostgresBackend, k: int, n: int, sink_pid: int) -> Round:
             print(text[-3000:])
         if os.waitstatus_to_exitcode(status) != 0:
             sys.exit(f"worker failed: {text[-2000:]}")
-        sent = sum(int(m.group(1)) for m in re.finditer(
-            r"worker \S+: edition \d+: (\d+) sent, ", text))
-        spent = sum(float(m.group(1)) for m in re.finditer(r"deferred in ([\d.]+) s", text))
+        done = re.findall(r"delivered: sent=(\d+) .* in ([\d.]+) s", text)
+        sent = sum(int(n) for n, _ in done)
+        spent = sum(float(t) for _, t in done)
         result.sent.append(sent)
         result.own.append(sent / spent if spent else 0.0)
         result.cpu.append(usage.ru_utime + usage.ru_stime)

@@ -183,17 +183,10 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
                         if report.sent or report.failed or report.expired or \
                                 report.unconfirmed:
                             worked = True
-<<<<<<< HEAD
-                            log.info("worker %s: edition %d: %d sent, %d failed, %d expired, "
-                                     "%d deferred in %.1f s", me, record.id, report.sent,
-                                     report.failed, report.expired, report.deferred,
-                                     report.elapsed)
-=======
                             log.info("edition %d list=%s delivered: sent=%d failed=%d "
-                                     "expired=%d waiting=%d", done.edition_id, lst.name,
-                                     report.sent, report.failed, report.expired,
-                                     report.deferred)
->>>>>>> main
+                                     "expired=%d waiting=%d in %.1f s", done.edition_id,
+                                     lst.name, report.sent, report.failed, report.expired,
+                                     report.deferred, report.elapsed)
             except LockHeldError as exc:
                 log.debug("open deliveries of %s left to another run: %s", lst.name, exc)
                 for done in due:
