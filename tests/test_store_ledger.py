@@ -324,9 +324,9 @@ def test_sqlite_fast_path_errors_are_store_errors_and_roll_back(tmp_path: Path) 
                                          lease=LEASE)
         with store.engine.connect() as conn:  # the pool hands this connection out next
             conn.exec_driver_sql("PRAGMA query_only=ON")
-        with pytest.raises(StoreError, match="readonly"):
+        with pytest.raises(StoreError, match="is read-only"):
             store.mark_sent_many([(claim, "250 ok")], now=NOW)
-        with pytest.raises(StoreError, match="readonly"):
+        with pytest.raises(StoreError, match="is read-only"):
             store.claim_deliveries(edition_id, worker_id="w", limit=1, now=NOW, lease=LEASE)
         with store.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA query_only=OFF")

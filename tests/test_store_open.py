@@ -116,3 +116,22 @@ def test_tables_with_rows_but_no_revision_are_refused_in_one_sentence(store_url:
             assert conn.execute(sa.select(sa.func.count()).select_from(lists)).scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_a_read_only_database_says_so_in_one_sentence(store_url: str) -> None:
+    open_store(store_url).close()  # migrated while writable
+    if store_url.startswith("sqlite"):
+        store = open_store(store_url, migrate=False)
+        sa.event.listen(store.engine, "connect",
+                        lambda dbapi_conn, _record: dbapi_conn.execute("PRAGMA query_only=ON"))
+        store.engine.dispose()
+    else:  # what a hot standby, or a role set read-only, answers (SQLSTATE 25006)
+        url = sa.engine.make_url(store_url)
+        options = f"{url.query['options']} -cdefault_transaction_read_only=on"
+        store = open_store(url.update_query_dict({"options": options}).render_as_string(
+            hide_password=False), migrate=False)
+    with store, pytest.raises(StoreError) as caught:
+        store.add_subscriber("daily", "reader@example.org")
+    message = str(caught.value)
+    assert " is read-only (" in message and "writable server" in message, message
+    assert "reader@example.org" not in message and "schema" not in message

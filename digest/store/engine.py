@@ -119,11 +119,48 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
+#: Conditions of the database itself, whatever the statement: PostgreSQL SQLSTATEs
+#: (Appendix A of its manual) and SQLite primary result codes (sqlite.org/rescode.html).
+_PG_STATES = {"25006": "read-only", "53100": "full", "42501": "privilege"}
+_SQLITE_CODES = {8: "read-only", 13: "full", 10: "io"}  # READONLY, FULL, IOERR
+
+
+def _condition(orig: object) -> str | None:
+    """"read-only", "full", "io" or "privilege" when the driver error says so, else None."""
+    state = getattr(orig, "sqlstate", None)
+    if state in _PG_STATES:
+        return _PG_STATES[state]
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return _SQLITE_CODES.get(code & 0xFF)
+    return None
+
+
 def translate_error(error: exc.SQLAlchemyError, url: URL | None = None) -> StoreError:
-    """A :class:`StoreError` for ``error`` whose text names no parameter, address or password."""
+    """A :class:`StoreError` for ``error`` whose text names no parameter, address or password.
+
+    A database that takes no writes says which condition and what to do: read-only (a
+    PostgreSQL standby or ``default_transaction_read_only``, SQLSTATE 25006; a SQLite file
+    opened read-only), full (SQLSTATE 53100; SQLITE_FULL), a failed write to a SQLite file
+    (SQLITE_IOERR, e.g. no room for the write-ahead log) or a login without the right to
+    change the tables (SQLSTATE 42501).
+    """
     where = f" ({describe_url(url)})" if url is not None else ""
     orig = getattr(error, "orig", None)
     kind = type(orig).__name__ if orig is not None else type(error).__name__
+    condition = _condition(orig)
+    if condition == "read-only":
+        return StoreError(f"The database{where} is read-only ({kind}): it takes no changes; "
+                          "point database.url at a writable server (the primary) or make the "
+                          "file writable, then run the command again.")
+    if condition in ("full", "io"):
+        what = "is full" if condition == "full" else "could not write to its files"
+        return StoreError(f"The database{where} {what} ({kind}); free space on its disk (and "
+                          "check the disk works), then run the command again.")
+    if condition == "privilege":
+        return StoreError(f"The database{where} refused this login a change ({kind}); grant "
+                          "the login in database.url the right to change digest's tables, "
+                          "then run the command again.")
     if isinstance(error, exc.OperationalError):
         # Driver messages for connection failures and locks carry hosts and table names,
         # never parameters; PostgreSQL DETAIL lines can carry values, so keep line one only.

@@ -1,0 +1,1 @@
+"""The crash-and-fault suite (``python -m pytest -m faults``): see conftest.py."""
