@@ -68,6 +68,15 @@ def test_send_names_every_row_its_import_rejected_or_kept(tmp_path: Path, repo: 
     code, out, err = run("send", "--config", str(project), "--dry-run", "--force",
                          "--as-of", AS_OF)
     assert code == 0, err
+    # The file is unchanged since the send imported it: not read again, and its rejected
+    # row is still named; the kept row shows when an import next reads the file.
+    assert "unchanged since its import at" in out
+    assert "kept line" not in err and "rejected line 28" in err
+    with readers.open("a", encoding="utf-8") as f:
+        f.write("new.reader@example.org,New,,Lyon\n")
+    code, out, err = run("send", "--config", str(project), "--dry-run", "--force",
+                         "--as-of", AS_OF)
+    assert code == 0, err
     assert f"warning: {readers}: kept line 2: sections chosen by the reader" in " ".join(
         err.split())
 

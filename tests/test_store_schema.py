@@ -25,7 +25,7 @@ def test_migrations_create_exactly_the_schema(store: Store) -> None:
     with store.engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diffs == []
-    assert current_revision(store.engine) == head_revision() == "0007_delivery"
+    assert current_revision(store.engine) == head_revision() == "0007_scale"
 
 
 def test_upgrade_from_0001_keeps_rows(store_url: str) -> None:
@@ -64,6 +64,20 @@ def test_reopening_at_head_is_quick_and_safe(store_url: str) -> None:
         assert second.count_members("daily") == {"active": 1}
     with open_store(store_url, migrate=False) as third:
         assert third.count_members("daily") == {"active": 1}
+
+
+def test_opening_a_store_at_head_does_not_load_alembic(store_url: str) -> None:
+    import subprocess
+    import sys
+
+    from digest.store.migrate import _head_from_files
+
+    assert _head_from_files() == head_revision()
+    code = ("import sys\nfrom digest.store import open_store\n"
+            "open_store(sys.argv[1]).close()\nprint('alembic' in sys.modules)")
+    runs = [subprocess.run([sys.executable, "-c", code, store_url], capture_output=True,
+                           text=True, check=True).stdout.strip() for _ in range(2)]
+    assert runs == ["True", "False"]  # the first open migrates; the second finds the head
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path) -> None:

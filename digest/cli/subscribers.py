@@ -48,6 +48,11 @@ KEPT_SHOWN = 20
 
 def format_report(report: ImportReport, list_name: str, source: str) -> list[str]:
     """The lines ``subscribers import`` prints for ``report`` (the first is the summary)."""
+    if report.unchanged_since is not None:
+        return [f"{'Dry run: ' if report.dry_run else ''}{source} → {list_name}: unchanged "
+                f"since its import at {report.unchanged_since.isoformat(timespec='seconds')} "
+                f"({report.rows} rows, {len(report.rejected)} rejected then); not read "
+                "again."] + report_rows(report)
     kept = f", {len(report.kept)} left as the readers set them" if report.kept else ""
     summary = (f"{'Dry run: ' if report.dry_run else ''}{source} → {list_name}: "
                f"{report.accepted} new, {report.updated} updated, "
@@ -106,9 +111,14 @@ def import_command(file: str, list_name: str | None, confirmed: bool,
     on the preferences page are kept. Every rejected or kept row is reported with its line.
     """
     with _open(config_path, list_name) as (settings, lst, store):
-        source = sys.stdin.buffer if file == "-" else Path(file)
-        report = store.import_csv(lst.name, source, known_sections=_known(lst),
-                                  confirmed=confirmed, allow_smtputf8=settings.allow_smtputf8)
+        if file == "-":
+            report = store.import_csv(lst.name, sys.stdin.buffer, known_sections=_known(lst),
+                                      confirmed=confirmed,
+                                      allow_smtputf8=settings.allow_smtputf8)
+        else:  # always read; its digest is recorded, so `send` skips it while unchanged
+            report = store.import_file(lst.name, Path(file), known_sections=_known(lst),
+                                       confirmed=confirmed, skip_unchanged=False,
+                                       allow_smtputf8=settings.allow_smtputf8)
     for line in format_report(report, lst.name, "stdin" if file == "-" else file):
         console.print(escape(line), highlight=False, soft_wrap=True)
 

@@ -184,9 +184,9 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
                                 report.unconfirmed:
                             worked = True
                             log.info("edition %d list=%s delivered: sent=%d failed=%d "
-                                     "expired=%d waiting=%d", done.edition_id, lst.name,
-                                     report.sent, report.failed, report.expired,
-                                     report.deferred)
+                                     "expired=%d waiting=%d in %.1f s", done.edition_id,
+                                     lst.name, report.sent, report.failed, report.expired,
+                                     report.deferred, report.elapsed)
             except LockHeldError as exc:
                 log.debug("open deliveries of %s left to another run: %s", lst.name, exc)
                 for done in due:

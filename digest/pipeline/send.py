@@ -48,14 +48,16 @@ def sync_subscriber_files(settings: Settings, lst: ListSettings, store: Store, *
     The import obeys the store's ownership rule: it adds new readers and updates names and
     attributes, never makes an existing member active, never overwrites sections a reader
     chose, and lowers a status at most once. ``dry_run`` reads the store and reports what
-    the import would do, writing nothing.
+    the import would do, writing nothing. A file unchanged since its last import (same
+    SHA-256, same import parameters) is not read again (:mod:`digest.store.filesync`): its
+    report has ``unchanged_since`` set.
     """
     reports = []
     for path in lst.subscribers_files:
         if not Path(path).is_file():
             raise ConfigError(f"Setting lists.{lst.name}.subscribers_files in {settings.path} "
                               f"names {path}, which does not exist; fix the path.")
-        reports.append((path, store.import_csv(
+        reports.append((path, store.import_file(
             lst.name, path, known_sections=lst.sections or None,
             allow_smtputf8=settings.allow_smtputf8, dry_run=dry_run)))
     return reports

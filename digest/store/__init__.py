@@ -17,7 +17,8 @@ from .consent import ConsentMixin, MembershipEvent
 from .editions import EditionRecord, EditionsMixin
 from .editors import Editor, EditorsMixin, InvalidEditorError
 from .engine import create_engine, guarded
-from .importer import ImportMixin, ImportReport, RejectedRow
+from .filesync import FileSyncMixin
+from .importer import ImportReport, RejectedRow
 from .leases import Lease, LeasesMixin
 from .ledger import Claim, LedgerMixin
 from .lifecycle import EDITION_STATUSES, PENDING, PUBLISHED, UNPUBLISHED, EditionEvent
@@ -59,7 +60,7 @@ __all__ = [
 ]
 
 
-class Store(ImportMixin, SubscribersMixin, ConsentMixin, SignupLimitsMixin, EditionsMixin,
+class Store(FileSyncMixin, SubscribersMixin, ConsentMixin, SignupLimitsMixin, EditionsMixin,
             CarriedMixin, LedgerMixin, BouncesMixin, LeasesMixin, OverviewMixin, EditorsMixin,
             ReportsMixin):
     """Everything digest keeps in its database, behind short transactions."""

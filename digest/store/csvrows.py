@@ -19,6 +19,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -55,7 +56,8 @@ class ImportReport:
     (sections the reader chose, a pending member's activation, a status the reader left
     behind after an earlier import set it); they are counted in ``updated`` or
     ``unchanged`` too. ``new_members`` lists ``(email, name, sections)`` of the members a
-    dry run would add as active (empty for a real import).
+    dry run would add as active (empty for a real import). ``unchanged_since``: see
+    :mod:`.filesync` (the file was skipped; every row counts as unchanged).
     """
 
     accepted: int = 0
@@ -68,6 +70,9 @@ class ImportReport:
     dry_run: bool = False
     new_members: list[tuple[str, str | None, frozenset[str] | None]] = field(
         default_factory=list)
+    #: Set when the file was not read again: its bytes and the import's parameters are
+    #: those of its last import, at this moment (digest.store.filesync).
+    unchanged_since: datetime | None = None
 
     @property
     def rows(self) -> int:

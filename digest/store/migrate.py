@@ -23,17 +23,18 @@ are empty, and refused with one sentence when they hold rows.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from digest.errors import StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["MIGRATIONS", "MIGRATION_LOCK_KEY", "current_revision", "head_revision", "upgrade"]
 
@@ -45,7 +46,41 @@ log = logging.getLogger("digest.store")
 _ALEMBIC = threading.Lock()
 
 
+# Alembic (about a tenth of a command's start-up) is imported only when a database is not at
+# the head revision: the usual open compares the newest revision in the migration files, read
+# as text, with the one in ``alembic_version``, and goes on when they agree.
+_REVISION = re.compile(r"""^revision\s*=\s*["']([^"']+)["']""", re.M)
+_DOWN_REVISION = re.compile(r"""^down_revision\s*=\s*["']([^"']+)["']""", re.M)
+
+
+def _head_from_files() -> str | None:
+    """The one revision no migration file names as its ``down_revision`` (None when the
+    files do not give exactly one, e.g. a merge: Alembic decides then)."""
+    revisions, downs = set(), set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        found = _REVISION.search(text)
+        if found is None:
+            return None
+        revisions.add(found.group(1))
+        downs.update(_DOWN_REVISION.findall(text))
+    heads = revisions - downs
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _at(engine: Engine, head: str) -> bool:
+    """True when ``alembic_version`` holds exactly ``head`` (read without Alembic)."""
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    except sa.exc.DBAPIError:  # no such table yet, or unreadable: Alembic decides
+        return False
+    return [r[0] for r in rows] == [head]
+
+
 def _config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
@@ -53,6 +88,8 @@ def _config() -> Config:
 
 def head_revision() -> str:
     """The newest revision this version of digest knows."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head
@@ -65,10 +102,14 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def _revision(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(conn).get_current_revision()
 
 
 def _known(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+
     try:
         return ScriptDirectory.from_config(_config()).get_revision(revision) is not None
     except Exception:  # alembic raises several kinds for an unknown id
@@ -82,6 +123,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     :raises StoreError: the database is at a revision this digest does not know, or has
         digest's tables with rows but no revision.
     """
+    if revision == "head":
+        head = _head_from_files()
+        if head is not None and _at(engine, head):  # the usual case: Alembic not loaded
+            return
     target = head_revision() if revision == "head" else revision
     if current_revision(engine) == target:  # the usual case: no lock, no transaction
         return
@@ -113,6 +158,8 @@ def _migrate_locked(conn: Connection, target: str, revision: str, sqlite: bool) 
     if current is None:
         _clear_leftover_tables(conn)
     log.info("migrating the database schema from %s to %s", current or "empty", target)
+    from alembic import command
+
     cfg = _config()
     cfg.attributes["connection"] = conn
     command.upgrade(cfg, revision)

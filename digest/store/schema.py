@@ -38,6 +38,7 @@ __all__ = [
     "memberships",
     "metadata",
     "signup_limits",
+    "subscriber_files",
     "subscribers",
     "suppressions",
 ]
@@ -352,4 +353,23 @@ leases = sa.Table(
     sa.Column("heartbeat_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("released_at", UTCDateTime, nullable=True),
+)
+
+# The subscribers files a list imported (``send`` imports them first, every time): the
+# SHA-256 of the bytes imported and of the import's parameters, so an unchanged file is not
+# read again (digest/store/filesync.py); ``report`` keeps the rows that import rejected or
+# warned about, which a skipped import reports again.
+subscriber_files = sa.Table(
+    "subscriber_files", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("list_id", sa.Integer, sa.ForeignKey("lists.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("path", sa.String(1000), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("params", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("report", sa.JSON, nullable=False),
+    sa.Column("imported_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("list_id", "path"),
 )
