@@ -3,6 +3,7 @@ that name the dotted setting and the file in every error (used by :mod:`digest.c
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import re
 from datetime import timedelta
@@ -69,7 +70,8 @@ class Table:
                              f"write it as {name} = \"...\"")
         return value
 
-    def int(self, name: str, default: int | None, lo: int, hi: int) -> Any:
+    def int(self, name: builtins.str, default: builtins.int | None, lo: builtins.int,
+            hi: builtins.int) -> Any:
         value = self.raw(name, default)
         if value is None:
             return None
@@ -78,7 +80,7 @@ class Table:
                              f"not {value!r}", f"write e.g. {name} = {default or lo}")
         return value
 
-    def float(self, name: str, default: float | None, lo: float) -> Any:
+    def float(self, name: builtins.str, default: builtins.float | None, lo: builtins.float) -> Any:
         value = self.raw(name, default)
         if value is None:
             return None
@@ -87,14 +89,14 @@ class Table:
                              f"write e.g. {name} = {default or lo}")
         return float(value)
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
         value = self.raw(name, default)
         if not isinstance(value, bool):
             raise self.error(self.key(name), f"must be true or false, not {value!r}",
                              f"write {name} = true or {name} = false")
         return value
 
-    def duration(self, name: str, default: timedelta | None) -> Any:
+    def duration(self, name: builtins.str, default: timedelta | None) -> Any:
         value = self.raw(name)
         if value is None:
             return default
@@ -104,7 +106,8 @@ class Table:
             raise self.error(self.key(name), f"must be a duration such as \"90s\", \"15m\", "
                              f"\"24h\" or \"7d\", not {value!r}", "fix the value") from None
 
-    def strings(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    def strings(self, name: builtins.str,
+                default: tuple[builtins.str, ...] = ()) -> tuple[builtins.str, ...]:
         value = self.raw(name)
         if value is None:
             return default
@@ -113,7 +116,7 @@ class Table:
                              f"write it as {name} = [\"...\", \"...\"]")
         return tuple(value)
 
-    def table(self, name: str) -> Table:
+    def table(self, name: builtins.str) -> Table:
         self.used.add(name)
         return Table(self.data.get(name), self.key(name), self.path)
 

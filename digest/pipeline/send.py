@@ -171,7 +171,7 @@ async def send_edition(settings: Settings, lst: ListSettings, *, store: Store,
     day = (as_of or datetime.now(UTC)).astimezone(lst.timezone).date()
     actor = f"editor:{editor}" if force and editor else "send command"
     record = store.find_edition(lst.name, day)
-    errors: list[str] = []
+    errors = []
     if record is not None and record.status == "sent" and not force:
         summary = store.delivery_summary(record.id)
         return SendOutcome("already-sent", f"The {lst.name} edition of {day} already went out "
@@ -220,7 +220,7 @@ async def deliver_record(settings: Settings, lst: ListSettings, store: Store,
     :raises EditionStateError: the edition's status forbids publishing it (see
         ``Store.publish_edition``).
     """
-    from digest.deliver import deliver_edition, worker_id
+    from digest.deliver import DEFAULT_MAX_WAIT, deliver_edition, worker_id
 
     relay = settings.relay_for(lst)
     imports = imports if imports is not None else []
@@ -247,7 +247,7 @@ async def deliver_record(settings: Settings, lst: ListSettings, store: Store,
             record.id, store=store, build=factory.for_claim, relay=relay, smtp_addr=addr,
             delivery=settings.delivery, worker_id=worker_id(), stop=stop,
             send_wait=settings.delivery.send_wait.total_seconds(),
-            progress=progress, **({"max_wait": max_wait} if max_wait is not None else {}))
+            progress=progress, max_wait=DEFAULT_MAX_WAIT if max_wait is None else max_wait)
     store.settle_editions(lst.name, actor=actor)
     summary = store.delivery_summary(record.id)
     if report.interrupted:

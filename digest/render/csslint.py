@@ -64,7 +64,7 @@ def caniemail_data() -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def _keyword_index() -> dict[str, str]:
-    index = {}
+    index: dict[str, str] = {}
     for slug, feature in caniemail_data().items():
         if feature.get("category") != "css" or not feature.get("keywords"):
             continue

@@ -184,7 +184,7 @@ class RowReader:
                     has_name="name" in cells, has_sections="sections" in cells)
 
 
-def open_text(source: str | os.PathLike[str] | IO[bytes]) -> tuple[IO[str], bool]:
+def open_text(source: str | os.PathLike[str] | IO[bytes]) -> tuple[io.TextIOWrapper, bool]:
     if isinstance(source, str | os.PathLike):
         try:
             raw: IO[bytes] = Path(source).open("rb")  # noqa: SIM115 - closed by import_csv

@@ -66,6 +66,13 @@ def edition_from_payload(data: dict[str, Any]) -> Edition:
     return Edition.from_json(data)
 
 
+def inserted_id(result: sa.CursorResult[Any]) -> int:
+    """The primary key an INSERT of one row created."""
+    key = result.inserted_primary_key
+    assert key is not None, "an INSERT of one row has a primary key"
+    return int(key[0])
+
+
 def list_id(conn: Connection, name: str, *, create: bool = False,
             title: str | None = None) -> int:
     """The id of list ``name``; created (titled ``title`` or the name) when ``create``.
@@ -78,8 +85,8 @@ def list_id(conn: Connection, name: str, *, create: bool = False,
     if not create:
         raise StoreError(f"The store has no list {name!r}; import or add a subscriber to it "
                          "first.")
-    return int(conn.execute(lists.insert().values(
-        name=name, title=title or name, created_at=datetime.now(UTC))).inserted_primary_key[0])
+    return inserted_id(conn.execute(lists.insert().values(
+        name=name, title=title or name, created_at=datetime.now(UTC))))
 
 
 class EditionsMixin(PublishingMixin, Database):
@@ -179,10 +186,10 @@ class EditionsMixin(PublishingMixin, Database):
                 logged = []
             else:
                 seq = newest.seq + 1 if newest is not None else 1
-                edition_id = conn.execute(editions.insert().values(
+                edition_id = inserted_id(conn.execute(editions.insert().values(
                     list_id=lid, date=edition.date, seq=seq, subject=edition.subject,
                     payload=edition_payload(edition), created_at=now, status=status,
-                )).inserted_primary_key[0]
+                )))
                 rows = story_rows(edition_id, edition)
                 if rows:
                     conn.execute(edition_stories.insert(), rows)
