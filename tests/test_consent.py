@@ -79,7 +79,8 @@ def test_sections_the_reader_chose_are_never_overwritten(store: Store) -> None:
     report = _import(store, changed)
     assert (report.updated, report.unchanged) == (1, 2)
     assert [(k.line, k.reason) for k in report.kept] == [
-        (2, "sections chosen by the reader on the preferences page were left alone")]
+        (2, ("sections chosen by the reader (on the preferences page or at a confirmed "
+             "sign-up) were left alone"))]
     assert _member(store, "ann@example.org").sections == {"Business"}
     assert _member(store, "cat@example.org").sections == {"World"}  # the editor's: updated
     # Not even a "every section" choice is overwritten, nor by `subscribers add`.

@@ -9,18 +9,21 @@ import email
 import email.policy
 import re
 import textwrap
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 from desk_support import DESK, add_editor, csrf_of, desk_client, desk_settings, sign_in
 from render_editions import large_edition, seed_edition
 from smtp_servers import smtp_server
+from test_edition import make_list
 from test_web import KEY
 
 from digest.config import Settings, load_settings
 from digest.models import SkippedItem
-from digest.store import Store, open_store
+from digest.slots import SendSchedule
+from digest.store import EditionRecord, Store, open_store
+from digest.web.desk.overview import _next_send
 
 READER = "ana.lopez@example.org"
 
@@ -77,6 +80,33 @@ def deliver_some(store: Store, edition_id: int) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------- overview
+
+
+def test_the_overview_next_send_is_today_while_its_window_is_open() -> None:
+    """Past the send time but inside the window, with nothing sent, today's edition is
+    still the next send (due now); once it went out, or an editor held, cancelled or missed
+    it, the next is tomorrow's."""
+    lst = make_list(send_time=time(7), send_window=timedelta(hours=3))
+    schedule = SendSchedule(lst)
+    today = date(2026, 11, 30)
+    now = datetime(2026, 11, 30, 8, 15, tzinfo=UTC)  # 08:15 in London: due at 07:00
+    due = _next_send(schedule, now, today, None)
+    assert due is not None and due.day == today
+    assert due.due == datetime(2026, 11, 30, 7, tzinfo=UTC)
+    assert due.closes == datetime(2026, 11, 30, 10, tzinfo=UTC)
+    after = _next_send(schedule, datetime(2026, 11, 30, 10, 0, 1, tzinfo=UTC), today, None)
+    assert after is not None and after.day == date(2026, 12, 1)
+
+    def record(status: str) -> EditionRecord:
+        return EditionRecord(id=1, list_name="daily", date=today, seq=1, subject="s",
+                             created_at=now, published_at=None, payload={}, status=status)
+
+    for status in ("held", "cancelled", "missed"):
+        nxt = _next_send(schedule, now, today, record(status))
+        assert nxt is not None and nxt.day == date(2026, 12, 1), status
+    for status in ("draft", "approved"):
+        nxt = _next_send(schedule, now, today, record(status))
+        assert nxt is not None and nxt.day == today, status
 
 
 async def test_overview_shows_each_list_its_next_send_and_its_editions(desk, store):

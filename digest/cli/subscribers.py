@@ -49,10 +49,10 @@ KEPT_SHOWN = 20
 def format_report(report: ImportReport, list_name: str, source: str) -> list[str]:
     """The lines ``subscribers import`` prints for ``report`` (the first is the summary)."""
     if report.unchanged_since is not None:
-        return [f"{'Dry run: ' if report.dry_run else ''}{source} → {list_name}: unchanged "
-                f"since its import at {report.unchanged_since.isoformat(timespec='seconds')} "
-                f"({report.rows} rows, {len(report.rejected)} rejected then); not read "
-                "again."] + report_rows(report)
+        return [(f"{'Dry run: ' if report.dry_run else ''}{source} → {list_name}: unchanged "
+                 f"since its import at {report.unchanged_since.isoformat(timespec='seconds')} "
+                 f"({report.rows} rows, {len(report.rejected)} rejected then); not read "
+                 "again."), *report_rows(report)]
     kept = f", {len(report.kept)} left as the readers set them" if report.kept else ""
     summary = (f"{'Dry run: ' if report.dry_run else ''}{source} → {list_name}: "
                f"{report.accepted} new, {report.updated} updated, "
@@ -198,7 +198,8 @@ def add_command(email: str, list_name: str | None, name: str | None, sections: s
         _say(f"{member.email} is {member.status} on {lst.name}.")
     if chosen is not None and member.sections_chosen_at is not None and \
             sorted(member.sections or ()) != sorted(chosen or ()):
-        _say("Their sections were kept: the reader chose them on the preferences page.")
+        _say("Their sections were kept: the reader chose them (on the preferences page or at a "
+             "confirmed sign-up).")
 
 
 def _say(text: str) -> None:

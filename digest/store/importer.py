@@ -50,7 +50,8 @@ from .subscribers import SubscribersMixin, lowers, suppress_everywhere
 
 __all__ = ["EXPORT_COLUMNS", "SECTION_SEPARATOR", "ImportMixin", "ImportReport", "RejectedRow"]
 
-_KEPT_SECTIONS = "sections chosen by the reader on the preferences page were left alone"
+_KEPT_SECTIONS = ("sections chosen by the reader (on the preferences page or at a confirmed "
+                  "sign-up) were left alone")
 _KEPT_PENDING = "pending until the reader confirms: an import never makes a member active"
 _KEPT_BACK = ("the membership was {status} before and the reader came back; an import never "
               "sets a status again (to stop their mail, use `subscribers remove`)")

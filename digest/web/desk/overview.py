@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from digest.slots import SendSchedule
+from digest.slots import SendSchedule, Slot
 from digest.store import EditionRecord
 
 from .state import desk_of
@@ -38,7 +38,8 @@ async def overview_page(request: Request) -> Response:
                        "url": desk.url(f"/editions/{r.id}"),
                        "report": desk.url(f"/editions/{r.id}/report")} for r in records]
             todays = store.find_edition(lst.name, today)
-            nxt = _next_send(schedule, now, today, todays)
+            upcoming = _next_send(schedule, now, today, todays)
+            nxt = upcoming.due if upcoming else None
             slot = schedule.slot(today)
             out.append({
                 "lst": lst, "today": today, "schedule": schedule.describe(),
@@ -51,6 +52,8 @@ async def overview_page(request: Request) -> Response:
                            else "closed"), "recent": recent,
                 "next_local": nxt.astimezone(lst.timezone) if nxt else None,
                 "next_utc": nxt.astimezone(UTC) if nxt else None,
+                "next_is_due": nxt is not None and nxt <= now,
+                "next_closes": upcoming.closes if upcoming else None,
                 "review": lst.review, "draft_url": desk.url(f"/lists/{lst.name}/draft"),
                 "active": store.count_members(lst.name).get("active", 0)})
         return out
@@ -60,9 +63,11 @@ async def overview_page(request: Request) -> Response:
 
 
 def _next_send(schedule: SendSchedule, now: datetime, today: date,
-               todays: EditionRecord | None) -> datetime | None:
-    """When the list next sends: its next send time, skipping today's when today's edition
-    already went out or was cancelled."""
-    done = todays is not None and (todays.published or todays.status == "cancelled")
-    return next((s.due for s in schedule.slots_around(now)
-                 if s.due >= now and not (done and s.day == today)), None)
+               todays: EditionRecord | None) -> Slot | None:
+    """When the list next sends: the send time of the first slot whose window has not
+    closed (today's, past its send time but still in its window, is due now), skipping
+    today's when today's edition went out or will not go out (held, cancelled, missed)."""
+    done = todays is not None and (
+        todays.published or todays.status in ("held", "cancelled", "missed"))
+    return next((s for s in schedule.slots_around(now)
+                 if s.closes > now and not (done and s.day == today)), None)
