@@ -72,6 +72,12 @@ class RelaySettings:
     local_hostname: str | None = None
 
 
+#: The longest ``[delivery] send_wait``: well inside a day, so a daily job is free again
+#: long before the next edition is due.
+MAX_SEND_WAIT = timedelta(hours=6)
+MAX_SEND_WAIT_TEXT = "6h"
+
+
 @dataclass(frozen=True, slots=True)
 class DeliverySettings:
     """How the ledger retries: backoff from ``first_retry`` doubling up to ``retry_window``;
@@ -327,6 +333,11 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         raise del_t.error("delivery.claim_lease", "must be at least twice "
                           "delivery.message_timeout (a claim must outlive a message)",
                           "raise it or leave it out (default: three message timeouts + 10 s)")
+    if delivery.send_wait > MAX_SEND_WAIT:
+        raise del_t.error("delivery.send_wait", f"must be at most {MAX_SEND_WAIT_TEXT} (a "
+                          "send that waits longer still holds the daily job when the next "
+                          "edition is due; the scheduler's pass and `worker` finish the "
+                          "rows that wait)", "lower it (default: 5m)")
     del_t.finish()
 
     sched_t = root.table("scheduler")

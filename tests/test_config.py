@@ -119,6 +119,8 @@ def test_environment_overrides_secrets(tmp_path: Path) -> None:
          "scheduler.lease in"),
         (lambda t: '[scheduler]\nheartbeat = "0s"\n' + t, "scheduler.lease in"),
         (lambda t: '[scheduler]\nheartbeats = "5s"\n' + t, "scheduler.heartbeats"),
+        (lambda t: '[delivery]\nsend_wait = "100d"\n' + t, "delivery.send_wait in"),
+        (lambda t: '[delivery]\nmax_ambiguous = -1\n' + t, "delivery.max_ambiguous in"),
     ],
 )
 def test_wrong_settings_name_the_setting_and_file(tmp_path: Path, edit, expected: str) -> None:

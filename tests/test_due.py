@@ -126,7 +126,7 @@ async def test_a_due_edition_is_retried_until_published(
             assert len(srv.handler.received) == 2
     lines = [r.getMessage() for r in caplog.records]
     assert sum("delayed" in line for line in lines) == 1, lines  # once, not every minute
-    assert any(f"edition {record.id} list=daily delivered: sent=2 failed=0" in line
+    assert any(f"edition {record.id} list=daily delivered: sent=2 unconfirmed=0 failed=0" in line
                for line in lines)
     assert any("sending -> sent by scheduler" in line for line in lines)
     assert not any("@example.org" in line for line in lines)

@@ -105,3 +105,36 @@ def _first_attempt(store: Store, delivery_id: int, when: datetime) -> None:
     with store.engine.begin() as conn:
         conn.execute(sa.update(deliveries).where(deliveries.c.id == delivery_id)
                      .values(first_attempt_at=when))
+
+
+def test_a_row_whose_window_ends_after_an_ambiguous_outcome_is_unconfirmed(
+        tmp_path: Path, store: Store, store_url: str) -> None:
+    """The pass ends an overdue row that once had an ambiguous outcome (the connection
+    dropped after the final dot: the relay may hold a copy) as "sent_unconfirmed", as the
+    worker does when the window runs out under it; a row only ever refused (4xx) expires."""
+    config = write_project(tmp_path, lists={"daily": ListSpec(readers=2)}, relay=None)
+    settings = load_settings(config, env={"DIGEST_DATABASE_URL": store_url,
+                                          "DIGEST_SECRET_KEY": "k" * 32})
+    lst = settings.get_list("daily")
+    pipeline.sync_subscriber_files(settings, lst, store)
+    record = store.record_edition(asyncio.run(
+        pipeline.build_edition(settings, lst, store=store)).edition)
+    now = datetime.now(UTC)
+    window = settings.delivery.retry_window
+    assert store.publish_edition(record.id, message_id_domain="news.example.org",
+                                 now=now - window) == 2
+    dropped, refused = store.claim_deliveries(record.id, worker_id="w", limit=2,
+                                              now=now - window, lease=timedelta(1))
+    store.mark_deferred(dropped, error="disconnected after the final dot (outcome unknown)",
+                        retry_at=now + timedelta(hours=1), now=now - window, ambiguous=True)
+    store.mark_deferred(refused, error="450 4.2.0 mailbox busy",
+                        retry_at=now + timedelta(hours=1), now=now - window)
+    for row in (dropped.delivery_id, refused.delivery_id):
+        _first_attempt(store, row, now - window - timedelta(minutes=1))
+
+    assert store.expire_overdue(record.id, window=window, now=now) == (1, 1)
+    assert (store.get_delivery(dropped.delivery_id)["status"],
+            store.get_delivery(refused.delivery_id)["status"]) == ("sent_unconfirmed",
+                                                                    "expired")
+    assert store.get_delivery(dropped.delivery_id)["reason"] == "outcome unknown"
+    assert store.delivery_summary(record.id) == {"sent_unconfirmed": 1, "expired": 1}

@@ -130,7 +130,7 @@ def test_status_names_lapsed_claims_and_exits_3_for_rows_past_their_window(
     assert lines[at + 2].endswith(" by live:2:bbbbbb") and len(lines) == at + 3
 
     # The pass ends them (expired), and status is back to exit 0 for that edition.
-    assert store.expire_overdue(old, window=timedelta(hours=24), now=now) == 2
+    assert store.expire_overdue(old, window=timedelta(hours=24), now=now) == (2, 0)
     again = CliRunner().invoke(main, ["status", "--config", str(config)],
                                env={"DIGEST_DATABASE_URL": store_url})
     assert again.exit_code == 0, again.output

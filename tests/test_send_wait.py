@@ -5,6 +5,7 @@ A real SMTP server on loopback refuses one address with 450 for as long as it is
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,7 +70,9 @@ def test_send_returns_after_send_wait_and_says_who_finishes(tmp_path: Path,
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-def test_the_daily_job_returns_on_the_same_terms(tmp_path: Path, store_url: str) -> None:
+def test_the_daily_job_returns_on_the_same_terms(tmp_path: Path, store_url: str,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="digest")
     with recording_server() as srv:
         config = _project(tmp_path, srv, "1s")
         settings = load_settings(config, env={"DIGEST_DATABASE_URL": store_url, **ENV})
@@ -82,6 +85,10 @@ def test_the_daily_job_returns_on_the_same_terms(tmp_path: Path, store_url: str)
             took = time.monotonic() - began
             assert outcome.action == "published", outcome
             assert "is not finished: 20 sent; 1 wait for a retry" in outcome.message
+            # Its log line never says "delivered" while a row waits.
+            [line] = [r.getMessage() for r in caplog.records if "sent=20" in r.getMessage()]
+            assert "delivered" not in line and "sent so far, rows wait" in line
+            assert "waiting=1" in line
             assert took < 1 + 5 + 10
             [edition] = store.unfinished_editions("daily")
             assert edition.counts == {"sent": 20, "queued": 1}

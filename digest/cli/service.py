@@ -67,7 +67,8 @@ def schedule(config_path: str | None, list_jobs: bool, standby: bool) -> None:
 
 @click.command()
 @config_option
-@click.option("--poll", default=5.0, show_default=True, help="Seconds between looks for work.")
+@click.option("--poll", default=5.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds between looks for work.")
 @click.option("--once", is_flag=True, help="Work through what is due now, then exit.")
 @handle_errors
 def worker(config_path: str | None, poll: float, once: bool) -> None:

@@ -90,8 +90,9 @@ class DeliveryReport:
         console.print(table)
         console.print(f"{self.sent} sent in {self.elapsed:.1f} s ({rate:.0f}/s)"
                       + (f"; {self.suppressed} addresses suppressed" if self.suppressed else "")
-                      + (f"; {self.ambiguous} possibly duplicated (disconnect or timeout in "
-                         "DATA)" if self.ambiguous else ""), highlight=False)
+                      + (f"; {self.ambiguous} ambiguous outcome(s) (a disconnect or timeout "
+                         "after the message was sent: the relay may hold a copy)"
+                         if self.ambiguous else ""), highlight=False)
         if self.late or self.lease_lost:
             console.print(f"{self.lease_lost} claim(s) not sent because their lease ran out "
                           f"first; {self.late} reply(ies) came after their claim was lost "

@@ -149,13 +149,15 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
                 open_ids.add(ed.edition_id)
                 done = passes.setdefault(ed.edition_id, EditionPass(
                     ed.edition_id, lst.name, ed.date))
-                ended = store.expire_overdue(ed.edition_id,
-                                             window=settings.delivery.retry_window, now=now)
-                if ended:
-                    done.expired += ended
+                expired, unconfirmed = store.expire_overdue(
+                    ed.edition_id, window=settings.delivery.retry_window, now=now)
+                if expired or unconfirmed:
+                    done.expired += expired
+                    done.unconfirmed += unconfirmed
                     worked = True
-                    log.info("edition %d list=%s expired %d row(s) whose retry window "
-                             "ended", ed.edition_id, lst.name, ended)
+                    log.info("edition %d list=%s ended %d row(s) whose retry window ended: "
+                             "expired=%d unconfirmed=%d", ed.edition_id, lst.name,
+                             expired + unconfirmed, expired, unconfirmed)
                 wake = store.next_wakeup(ed.edition_id)
                 if wake is not None and wake <= now:
                     due.append(done)
@@ -183,9 +185,12 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
                         if report.sent or report.failed or report.expired or \
                                 report.unconfirmed:
                             worked = True
-                            log.info("edition %d list=%s delivered: sent=%d failed=%d "
-                                     "expired=%d waiting=%d in %.1f s", done.edition_id,
-                                     lst.name, report.sent, report.failed, report.expired,
+                            log.info("edition %d list=%s %s: sent=%d unconfirmed=%d "
+                                     "failed=%d expired=%d waiting=%d in %.1f s",
+                                     done.edition_id, lst.name,
+                                     "delivered" if not report.deferred
+                                     else "sent so far, rows wait", report.sent,
+                                     report.unconfirmed, report.failed, report.expired,
                                      report.deferred, report.elapsed)
             except LockHeldError as exc:
                 log.debug("open deliveries of %s left to another run: %s", lst.name, exc)

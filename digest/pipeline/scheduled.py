@@ -214,8 +214,11 @@ async def _act(run: _Run, slot: Slot) -> DueOutcome:
         log.warning("edition %d list=%s %s", record.id, lst.name, line)
     report = outcome.report
     if report is not None:
-        log.info("edition %d list=%s delivered: sent=%d failed=%d waiting=%d skipped=%d",
-                 record.id, lst.name, report.sent, report.failed, report.deferred,
+        # "delivered" only when nothing waits: rows waiting are the pass's or a worker's.
+        log.info("edition %d list=%s %s: sent=%d unconfirmed=%d failed=%d waiting=%d "
+                 "skipped=%d", record.id, lst.name,
+                 "delivered" if not report.deferred else "sent so far, rows wait",
+                 report.sent, report.unconfirmed, report.failed, report.deferred,
                  report.skipped)
     return DueOutcome(lst.name, "published", outcome.message, record.id)
 

@@ -318,25 +318,33 @@ class LedgerMixin(Database):
                           finished_at=_utc(now))
 
     @guarded
-    def expire_overdue(self, edition_id: int, *, window: timedelta, now: datetime) -> int:
-        """End as "expired" the rows of the edition whose retry window (``window`` from
-        their first attempt) ended before ``now`` and that nobody holds: queued rows, and
-        "sending" rows whose lease ran out. Returns how many. The scheduler's pass and
-        ``worker`` call it for every unfinished edition, so a row ends even if nobody
-        claims it again. Walks the claim index (edition_id, status, ...)."""
+    def expire_overdue(self, edition_id: int, *, window: timedelta,
+                       now: datetime) -> tuple[int, int]:
+        """End the rows of the edition whose retry window (``window`` from their first
+        attempt) ended before ``now`` and that nobody holds: queued rows, and "sending" rows
+        whose lease ran out. A row that had an ambiguous outcome (the relay may hold a copy)
+        ends "sent_unconfirmed", as the worker ends it when the window runs out under it;
+        any other ends "expired" (a "sending" row a crashed process left is among these: its
+        claim does not say whether DATA had begun). Returns (expired, unconfirmed). The
+        scheduler's pass and ``worker`` call it for every unfinished edition, so a row ends
+        even if nobody claims it again. Walks the claim index (edition_id, status, ...)."""
         now = _utc(now)
         d = deliveries
         cutoff = now - window
+        overdue = (d.c.edition_id == edition_id,
+                   sa.or_(d.c.status == "queued",
+                          sa.and_(d.c.status == "sending", d.c.lease_until <= now)),
+                   d.c.first_attempt_at <= cutoff)
         with self.write() as conn:
-            result = conn.execute(d.update().where(
-                d.c.edition_id == edition_id,
-                sa.or_(d.c.status == "queued",
-                       sa.and_(d.c.status == "sending", d.c.lease_until <= now)),
-                d.c.first_attempt_at <= cutoff,
-            ).values(status="expired", reason="retries exhausted", finished_at=now,
-                     claimed_by=None, lease_until=None,
-                     last_error=sa.func.coalesce(d.c.last_error, "retry window ran out")))
-            return int(result.rowcount)
+            unconfirmed = conn.execute(d.update().where(*overdue, d.c.ambiguous > 0).values(
+                status="sent_unconfirmed", reason="outcome unknown", finished_at=now,
+                claimed_by=None, lease_until=None,
+                last_error=sa.func.coalesce(d.c.last_error, "retry window ran out"))).rowcount
+            expired = conn.execute(d.update().where(*overdue).values(
+                status="expired", reason="retries exhausted", finished_at=now,
+                claimed_by=None, lease_until=None,
+                last_error=sa.func.coalesce(d.c.last_error, "retry window ran out"))).rowcount
+            return int(expired), int(unconfirmed)
 
     @guarded
     def release_claims(self, worker_id: str, *, edition_id: int | None = None) -> int:
