@@ -59,11 +59,11 @@ from digest.pipeline.status import (
 )
 
 __all__ = [
-    "EditionPass",
     "SCHEDULER_LEASE",
     "BuildOutcome",
     "Drafted",
     "DueOutcome",
+    "EditionPass",
     "LeaseLock",
     "Links",
     "MessageFactory",
@@ -75,11 +75,11 @@ __all__ = [
     "ServiceStatus",
     "Shown",
     "StopRequest",
+    "approve_edition",
     "build_edition",
     "deliver_record",
     "describe_lease",
     "dkim_sign_if_configured",
-    "approve_edition",
     "draft_edition",
     "draft_preview_url",
     "edition_to_show",

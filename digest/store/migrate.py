@@ -49,8 +49,8 @@ _ALEMBIC = threading.Lock()
 # Alembic (about a tenth of a command's start-up) is imported only when a database is not at
 # the head revision: the usual open compares the newest revision in the migration files, read
 # as text, with the one in ``alembic_version``, and goes on when they agree.
-_REVISION = re.compile(r"""^revision\s*=\s*["']([^"']+)["']""", re.M)
-_DOWN_REVISION = re.compile(r"""^down_revision\s*=\s*["']([^"']+)["']""", re.M)
+_REVISION = re.compile(r"""^revision\s*=\s*["']([^"']+)["']""", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"""^down_revision\s*=\s*["']([^"']+)["']""", re.MULTILINE)
 
 
 def _head_from_files() -> str | None:
