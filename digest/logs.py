@@ -14,7 +14,7 @@ anything shaped like an address that a message let through.
 Example line::
 
     2026-11-28T07:00:04.127+00:00 INFO digest.editions: edition 12 list=daily delivered:
-    sent=497 failed=1 waiting=2 skipped=0
+    sent=497 unconfirmed=0 failed=1 waiting=0 skipped=0
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ def test_three_lists_due_the_same_second_on_a_fresh_database_all_go_out(
     for n in names:  # one line per edition event, the delivery with its counts
         delivered = [ln for ln in lines if f" list={n} delivered: " in ln]
         assert len(delivered) == 1, lines
-        assert delivered[0].endswith("sent=5 failed=0 waiting=0 skipped=0")
+        assert delivered[0].endswith("sent=5 unconfirmed=0 failed=0 waiting=0 skipped=0")
         moves = [ln.split(" -> ")[1].split(" ")[0] for ln in lines
                  if f" list={n} date=" in ln and " -> " in ln]
         assert moves == ["draft", "sending", "sent"], lines
