@@ -92,3 +92,19 @@ def test_the_daily_job_returns_on_the_same_terms(tmp_path: Path, store_url: str,
             assert took < 1 + 5 + 10
             [edition] = store.unfinished_editions("daily")
             assert edition.counts == {"sent": 20, "queued": 1}
+
+
+def test_the_waiting_sentence_names_unconfirmed_rows_apart() -> None:
+    """Rows ended "sent_unconfirmed" count as sent and are named apart, as in the closing
+    sentence of a finished send; nothing waiting is ever called delivered."""
+    from digest.pipeline.send import _waiting
+
+    due = datetime(2026, 11, 30, 7, 5, tzinfo=UTC)
+    text = _waiting("daily", "2026-11-30", {"sent": 18, "sent_unconfirmed": 2, "failed": 1,
+                                             "queued": 3}, due)
+    assert text.startswith("The daily edition of 2026-11-30 is not finished: 20 sent (2 of "
+                           "them unconfirmed), 1 failed; 3 wait for a retry (the next due "
+                           "2026-11-30T07:05:00Z).")
+    assert "delivered" not in text
+    plain = _waiting("daily", "2026-11-30", {"sent": 5, "queued": 1}, None)
+    assert "5 sent; 1 wait for a retry (the next due unknown)" in plain

@@ -299,8 +299,9 @@ def _waiting(list_name: str, day: object, summary: dict[str, int],
     """The closing sentence of a send that returned with rows waiting for a retry: never
     "delivered", never "run send again"; who finishes them and when the next is due."""
     waiting = summary.get("queued", 0) + summary.get("sending", 0)
-    done = summary.get("sent", 0) + summary.get("sent_unconfirmed", 0)
-    ended = [f"{done} sent"]
+    unconfirmed = summary.get("sent_unconfirmed", 0)
+    done = summary.get("sent", 0) + unconfirmed
+    ended = [f"{done} sent" + (f" ({unconfirmed} of them unconfirmed)" if unconfirmed else "")]
     for key in ("failed", "expired"):
         if summary.get(key):
             ended.append(f"{summary[key]} {key}")
