@@ -15,11 +15,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 import aiosmtplib
-from aiosmtplib import SMTPResponse
+from aiosmtplib import SMTPResponse, SMTPStatus
 
 from digest.config import RelaySettings
 from digest.deliver.classify import Phase
 from digest.deliver.ratelimit import RateLimiter
+from digest.deliver.wire import data_payload, envelope_address
 from digest.errors import ConfigError
 
 __all__ = ["RelayTarget", "SMTPConnection", "SMTPPool", "SendResult", "TransactionError"]
@@ -153,23 +154,32 @@ class SMTPConnection:
             raise TransactionError(Phase.CONNECT, exc) from None
         self._smtp = smtp
         self.transactions = 0
-        self._watch_payload(smtp)
 
-    def _watch_payload(self, smtp: aiosmtplib.SMTP) -> None:
-        """Note when the payload is written: aiosmtplib's DATA writes the command, reads
-        354, then writes the message with its final dot in one call. A connection that is
-        already closed at that point raises instead (the server cannot have the message)."""
+    async def _data(self, smtp: aiosmtplib.SMTP, message: bytes) -> SMTPResponse:
+        """DATA as ``aiosmtplib.SMTP.data`` runs it: the command, its 354, then the payload
+        (:func:`~digest.deliver.wire.data_payload`) and its reply. ``payload_sent`` is set
+        once the payload is handed to the transport: only then can the server hold the
+        message (a connection already closed raises instead).
+
+        :raises aiosmtplib.SMTPDataError: a reply other than 354, then 250.
+        :raises aiosmtplib.SMTPServerDisconnected: the connection was lost.
+        :raises aiosmtplib.SMTPReadTimeoutError: no reply within the relay's timeout.
+        """
+        payload = data_payload(message)
+        start = await smtp.execute_command(b"DATA")
+        if start.code != SMTPStatus.start_input:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
         protocol = smtp.protocol
         if protocol is None:
-            return
-        plain = protocol.write
-
-        def write(data: bytes) -> None:
-            plain(data)
-            if self.phase is Phase.DATA and data != b"DATA\r\n":
-                self.payload_sent = True
-
-        protocol.write = write  # type: ignore[method-assign]
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        protocol.write(payload)
+        self.payload_sent = True
+        # read_response marks its reply as expected before it first yields, so the reply
+        # cannot arrive unexpected (aiosmtplib's own data() writes and reads the same way).
+        reply = await protocol.read_response(timeout=smtp.timeout)
+        if reply.code != SMTPStatus.completed:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        return reply
 
     def abort(self) -> None:
         """Drop the TCP connection without QUIT (after errors and timeouts)."""
@@ -235,21 +245,28 @@ class SMTPConnection:
                 "SMTPUTF8 (needed for a non-ASCII address)"))
         encoding = "utf-8" if utf8 else "ascii"
         try:
-            options = [f"SIZE={len(data)}"] if smtp.supports_extension("size") else []
+            # MAIL, RCPT and DATA as aiosmtplib's mail(), rcpt() and data() send them, the
+            # paths and the payload made by digest.deliver.wire (the same bytes, without
+            # re-scanning a message that is CRLF throughout with regular expressions).
+            options = [f"SIZE={len(data)}".encode()] if smtp.supports_extension("size") else []
             if utf8:
-                options.append("SMTPUTF8")
-            await smtp.mail(sender, options=options, encoding=encoding)
+                options.append(b"SMTPUTF8")
+            reply = await smtp.execute_command(
+                b"MAIL", b"FROM:" + envelope_address(sender).encode(encoding), *options)
+            if reply.code != SMTPStatus.completed:
+                raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender)
             phase = self.phase = Phase.RCPT
             refused: dict[str, SMTPResponse] = {}
             accepted: list[str] = []
             for rcpt in recipients:
-                try:
-                    await smtp.rcpt(rcpt, encoding=encoding)
+                reply = await smtp.execute_command(
+                    b"RCPT", b"TO:" + envelope_address(rcpt).encode(encoding))
+                if reply.code in (SMTPStatus.completed, SMTPStatus.will_forward):
                     accepted.append(rcpt)
-                except aiosmtplib.SMTPRecipientRefused as exc:
-                    refused[rcpt] = SMTPResponse(exc.code, exc.message)
-                    if not smtp.is_connected:
-                        raise
+                    continue
+                refused[rcpt] = reply
+                if not smtp.is_connected:
+                    raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, rcpt)
             if not accepted:
                 await self._reset()
                 raise TransactionError(Phase.RCPT, aiosmtplib.SMTPRecipientsRefused(
@@ -259,7 +276,7 @@ class SMTPConnection:
                 await self._reset()
                 raise DataRefused("the transaction was abandoned before DATA")
             phase = self.phase = Phase.DATA
-            response = await smtp.data(data)
+            response = await self._data(smtp, data)
         except (TransactionError, DataRefused):
             raise
         except aiosmtplib.SMTPResponseException as exc:
