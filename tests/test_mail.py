@@ -325,6 +325,26 @@ def test_qp_shortcut_equals_the_general_encoder(text: str) -> None:
     assert qp_encode(text) == _qp_encode_general(text)
 
 
+@given(st.text(alphabet=st.sampled_from("a.. =\né"), max_size=400)
+       | st.text(alphabet=st.sampled_from("x."), min_size=70, max_size=240))
+@settings(max_examples=400)
+def test_qp_pieces_never_start_a_line_with_a_dot(text: str) -> None:
+    """Every line of an encoded piece is at most 76 characters and none starts with "."
+    (so SMTP transparency has nothing to double), and the piece decodes to the text."""
+    import binascii
+
+    encoded = qp_encode(text)
+    lines = encoded.split(b"\r\n")
+    assert all(len(line) <= 76 and not line.startswith(b".") for line in lines)
+    assert binascii.a2b_qp(encoded.replace(b"\r\n", b"\n")).decode() == text
+
+
+def test_a_css_rule_that_starts_a_line_is_written_2e() -> None:
+    assert qp_encode("a {}\n.lead h1 { color: red }\n") == (
+        b"a {}\r\n=2Elead h1 { color: red }\r\n")
+    assert qp_encode("." * 80) == b"=2E" + b"." * 72 + b"=\r\n=2E.=\r\n=2E....=\r\n"
+
+
 @given(st.one_of(st.none(), st.text(max_size=90),
                  st.text(alphabet=st.sampled_from("Ab .'\"=?()"), max_size=90)),
        st.sampled_from(["ana@example.com", "a.b+c@news.example.org", "x@bücher.example"]))

@@ -70,9 +70,9 @@ def qp_encode(text: str) -> bytes:
     if text.isascii():
         raw = text.encode("ascii")
         # Nothing to escape (URLs, most greetings): only soft breaks every 75 characters.
-        # A space at either end and a lone "." take the general path (b2a_qp encodes them).
+        # A space at either end and a "." that would start a line take the general path.
         if (len(raw) > 1 and raw[0] != 32 and raw[-1] != 32
-                and not raw.translate(None, _QP_LITERAL)):
+                and not raw.translate(None, _QP_LITERAL) and 46 not in raw[::75]):
             if len(raw) <= 75:
                 return raw + b"=\r\n"
             return b"".join([raw[i:i + 75] + b"=\r\n" for i in range(0, len(raw), 75)])
@@ -85,13 +85,40 @@ def _qp_encode_general(text: str) -> bytes:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     out = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
-    if out.endswith(b"\r\n"):
-        return out
-    start = out.rfind(b"\n") + 1
-    if len(out) - start > 75:  # no room for the trailing "=": break the last line once more
-        cut = len(out) - 3 if out[-3:-2] == b"=" else len(out) - 1  # never split "=XY"
-        out = out[:cut] + b"=\r\n" + out[cut:]
-    return out + b"=\r\n"
+    if not out.endswith(b"\r\n"):
+        start = out.rfind(b"\n") + 1
+        if len(out) - start > 75:  # no room for the trailing "=": break the last line again
+            cut = len(out) - 3 if out[-3:-2] == b"=" else len(out) - 1  # never split "=XY"
+            out = out[:cut] + b"=\r\n" + out[cut:]
+        out += b"=\r\n"
+    if out.startswith(b".") or b"\n." in out:
+        out = _no_leading_dots(out)
+    return out
+
+
+def _no_leading_dots(out: bytes) -> bytes:
+    """Quoted-printable lines (CRLF, each at most 76 characters) with a "." that starts a
+    line written ``=2E`` (RFC 2045 section 6.7: any octet may be encoded), re-broken where
+    that makes a line too long. Every piece starts a line, so no line of a quoted-printable
+    part starts with ".": SMTP's transparency (RFC 5321 section 4.5.2) then has nothing to
+    double, and a message goes to the relay without being re-scanned
+    (:func:`digest.deliver.wire.data_payload`). Same practice as ATL's
+    ``ATLSMTP_QPENCODE_DOT``."""
+    lines = []
+    for line in out.split(b"\r\n"):
+        while line.startswith(b"."):
+            line = b"=2E" + line[1:]
+            if len(line) <= 76:
+                break
+            cut = 75  # a soft break after 75 characters, never inside an "=XY"
+            if line[cut - 1:cut] == b"=":
+                cut -= 1
+            elif line[cut - 2:cut - 1] == b"=":
+                cut -= 2
+            lines.append(line[:cut] + b"=")
+            line = line[cut:]
+        lines.append(line)
+    return b"\r\n".join(lines)
 
 
 def _check_slots(kind: str, segments: Sequence[str], slots: Sequence[str]) -> None:
