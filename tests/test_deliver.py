@@ -421,6 +421,47 @@ async def test_sending_overlaps_commits_but_never_runs_ahead_of_them(store: Stor
         assert max(wrapped.batches) > 1  # group commit
 
 
+async def test_claims_grow_with_the_rate_measured_and_stay_small_when_slow(
+        store: Store) -> None:
+    """A claim asks for about Worker.CLAIM_SPAN seconds of sending at the rate measured:
+    two rows per connection at first, up to claim_batch on a fast relay; a relay limited
+    to a few messages a second keeps claims at the floor (claimed rows stay few)."""
+
+    class Limits:
+        def __init__(self, inner: Store) -> None:
+            self.inner = inner
+            self.limits: list[int] = []
+
+        def claim_deliveries(self, *args: Any, limit: int, **kwargs: Any) -> list[Any]:
+            self.limits.append(limit)
+            return self.inner.claim_deliveries(*args, limit=limit, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    settings = replace(FAST, claim_batch=50)
+    slow_edition = publish(store, [f"s{i:02d}@example.org" for i in range(12)])
+    slow = Limits(store)
+    async with smtp_server() as srv:
+        relay = RelaySettings(name="limited", host="127.0.0.1", port=srv.port,
+                              security="none", pool_size=2, rate_per_second=8.0)
+        report = await deliver_edition(slow_edition, store=slow, build=Builder(), relay=relay,
+                                       delivery=settings, worker_id="w1")
+    assert report.sent == 12
+    assert max(slow.limits) <= 4  # 8 a second: a quarter of a second is under the floor
+
+    edition = publish(store, [f"r{i:03d}@example.org" for i in range(600)], day=3)
+    fast = Limits(store)
+    async with smtp_server() as srv:
+        report = await deliver_edition(edition, store=fast, build=Builder(), relay=None,
+                                       smtp_addr=srv.addr, delivery=settings,
+                                       worker_id="w2", pool_size=2)
+    assert report.sent == 612 and sum(srv.handler.by_rcpt().values()) == 612
+    assert fast.limits[0] == 4  # two per connection before any rate is known
+    assert max(fast.limits) == 50  # aiosmtpd on loopback: hundreds a second
+    assert all(n <= 50 for n in fast.limits)
+
+
 async def test_a_failed_group_commit_is_saved_before_claims_are_released(store: Store) -> None:
     """The database refuses the "sent" marks for a moment: the run stops with the store's
     error, but the rows the relay accepted end "sent" (saved once more before the claims are

@@ -1,9 +1,11 @@
 """The claim → build → send → mark loop over one edition's ledger rows.
 
 One task per pooled connection. A task connects first and only then takes a claim, so a
-relay that cannot be reached charges no row. Claims are taken in small batches (at most two
-rows per task, refilled in the background before the buffer runs dry) just before they are
-sent, which keeps them far inside their lease. Every outcome is written to the ledger as
+relay that cannot be reached charges no row. Claims are taken in batches of about a quarter
+of a second of sending at the rate measured (two rows per task at first, at most
+``claim_batch``), refilled in the background before the buffer runs dry, just before they
+are sent, which keeps them far inside their lease; a claimed row that was never sent is not
+a repeat after a crash (it comes back when its lease runs out). Every outcome is written to the ledger as
 soon as it is known. "Sent" results are group-committed in the background while the tasks
 go on sending, but never more than one row per connection waits for its commit: a task
 holding a 250 waits while that many are queued. A row stays "sending" until its result is
@@ -89,6 +91,9 @@ class Worker(OutcomeRecorder):
     """Sends one edition's due rows through ``pools`` until none is left (or it must stop);
     :class:`~digest.deliver.outcomes.OutcomeRecorder` records each outcome."""
 
+    #: A claim asks for about this many seconds of sending at the rate just measured.
+    CLAIM_SPAN = 0.25
+
     def __init__(self, edition_id: int, *, store: LedgerStore,
                  build: Callable[[Any], tuple[str, str, bytes]], pools: Sequence[SMTPPool],
                  delivery: DeliverySettings, worker_id: str, report: DeliveryReport,
@@ -114,19 +119,24 @@ class Worker(OutcomeRecorder):
         self.stopping = False  # a stop was requested: no new claim, no new transaction
         self._stopped = asyncio.Event()
         self.tasks = sum(p.size for p in pools)
-        # Claims are taken in batches (a claim transaction costs as much as ~5 marks) but
-        # never more than the pools can send well inside the lease, and at most two rounds
-        # of the connections: a claimed row is sent even if its subscriber unsubscribes
-        # meanwhile, so the buffer stays small.
+        # Claims are taken in batches (a claim transaction costs as much as ~5 marks), sized
+        # to what the pools sent in the last CLAIM_SPAN seconds (see _claim_size): from two
+        # rows per connection up to claim_batch, and never more than rate-limited relays
+        # send well inside the lease. A claimed row is sent even if its subscriber
+        # unsubscribes meanwhile, so a claim covers a fraction of a second of sending.
         lease_s = lease.total_seconds()
-        batch = min(delivery.claim_batch, 2 * self.tasks)
+        most = delivery.claim_batch
         rates = [p.limiter.per_second for p in pools if p.limiter.per_second]
         if rates:
-            batch = min(batch, max(self.tasks, int(sum(rates) * lease_s / 4)))
-        self.batch = max(1, batch)
+            most = min(most, max(self.tasks, int(sum(rates) * lease_s / 4)))
+        self.max_batch = max(1, most)
+        self.min_batch = max(1, min(self.max_batch, 2 * self.tasks))
+        self.batch = self.min_batch
         # Refill the buffer in the background once it is down to this many rows, so tasks
         # rarely wait for a claim; the buffer never holds more than ``batch`` rows.
         self.refill_at = self.batch // 2
+        self.done_rows = 0  # rows whose transaction ended (any outcome), for _claim_size
+        self._sized_at = (time.monotonic(), 0)
         self._refill: asyncio.Task[None] | None = None
         self.lease_s = lease_s
         # A claim is sent only while this much of its lease is left, so the transaction
@@ -261,7 +271,7 @@ class Worker(OutcomeRecorder):
                 if self.buffer or self.finished or self.stop_error is not None:
                     continue
                 claims = await self.db(self.store.claim_deliveries, self.edition_id,
-                                       worker_id=self.worker_id, limit=self.batch,
+                                       worker_id=self.worker_id, limit=self._claim_size(),
                                        now=self.clock(), lease=self.lease)
                 if claims:
                     self.buffer.extend(claims)
@@ -271,9 +281,11 @@ class Worker(OutcomeRecorder):
     async def _refill_buffer(self) -> None:
         """Top the buffer up to ``batch`` rows while the tasks still have rows to send."""
         async with self.claim_lock:
-            want = self.batch - len(self.buffer)
             if (len(self.buffer) > self.refill_at or self.finished
                     or self.stop_error is not None):
+                return
+            want = self._claim_size() - len(self.buffer)
+            if want <= 0:
                 return
             try:
                 claims = await self.db(self.store.claim_deliveries, self.edition_id,
@@ -283,6 +295,20 @@ class Worker(OutcomeRecorder):
                 log.debug("background claim failed", exc_info=True)
                 return
             self.buffer.extend(claims)
+
+    def _claim_size(self) -> int:
+        """Rows the next claim asks for: what the pools sent in the last ``CLAIM_SPAN``
+        seconds (measured since the previous sizing), between ``min_batch`` (two rows per
+        connection) and ``max_batch`` (``claim_batch``, or what rate-limited relays send in
+        a quarter of the lease); also moves ``refill_at`` to half of it."""
+        now = time.monotonic()
+        since, done = self._sized_at
+        if now - since >= self.CLAIM_SPAN:
+            rate = (self.done_rows - done) / (now - since)
+            self.batch = max(self.min_batch, min(self.max_batch, int(rate * self.CLAIM_SPAN)))
+            self.refill_at = self.batch // 2
+            self._sized_at = (now, self.done_rows)
+        return self.batch
 
     async def _wait_for_work(self) -> None:
         """Nothing is due: wait for the next due row, an in-flight result, or finish."""
@@ -401,6 +427,7 @@ class Worker(OutcomeRecorder):
             await self._record(pool, claim, outcome)
         finally:
             self.in_flight -= 1
+            self.done_rows += 1
             self.changed.set()
 
     def lease_left(self, claim: Any) -> bool:
