@@ -3,9 +3,10 @@ failed or expired, or handed back when the fault is not the recipient's.
 
 :class:`OutcomeRecorder` is the part of :class:`digest.deliver.worker.Worker` that writes
 outcomes to the ledger. "Sent" results are group-committed in the background while the
-tasks go on sending, but never more than one row per connection (``tasks``) waits for its
-commit: a task holding a 250 waits while that many are queued. A row stays "sending" until
-its result is committed, so after a crash only rows still "sending" can be sent again.
+tasks go on sending; the worker's DATA gate keeps the results waiting for their commit and
+the messages in DATA at two per connection (``tasks``) together. A row stays "sending"
+until its result is committed, so after a crash only rows still "sending" can be sent
+again.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class OutcomeRecorder:
         config_failures: int
         _sent: list[tuple[Any, str]]
         _uncommitted: int
+        _in_data: int
         _room: asyncio.Event
         _flush_now: asyncio.Event
         _flusher: asyncio.Task[None] | None
@@ -152,20 +154,14 @@ class OutcomeRecorder:
         self.report.late += len(batch) - ended
 
     async def _queue_sent(self, claim: Any, response: str) -> None:
-        """Queue a "sent" result for the group commit, once fewer than ``tasks`` rows are
-        waiting for one (the row stays "sending" in the ledger until it is committed)."""
-        try:
-            while self._uncommitted >= self.tasks:
-                self._flush_now.set()
-                self._room.clear()
-                await self._room.wait()
-        finally:
-            # Queued even when cancelled meanwhile (the task sends nothing more): the
-            # relay has the message, so the row must not go back to the queue.
-            self._uncommitted += 1
-            self._sent.append((claim, response))
-            if self._flusher is None or self._flusher.done():
-                self._flusher = asyncio.create_task(self._flush_sent())
+        """Queue a "sent" result for the group commit (the row stays "sending" in the
+        ledger until it is committed). It never waits: the DATA gate
+        (``Worker._enter_data``) already counted this message, and holds the next ones
+        back while too many results wait."""
+        self._uncommitted += 1
+        self._sent.append((claim, response))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_sent())
 
     async def _flush_sent(self) -> None:
         while self._sent:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import aiosmtplib
@@ -206,14 +206,16 @@ class SMTPConnection:
             self.abort()
 
     async def send(self, sender: str, recipients: Sequence[str], data: bytes, *,
-                   before_data: Callable[[], bool] | None = None) -> SendResult:
+                   before_data: Callable[[], Awaitable[bool]] | None = None) -> SendResult:
         """One MAIL/RCPT…/DATA transaction on this connection (connecting first if needed).
 
         Recipients are read one by one: refused ones are returned in ``refused`` as long as
         one was accepted. A reused connection that the server dropped or closed with 421
         before MAIL was answered is replaced once, transparently (nothing was sent yet).
-        Cancellation (a caller's deadline) drops the connection. ``before_data`` is asked
-        once the recipients are accepted, right before DATA: False resets the transaction.
+        Cancellation (a caller's deadline) drops the connection. ``before_data`` is awaited
+        once the recipients are accepted, right before DATA (it may wait: the worker holds
+        DATA back while too many results wait for their commit); False resets the
+        transaction.
 
         :raises TransactionError: when nothing was delivered.
         :raises DataRefused: ``before_data`` returned False (nothing was sent).
@@ -231,7 +233,7 @@ class SMTPConnection:
         return await self._send_once(sender, recipients, data, before_data)
 
     async def _send_once(self, sender: str, recipients: Sequence[str], data: bytes,
-                         before_data: Callable[[], bool] | None = None) -> SendResult:
+                         before_data: Callable[[], Awaitable[bool]] | None = None) -> SendResult:
         await self.connect()
         smtp = self._smtp
         assert smtp is not None
@@ -272,7 +274,7 @@ class SMTPConnection:
                 raise TransactionError(Phase.RCPT, aiosmtplib.SMTPRecipientsRefused(
                     [aiosmtplib.SMTPRecipientRefused(r.code, r.message, a)
                      for a, r in refused.items()]), refused)
-            if before_data is not None and not before_data():
+            if before_data is not None and not await before_data():
                 await self._reset()
                 raise DataRefused("the transaction was abandoned before DATA")
             phase = self.phase = Phase.DATA
@@ -336,7 +338,7 @@ class SMTPPool:
 
 async def send_with_deadline(conn: SMTPConnection, sender: str, recipients: Sequence[str],
                              data: bytes, deadline: float | None, *,
-                             before_data: Callable[[], bool] | None = None) -> SendResult:
+                             before_data: Callable[[], Awaitable[bool]] | None = None) -> SendResult:
     """:meth:`SMTPConnection.send` under a per-message deadline (aiosmtplib's own timeout is
     per socket operation, so a slow-drip server would otherwise never time out)."""
     try:

@@ -7,11 +7,11 @@ of a second of sending at the rate measured (two rows per task at first, at most
 are sent, which keeps them far inside their lease; a claimed row that was never sent is not
 a repeat after a crash (it comes back when its lease runs out). Every outcome is written to the ledger as
 soon as it is known. "Sent" results are group-committed in the background while the tasks
-go on sending, but never more than one row per connection waits for its commit: a task
-holding a 250 waits while that many are queued. A row stays "sending" until its result is
-committed, so after a crash (kill -9) only rows still "sending" can be sent again, and at
-most two per connection: those whose "sent" was waiting for its commit, and the messages
-on the wire. A requested stop (:mod:`digest.deliver.stop`) ends every task after its
+go on sending; a transaction waits at its DATA command (the DATA gate, after RCPT) while
+the messages past that gate and the results waiting for their commit are two per
+connection. A row stays "sending" until its result is committed, so after a crash
+(kill -9) only rows still "sending" can be sent again, and at most two per connection:
+those whose "sent" was waiting for its commit, and the messages past the DATA gate. A requested stop (:mod:`digest.deliver.stop`) ends every task after its
 transaction under way; the claims it still holds are released by ``deliver_edition``.
 
 Fencing: a claim is sent only while more than a message timeout of its lease is left,
@@ -153,11 +153,14 @@ class Worker(OutcomeRecorder):
         self.last_relay_error = ""
         self.progress: ProgressView | None = None
         # Group commit of "sent" results when the store offers mark_sent_many: rows queued
-        # while a commit runs go in the next one. At most ``tasks`` rows are queued or
-        # being committed (the repeat bound after a crash counts on it).
+        # while a commit runs go in the next one. Rows queued or being committed plus
+        # messages past the DATA gate are at most 2 x ``tasks`` (the repeat bound after a
+        # crash counts on it, see _enter_data).
         self._sent: list[tuple[Any, str]] = []
         self._uncommitted = 0
-        self._room = asyncio.Event()  # fewer than ``tasks`` rows wait for a commit
+        # Messages past the DATA gate whose outcome is not recorded yet (see _enter_data).
+        self._in_data = 0
+        self._room = asyncio.Event()  # set whenever _uncommitted or _in_data goes down
         self._room.set()
         self._flush_now = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -395,6 +398,7 @@ class Worker(OutcomeRecorder):
             await self._finish(claim, "failed", Outcome(Kind.FAIL, reason))
             return
         self.in_flight += 1
+        gate: _DataGate | None = None
         try:
             if not await self._slot(pool):  # stopping: the claim goes back untouched
                 self.buffer.appendleft(claim)
@@ -405,12 +409,12 @@ class Worker(OutcomeRecorder):
                 # nothing. If nobody took it, it comes back to any claim as a lost row.
                 self.report.lease_lost += 1
                 return
+            gate = _DataGate(self, claim)
             try:
                 result = await send_with_deadline(
                     conn, sender, [rcpt], data, self.delivery.message_timeout,
-                    before_data=functools.partial(self.lease_left, claim))
-            except DataRefused:  # the lease ran out between MAIL FROM and DATA
-                self.report.lease_lost += 1
+                    before_data=gate.enter)
+            except DataRefused:  # the gate said no (the lease ran out, or the run stops)
                 return
             except TransactionError as err:
                 refused = err.refused.get(rcpt)
@@ -426,9 +430,30 @@ class Worker(OutcomeRecorder):
                                    result.response.code))
             await self._record(pool, claim, outcome)
         finally:
+            if gate is not None and gate.entered:
+                self._in_data -= 1  # recorded (a 250 is queued for its commit by now)
+                self._room.set()
             self.in_flight -= 1
             self.done_rows += 1
             self.changed.set()
+
+    async def _enter_data(self, claim: Any) -> bool:
+        """The DATA gate (``before_data``, after RCPT): wait while the messages past it plus
+        the "sent" results waiting for their commit (or whose commit failed) are two per
+        connection, then check the run may go on and the claim's lease (fencing). A crash can only repeat those messages, so this is the
+        repeat bound of the delivery contract; MAIL, RCPT and the next message's build go
+        on while a commit runs."""
+        while self._uncommitted + len(self._unsaved) + self._in_data >= 2 * self.tasks:
+            self._flush_now.set()
+            self._room.clear()
+            await self._room.wait()
+        if self.stop_error is not None:  # e.g. a commit failed: nothing more may go out
+            return False
+        if not self.lease_left(claim):
+            self.report.lease_lost += 1
+            return False
+        self._in_data += 1
+        return True
 
     def lease_left(self, claim: Any) -> bool:
         """True while ``claim``'s lease has more than ``lease_margin`` left (checked
@@ -451,3 +476,19 @@ class Worker(OutcomeRecorder):
             acquire.cancel()
             stopped.cancel()
         return not self.stopping
+
+
+class _DataGate:
+    """One transaction's pass through :meth:`Worker._enter_data` (``entered`` once it
+    passed, so the count goes down exactly once)."""
+
+    __slots__ = ("claim", "entered", "worker")
+
+    def __init__(self, worker: Worker, claim: Any) -> None:
+        self.worker = worker
+        self.claim = claim
+        self.entered = False
+
+    async def enter(self) -> bool:
+        self.entered = await self.worker._enter_data(self.claim)
+        return self.entered
