@@ -34,7 +34,7 @@ from .consent import lower_everywhere
 from .engine import Database, guarded, translate_error
 from .ledger_sql import (
     LATE_EVENT,
-    SENT_ROW,
+    SENT_ROWS_PG,
     SQLiteLedger,
     claim_update,
     clip,
@@ -106,8 +106,9 @@ def suppress_address(conn: Connection, email_key: str, reason: str, detail: str 
 
 
 # The hot statements are built once: constructing one per call costs more than running it
-# on SQLite. PostgreSQL runs them through SQLAlchemy (``SENT_ROW`` with executemany); SQLite
-# runs the same statements, compiled once, on the DBAPI cursor (``SQLiteLedger``).
+# on SQLite. PostgreSQL runs them through SQLAlchemy (a group commit of "sent" is one
+# statement over unnest'ed arrays, ``SENT_ROWS_PG``); SQLite runs the same statements,
+# compiled once, on the DBAPI cursor (``SQLiteLedger``).
 class LedgerMixin(Database):
     """Store methods for publishing an edition and moving its ledger rows."""
 
@@ -241,11 +242,12 @@ class LedgerMixin(Database):
             # are looked up and kept after it (evidence only: a claim lost stays lost).
             with self._raw_write(single=len(results) <= fast.SENT_CHUNK) as cur:
                 return fast.mark_sent(cur, results, when)[0]
-        params = [{"b_id": c.delivery_id, "b_worker": c.worker_id, "b_token": c.token,
-                   "b_response": clip(r), "b_now": when} for c, r in results]
+        params = {"b_ids": [c.delivery_id for c, _ in results],
+                  "b_tokens": [c.token for c, _ in results],
+                  "b_workers": [c.worker_id for c, _ in results],
+                  "b_responses": [clip(r) for _, r in results], "b_now": when}
         with self.write() as conn:
-            ended = int(conn.execute(SENT_ROW, params,
-                                     execution_options={"preserve_rowcount": True}).rowcount)
+            ended = int(conn.execute(SENT_ROWS_PG, params).rowcount)
             if ended < len(results):
                 rows = conn.execute(
                     sa.select(deliveries.c.id, deliveries.c.status, deliveries.c.claim_token)

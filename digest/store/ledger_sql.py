@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from .schema import deliveries, delivery_events, editions, memberships, subscribers, suppressions
 
-__all__ = ["LATE_EVENT", "SENT_ROW", "SQLiteLedger", "claim_update", "clip", "due_query",
+__all__ = ["LATE_EVENT", "SENT_ROW", "SENT_ROWS_PG", "SQLiteLedger", "claim_update", "clip", "due_query",
            "fence_where", "late_results"]
 
 _MAX_TEXT = 1000
@@ -35,6 +35,29 @@ SENT_ROW = deliveries.update().where(
 ).values(status="sent", reason=None, response=sa.bindparam("b_response"),
          finished_at=sa.bindparam("b_now", type_=_STAMP),
          attempts=deliveries.c.attempts + 1, claimed_by=None, lease_until=None)
+
+
+def _unnest_sent_rows() -> sa.Update:
+    """``SENT_ROW`` for many rows in one statement on PostgreSQL: the rows come as four
+    arrays (``b_ids``, ``b_tokens``, ``b_workers``, ``b_responses``) joined through
+    ``unnest``, so a group commit is one statement, not one per row."""
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    d = deliveries
+    v = sa.func.unnest(sa.bindparam("b_ids", type_=ARRAY(sa.Integer)),
+                       sa.bindparam("b_tokens", type_=ARRAY(sa.Integer)),
+                       sa.bindparam("b_workers", type_=ARRAY(sa.String)),
+                       sa.bindparam("b_responses", type_=ARRAY(sa.String)),
+                       ).table_valued("id", "token", "worker", "response").render_derived(name="v")
+    return d.update().where(
+        d.c.id == v.c.id, d.c.status == "sending", d.c.claimed_by == v.c.worker,
+        d.c.claim_token == v.c.token,
+    ).values(status="sent", reason=None, response=v.c.response,
+             finished_at=sa.bindparam("b_now", type_=_STAMP),
+             attempts=d.c.attempts + 1, claimed_by=None, lease_until=None)
+
+
+SENT_ROWS_PG = _unnest_sent_rows()
 #: A late reply kept as evidence (see ``delivery_events`` in schema.py).
 LATE_EVENT = delivery_events.insert().values(
     delivery_id=sa.bindparam("b_id"), kind=sa.bindparam("b_kind"),
