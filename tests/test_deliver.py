@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -460,6 +461,42 @@ async def test_claims_grow_with_the_rate_measured_and_stay_small_when_slow(
     assert fast.limits[0] == 4  # two per connection before any rate is known
     assert max(fast.limits) == 50  # aiosmtpd on loopback: hundreds a second
     assert all(n <= 50 for n in fast.limits)
+
+
+async def test_messages_built_ahead_on_threads_are_the_same_and_a_bad_row_fails_alone(
+        store: Store) -> None:
+    """build_threads (used when DKIM signs): every message is built on a build thread as its
+    row is claimed; the relay gets the same bytes as when built in the event loop, and a
+    row whose build raises fails alone."""
+    import threading
+
+    emails = [f"r{i:03d}@example.org" for i in range(120)] + ["poison@example.org"]
+    threads: set[str] = set()
+
+    def on_build(claim: Any) -> None:
+        threads.add(threading.current_thread().name)
+        if claim.email == "poison@example.org":
+            raise ValueError("no template for this reader")
+
+    builder = Builder(on_build)  # one template (one Date) for both runs
+    got: dict[int, dict[str, bytes]] = {}
+    for day, build_threads in ((2, 0), (3, 2)):
+        edition = publish(store, emails, day=day)
+        threads.clear()
+        async with smtp_server() as srv:
+            report = await deliver_edition(edition, store=store, build=builder, relay=None,
+                                           smtp_addr=srv.addr, delivery=FAST,
+                                           worker_id=f"w{day}", pool_size=3,
+                                           build_threads=build_threads)
+        assert report.sent == 120 and report.failed == 1
+        assert srv.handler.by_rcpt() == dict.fromkeys(emails[:-1], 1)
+        assert store.delivery_summary(edition) == {"sent": 120, "failed": 1}
+        assert (threads == {"MainThread"}) if build_threads == 0 else (
+            threads and all(name.startswith("digest-build") for name in threads))
+        # Each row has its own Message-ID; everything else is the same bytes.
+        got[build_threads] = {r.rcpt_tos[0]: re.sub(rb"Message-ID: [^\r]*", b"", r.data)
+                              for r in srv.handler.received}
+    assert got[2] == got[0]
 
 
 async def test_a_failed_group_commit_is_saved_before_claims_are_released(store: Store) -> None:

@@ -13,9 +13,10 @@ ledger (``host:pid:random``).
 
 Repeats: a row stays "sending" until its outcome is committed. "Sent" outcomes are
 group-committed while the connections go on sending, so a connection may start its next
-message before its previous "sent" is committed, but no more than one row per connection
-ever waits for that commit. After a crash (kill -9) the next run sends again only rows that
-were still "sending", and at most two per connection of the crashed run (2 x pool size).
+message before its previous "sent" is committed; a transaction waits at its DATA command
+while the messages in DATA and the rows waiting for that commit are 2 x pool size. After a
+crash (kill -9) the next run sends again only rows that were still "sending", and at most
+2 x pool size of the crashed run's messages.
 """
 
 from __future__ import annotations
@@ -91,11 +92,16 @@ async def deliver_edition(edition_id: int, *, store: LedgerStore,
                           max_wait: float = DEFAULT_MAX_WAIT, lease: timedelta | None = None,
                           pool_size: int | None = None, relay_patience: float = 120.0,
                           stop: StopRequest | None = None, send_wait: float | None = None,
-                          tls_context: ssl.SSLContext | None = None) -> DeliveryReport:
+                          tls_context: ssl.SSLContext | None = None,
+                          build_threads: int = 0) -> DeliveryReport:
     """Send every due ledger row of a published edition and record each outcome.
 
     :param build: ``claim -> (envelope sender, recipient, message bytes)``; an exception
         from it fails that row only ("could not build the message").
+    :param build_threads: build each claimed row's message ahead, as it is claimed, on this
+        many threads (``build`` must then be thread-safe); for DKIM-signed messages, whose
+        signature (OpenSSL, outside the GIL) then runs beside the event loop. 0: built in
+        the event loop just before it is sent.
     :param relay: one relay, several (each with its own pool and limits, sharing the
         work), or None to use ``smtp_addr`` (the embedded server, plain SMTP).
     A crash of this run repeats at most the rows it left "sending", and no more than two
@@ -131,7 +137,8 @@ async def deliver_edition(edition_id: int, *, store: LedgerStore,
                     worker_id=worker_id, report=report, clock=clock,
                     lease=lease or default_lease(delivery),
                     max_wait=max_wait if stop_when_idle else None,
-                    relay_patience=relay_patience, stop=stop, send_wait=send_wait)
+                    relay_patience=relay_patience, stop=stop, send_wait=send_wait,
+                    build_threads=build_threads)
     try:
         if pending:
             with ProgressView(pending, enabled=progress) as view:

@@ -99,7 +99,7 @@ class Worker(OutcomeRecorder):
                  delivery: DeliverySettings, worker_id: str, report: DeliveryReport,
                  clock: Callable[[], datetime], lease: timedelta, max_wait: float | None,
                  relay_patience: float, stop: StopRequest | None = None,
-                 send_wait: float | None = None) -> None:
+                 send_wait: float | None = None, build_threads: int = 0) -> None:
         self.edition_id = edition_id
         self.store = store
         self.build = build
@@ -166,6 +166,12 @@ class Worker(OutcomeRecorder):
         self._flusher: asyncio.Task[None] | None = None
         self._unsaved: list[tuple[Any, str]] = []  # sent, but their commit failed
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="digest-ledger")
+        # With build_threads, each claimed row's message is built ahead on these threads as
+        # it enters the buffer (see _build): a DKIM signature is C code (OpenSSL) that runs
+        # beside the event loop there, on another core.
+        self._builder = (concurrent.futures.ThreadPoolExecutor(
+            build_threads, thread_name_prefix="digest-build") if build_threads > 0 else None)
+        self._built: dict[int, concurrent.futures.Future[tuple[str, str, bytes]]] = {}
 
     @property
     def busy(self) -> bool:
@@ -235,6 +241,9 @@ class Worker(OutcomeRecorder):
                     self._count_sent(self._unsaved, ended)
                     self._unsaved = []
             self._db.shutdown(wait=True)
+            self._drop_builds()
+            if self._builder is not None:
+                self._builder.shutdown(wait=False, cancel_futures=True)
         if self.stop_error is not None:
             raise self.stop_error
 
@@ -254,6 +263,7 @@ class Worker(OutcomeRecorder):
                     async with self.claim_lock:
                         if not self.busy:
                             self.buffer.clear()
+                            self._drop_builds()
                             await self.db(self.store.release_claims, self.worker_id,
                                           edition_id=self.edition_id)
                 if too_long and not self.busy:
@@ -278,6 +288,7 @@ class Worker(OutcomeRecorder):
                                        now=self.clock(), lease=self.lease)
                 if claims:
                     self.buffer.extend(claims)
+                    self._build_ahead(claims)
                     continue
                 await self._wait_for_work()
 
@@ -298,6 +309,31 @@ class Worker(OutcomeRecorder):
                 log.debug("background claim failed", exc_info=True)
                 return
             self.buffer.extend(claims)
+            self._build_ahead(claims)
+
+    # -- building ahead (build_threads) ---------------------------------------------------
+
+    def _build_ahead(self, claims: Sequence[Any]) -> None:
+        """Start building the messages of rows just claimed, on the build threads."""
+        if self._builder is not None:
+            for claim in claims:
+                self._built[claim.delivery_id] = self._builder.submit(self.build, claim)
+
+    def _drop_builds(self) -> None:
+        """Forget the messages built ahead for claims that were handed back."""
+        for future in self._built.values():
+            future.cancel()
+        self._built.clear()
+
+    async def _build(self, claim: Any) -> tuple[str, str, bytes]:
+        """The claim's (envelope sender, recipient, bytes): built here, or, with build
+        threads, the one built ahead (started now if it was not); its error, if any."""
+        if self._builder is None:
+            return self.build(claim)
+        future = self._built.pop(claim.delivery_id, None)
+        if future is None or future.cancelled():
+            future = self._builder.submit(self.build, claim)
+        return await asyncio.wrap_future(future)
 
     def _claim_size(self) -> int:
         """Rows the next claim asks for: what the pools sent in the last ``CLAIM_SPAN``
@@ -392,7 +428,7 @@ class Worker(OutcomeRecorder):
                 Kind.RETRY, "retry window ran out before this attempt"))
             return
         try:
-            sender, rcpt, data = self.build(claim)
+            sender, rcpt, data = await self._build(claim)
         except Exception as exc:  # a poison row must not stop the others
             reason = f"could not build the message: {type(exc).__name__}: {exc}"[:200]
             await self._finish(claim, "failed", Outcome(Kind.FAIL, reason))

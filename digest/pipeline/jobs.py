@@ -180,7 +180,8 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
                             report = await deliver_edition(
                                 done.edition_id, store=store, build=factory.for_claim,
                                 relay=relay, smtp_addr=addr, delivery=settings.delivery,
-                                worker_id=me, progress=progress, max_wait=poll, stop=list_stop)
+                                worker_id=me, progress=progress, max_wait=poll, stop=list_stop,
+                                build_threads=factory.build_threads)
                         done.add(report)
                         if report.sent or report.failed or report.expired or \
                                 report.unconfirmed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -77,8 +78,24 @@ class MessageFactory:
         self._browser_url = f"{base}/archive/{lst.name}/{edition.date.isoformat()}"
         # One signer for every message of the send (its keys were parsed with the settings).
         self._signer = DkimSigner(settings.dkim) if settings.dkim is not None else None
+        self._render_lock = threading.Lock()  # for_claim may run on build threads
+
+    @property
+    def build_threads(self) -> int:
+        """Threads ``deliver_edition`` should build messages ahead on: two when messages
+        are DKIM-signed (the signature, OpenSSL outside the GIL, then runs beside the
+        delivery's event loop on another core), else none (the rest of a build is Python
+        and gains nothing from a thread)."""
+        return 2 if self._signer is not None else 0
 
     def _entry(self, sections: frozenset[str] | None) -> tuple[object, object]:
+        found = self._variants.get(sections)
+        if found is not None:
+            return found
+        with self._render_lock:  # one render per variant, whichever thread asks first
+            return self._render_entry(sections)
+
+    def _render_entry(self, sections: frozenset[str] | None) -> tuple[object, object]:
         found = self._variants.get(sections)
         if found is not None:
             return found

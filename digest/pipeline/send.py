@@ -247,7 +247,8 @@ async def deliver_record(settings: Settings, lst: ListSettings, store: Store,
             record.id, store=store, build=factory.for_claim, relay=relay, smtp_addr=addr,
             delivery=settings.delivery, worker_id=worker_id(), stop=stop,
             send_wait=settings.delivery.send_wait.total_seconds(),
-            progress=progress, max_wait=DEFAULT_MAX_WAIT if max_wait is None else max_wait)
+            progress=progress, max_wait=DEFAULT_MAX_WAIT if max_wait is None else max_wait,
+            build_threads=factory.build_threads)
     store.settle_editions(lst.name, actor=actor)
     summary = store.delivery_summary(record.id)
     if report.interrupted:

@@ -4,8 +4,8 @@ file system refuses new blocks), and a PostgreSQL failover to a read-only server
 `worker` (its sessions are terminated and every new one is read-only). The process stops
 with one sentence and no traceback; once the database takes writes again, a final
 `worker --once` finishes the edition. From the relay's log: nobody lost, repeats no more
-than two per connection (one on the wire, one waiting for its commit); every row ends
-terminal."""
+than twice the connections (messages in DATA and results waiting for their commit,
+together: the DATA gate); every row ends terminal."""
 
 from __future__ import annotations
 
