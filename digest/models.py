@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 __all__ = [
     "Block",
@@ -23,10 +24,26 @@ __all__ = [
     "SkippedItem",
     "SourceResult",
     "Story",
+    "Unsigned",
     "is_derived_id",
     "normalise_headline",
     "story_id",
 ]
+
+class Unsigned(Protocol):
+    """What a message builder may hand delivery instead of bytes: a DKIM-signed message
+    whose private-key step is still to run (``digest.mail.UnsignedMessage``). Delivery runs
+    :meth:`signatures` on a thread (C code that releases the GIL) and sends
+    :meth:`signed`; RFC 6376 §3.7."""
+
+    def signatures(self) -> list[bytes]:
+        """The raw signature of each key, in order (any thread)."""
+        ...
+
+    def signed(self, signatures: Sequence[bytes]) -> bytes:
+        """The whole message to send: the DKIM-Signature fields on top."""
+        ...
+
 
 _PUNCT_OR_SPACE = re.compile(r"[\W_]+", re.UNICODE)
 _DERIVED_PREFIX = "sha1:"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import re
 import socket
 import time
 from collections.abc import Callable
@@ -463,40 +462,61 @@ async def test_claims_grow_with_the_rate_measured_and_stay_small_when_slow(
     assert all(n <= 50 for n in fast.limits)
 
 
-async def test_messages_built_ahead_on_threads_are_the_same_and_a_bad_row_fails_alone(
+async def test_dkim_signatures_made_on_sign_threads_verify_and_a_bad_row_fails_alone(
         store: Store) -> None:
-    """build_threads (used when DKIM signs): every message is built on a build thread as its
-    row is claimed; the relay gets the same bytes as when built in the event loop, and a
-    row whose build raises fails alone."""
+    """sign_threads (what send uses with DKIM): the builder hands over messages without
+    their signatures, the private-key step runs on the sign threads, and every message
+    the relay gets verifies in dkimpy; a row whose build raises fails alone."""
     import threading
 
-    emails = [f"r{i:03d}@example.org" for i in range(120)] + ["poison@example.org"]
-    threads: set[str] = set()
+    import dkim
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
-    def on_build(claim: Any) -> None:
-        threads.add(threading.current_thread().name)
+    from digest.config import DkimKey, DkimSettings
+    from digest.mail import DkimSigner
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    signing = DkimSettings("news.example.org", (DkimKey("rsa-sha256", "s1", key),))
+    records = {b"s1._domainkey.news.example.org.": signing.keys[0].dns_record()}
+    builder = Builder()
+    template = MessageTemplate.build(
+        html_segments=("<p>Hello ", "</p>"), html_slots=("name",),
+        text_segments=("Hello ", "\n"), text_slots=("name",), subject="Vote tonight",
+        from_header="The Morning Ledger <briefing@news.example.org>",
+        list_id="Morning Briefing <daily.news.example.org>", dkim=DkimSigner(signing))
+    signed_on: set[str] = set()
+
+    class Recorded:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def signatures(self) -> list[bytes]:
+            signed_on.add(threading.current_thread().name)
+            return self.inner.signatures()
+
+        def signed(self, signatures: Any) -> bytes:
+            return self.inner.signed(signatures)
+
+    def build(claim: Any) -> tuple[str, str, Any]:
         if claim.email == "poison@example.org":
             raise ValueError("no template for this reader")
+        builder.ids[claim.email] = claim.delivery_id
+        url = f"https://news.example.org/u/{claim.subscriber_id}"
+        return "bounces@news.example.org", claim.email, Recorded(template.render_unsigned(
+            claim.email, claim.name, claim.message_id, url, "mailto:u@news.example.org",
+            {"name": claim.name or ""}, {"name": claim.name or ""}))
 
-    builder = Builder(on_build)  # one template (one Date) for both runs
-    got: dict[int, dict[str, bytes]] = {}
-    for day, build_threads in ((2, 0), (3, 2)):
-        edition = publish(store, emails, day=day)
-        threads.clear()
-        async with smtp_server() as srv:
-            report = await deliver_edition(edition, store=store, build=builder, relay=None,
-                                           smtp_addr=srv.addr, delivery=FAST,
-                                           worker_id=f"w{day}", pool_size=3,
-                                           build_threads=build_threads)
-        assert report.sent == 120 and report.failed == 1
-        assert srv.handler.by_rcpt() == dict.fromkeys(emails[:-1], 1)
-        assert store.delivery_summary(edition) == {"sent": 120, "failed": 1}
-        assert (threads == {"MainThread"}) if build_threads == 0 else (
-            threads and all(name.startswith("digest-build") for name in threads))
-        # Each row has its own Message-ID; everything else is the same bytes.
-        got[build_threads] = {r.rcpt_tos[0]: re.sub(rb"Message-ID: [^\r]*", b"", r.data)
-                              for r in srv.handler.received}
-    assert got[2] == got[0]
+    emails = [f"r{i:03d}@example.org" for i in range(60)] + ["poison@example.org"]
+    edition = publish(store, emails)
+    async with smtp_server() as srv:
+        report = await deliver_edition(edition, store=store, build=build, relay=None,
+                                       smtp_addr=srv.addr, delivery=FAST, worker_id="w1",
+                                       pool_size=3, sign_threads=2)
+    assert report.sent == 60 and report.failed == 1
+    assert srv.handler.by_rcpt() == dict.fromkeys(emails[:-1], 1)
+    assert signed_on and all(name.startswith("digest-sign") for name in signed_on)
+    assert all(dkim.verify(r.data, dnsfunc=lambda name, timeout=5: records[name])
+               for r in srv.handler.received)
 
 
 async def test_a_failed_group_commit_is_saved_before_claims_are_released(store: Store) -> None:

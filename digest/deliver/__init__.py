@@ -38,6 +38,7 @@ from digest.deliver.report import DeliveryReport, ProgressView
 from digest.deliver.stop import StopRequest
 from digest.deliver.worker import LedgerStore, Worker, backoff_delay
 from digest.errors import ConfigError
+from digest.models import Unsigned
 
 __all__ = [
     "DeliveryReport",
@@ -84,7 +85,7 @@ def _targets(relay: RelaySettings | Sequence[RelaySettings] | None,
 
 
 async def deliver_edition(edition_id: int, *, store: LedgerStore,
-                          build: Callable[[Any], tuple[str, str, bytes]],
+                          build: Callable[[Any], tuple[str, str, bytes | Unsigned]],
                           relay: RelaySettings | Sequence[RelaySettings] | None,
                           smtp_addr: tuple[str, int] | None = None,
                           delivery: DeliverySettings, worker_id: str, progress: bool = False,
@@ -93,15 +94,16 @@ async def deliver_edition(edition_id: int, *, store: LedgerStore,
                           pool_size: int | None = None, relay_patience: float = 120.0,
                           stop: StopRequest | None = None, send_wait: float | None = None,
                           tls_context: ssl.SSLContext | None = None,
-                          build_threads: int = 0) -> DeliveryReport:
+                          sign_threads: int = 0) -> DeliveryReport:
     """Send every due ledger row of a published edition and record each outcome.
 
-    :param build: ``claim -> (envelope sender, recipient, message bytes)``; an exception
-        from it fails that row only ("could not build the message").
-    :param build_threads: build each claimed row's message ahead, as it is claimed, on this
-        many threads (``build`` must then be thread-safe); for DKIM-signed messages, whose
-        signature (OpenSSL, outside the GIL) then runs beside the event loop. 0: built in
-        the event loop just before it is sent.
+    :param build: ``claim -> (envelope sender, recipient, message)``, the message as bytes
+        or as :class:`~digest.models.Unsigned` (DKIM signatures still to make); an
+        exception from it fails that row only ("could not build the message").
+    :param sign_threads: make the signatures of :class:`~digest.models.Unsigned` messages
+        on this many threads, the next rows' messages built a little ahead so their
+        signatures (OpenSSL, outside the GIL) run beside the event loop; 0: signed in the
+        event loop.
     :param relay: one relay, several (each with its own pool and limits, sharing the
         work), or None to use ``smtp_addr`` (the embedded server, plain SMTP).
     A crash of this run repeats at most the rows it left "sending", and no more than two
@@ -138,7 +140,7 @@ async def deliver_edition(edition_id: int, *, store: LedgerStore,
                     lease=lease or default_lease(delivery),
                     max_wait=max_wait if stop_when_idle else None,
                     relay_patience=relay_patience, stop=stop, send_wait=send_wait,
-                    build_threads=build_threads)
+                    sign_threads=sign_threads)
     try:
         if pending:
             with ProgressView(pending, enabled=progress) as view:

@@ -27,11 +27,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import itertools
 import logging
 import random
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -48,6 +50,7 @@ from digest.deliver.pool import (
 from digest.deliver.report import DeliveryReport, ProgressView
 from digest.deliver.stop import StopRequest
 from digest.errors import AuthenticationError, DeliveryError, RelayUnavailableError, StoreError
+from digest.models import Unsigned
 
 __all__ = ["ClaimLike", "LedgerStore", "Worker", "backoff_delay"]
 
@@ -95,11 +98,12 @@ class Worker(OutcomeRecorder):
     CLAIM_SPAN = 0.25
 
     def __init__(self, edition_id: int, *, store: LedgerStore,
-                 build: Callable[[Any], tuple[str, str, bytes]], pools: Sequence[SMTPPool],
+                 build: Callable[[Any], tuple[str, str, bytes | Unsigned]],
+                 pools: Sequence[SMTPPool],
                  delivery: DeliverySettings, worker_id: str, report: DeliveryReport,
                  clock: Callable[[], datetime], lease: timedelta, max_wait: float | None,
                  relay_patience: float, stop: StopRequest | None = None,
-                 send_wait: float | None = None, build_threads: int = 0) -> None:
+                 send_wait: float | None = None, sign_threads: int = 0) -> None:
         self.edition_id = edition_id
         self.store = store
         self.build = build
@@ -166,12 +170,12 @@ class Worker(OutcomeRecorder):
         self._flusher: asyncio.Task[None] | None = None
         self._unsaved: list[tuple[Any, str]] = []  # sent, but their commit failed
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="digest-ledger")
-        # With build_threads, each claimed row's message is built ahead on these threads as
-        # it enters the buffer (see _build): a DKIM signature is C code (OpenSSL) that runs
-        # beside the event loop there, on another core.
-        self._builder = (concurrent.futures.ThreadPoolExecutor(
-            build_threads, thread_name_prefix="digest-build") if build_threads > 0 else None)
-        self._built: dict[int, concurrent.futures.Future[tuple[str, str, bytes]]] = {}
+        # With sign_threads, the next rows' messages are built a little ahead (in the event
+        # loop) and their DKIM signatures made on these threads meanwhile: the private-key
+        # step is C code (OpenSSL) that releases the GIL, so it runs on another core.
+        self._signers = (concurrent.futures.ThreadPoolExecutor(
+            sign_threads, thread_name_prefix="digest-sign") if sign_threads > 0 else None)
+        self._ahead: dict[int, _Ahead] = {}
 
     @property
     def busy(self) -> bool:
@@ -242,8 +246,8 @@ class Worker(OutcomeRecorder):
                     self._unsaved = []
             self._db.shutdown(wait=True)
             self._drop_builds()
-            if self._builder is not None:
-                self._builder.shutdown(wait=False, cancel_futures=True)
+            if self._signers is not None:
+                self._signers.shutdown(wait=False, cancel_futures=True)
         if self.stop_error is not None:
             raise self.stop_error
 
@@ -276,6 +280,8 @@ class Worker(OutcomeRecorder):
                 continue
             if self.buffer:
                 claim = self.buffer.popleft()
+                if self._signers is not None:
+                    self._build_ahead()
                 if len(self.buffer) <= self.refill_at and (
                         self._refill is None or self._refill.done()):
                     self._refill = asyncio.create_task(self._refill_buffer())
@@ -288,7 +294,6 @@ class Worker(OutcomeRecorder):
                                        now=self.clock(), lease=self.lease)
                 if claims:
                     self.buffer.extend(claims)
-                    self._build_ahead(claims)
                     continue
                 await self._wait_for_work()
 
@@ -309,31 +314,47 @@ class Worker(OutcomeRecorder):
                 log.debug("background claim failed", exc_info=True)
                 return
             self.buffer.extend(claims)
-            self._build_ahead(claims)
 
-    # -- building ahead (build_threads) ---------------------------------------------------
+    # -- signing ahead (sign_threads) -----------------------------------------------------
 
-    def _build_ahead(self, claims: Sequence[Any]) -> None:
-        """Start building the messages of rows just claimed, on the build threads."""
-        if self._builder is not None:
-            for claim in claims:
-                self._built[claim.delivery_id] = self._builder.submit(self.build, claim)
+    def _build_ahead(self) -> None:
+        """Build the messages of the next rows in the buffer (two per connection), each
+        DKIM signature started on a sign thread, so it is ready when the row's turn comes."""
+        for claim in itertools.islice(self.buffer, 2 * self.tasks):
+            if claim.delivery_id not in self._ahead:
+                self._ahead[claim.delivery_id] = self._start_build(claim)
+
+    def _start_build(self, claim: Any) -> _Ahead:
+        try:
+            sender, rcpt, data = self.build(claim)
+        except Exception as exc:  # noqa: BLE001 - raised again when the row's turn comes
+            return _Ahead("", "", b"", None, exc)
+        if isinstance(data, bytes) or self._signers is None:
+            return _Ahead(sender, rcpt, data, None, None)
+        return _Ahead(sender, rcpt, data, self._signers.submit(data.signatures), None)
 
     def _drop_builds(self) -> None:
         """Forget the messages built ahead for claims that were handed back."""
-        for future in self._built.values():
-            future.cancel()
-        self._built.clear()
+        for ahead in self._ahead.values():
+            if ahead.signatures is not None:
+                ahead.signatures.cancel()
+        self._ahead.clear()
 
     async def _build(self, claim: Any) -> tuple[str, str, bytes]:
-        """The claim's (envelope sender, recipient, bytes): built here, or, with build
-        threads, the one built ahead (started now if it was not); its error, if any."""
-        if self._builder is None:
-            return self.build(claim)
-        future = self._built.pop(claim.delivery_id, None)
-        if future is None or future.cancelled():
-            future = self._builder.submit(self.build, claim)
-        return await asyncio.wrap_future(future)
+        """The claim's (envelope sender, recipient, bytes to send), signed; its build's
+        error, if any."""
+        ahead = self._ahead.pop(claim.delivery_id, None) or self._start_build(claim)
+        if ahead.error is not None:
+            raise ahead.error
+        data = ahead.data
+        if isinstance(data, bytes):
+            return ahead.sender, ahead.rcpt, data
+        if ahead.signatures is None or ahead.signatures.cancelled():
+            return ahead.sender, ahead.rcpt, data.signed(data.signatures())
+        future = ahead.signatures
+        # Usually done by now: take it at once (awaiting costs a turn of the loop).
+        signatures = future.result() if future.done() else await asyncio.wrap_future(future)
+        return ahead.sender, ahead.rcpt, data.signed(signatures)
 
     def _claim_size(self) -> int:
         """Rows the next claim asks for: what the pools sent in the last ``CLAIM_SPAN``
@@ -528,3 +549,15 @@ class _DataGate:
     async def enter(self) -> bool:
         self.entered = await self.worker._enter_data(self.claim)
         return self.entered
+
+
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    """A row's message built ahead: its signatures under way on a sign thread, or the
+    error its build raised."""
+
+    sender: str
+    rcpt: str
+    data: bytes | Unsigned
+    signatures: concurrent.futures.Future[list[bytes]] | None
+    error: Exception | None

@@ -7,7 +7,12 @@ renderer's segments and slots; :meth:`MessageTemplate.render` fills one :class:`
 from __future__ import annotations
 
 from digest.mail.headers import HeaderError, validate_addr_spec
-from digest.mail.signing import OVERSIGNED_HEADERS, SIGNED_HEADERS, DkimSigner
+from digest.mail.signing import (
+    OVERSIGNED_HEADERS,
+    SIGNED_HEADERS,
+    DkimSigner,
+    UnsignedMessage,
+)
 from digest.mail.template import MessageTemplate, Recipient, qp_encode
 
 __all__ = [
@@ -17,6 +22,7 @@ __all__ = [
     "HeaderError",
     "MessageTemplate",
     "Recipient",
+    "UnsignedMessage",
     "qp_encode",
     "validate_addr_spec",
 ]

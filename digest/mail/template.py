@@ -35,7 +35,7 @@ from digest.mail.headers import (
     utf8_to_header,
     validate_message_id,
 )
-from digest.mail.signing import BodyHashTemplate, DkimSigner
+from digest.mail.signing import BodyHashTemplate, DkimSigner, UnsignedMessage
 
 __all__ = ["TRANSFER_ENCODINGS", "MessageTemplate", "Recipient", "qp_encode"]
 
@@ -283,6 +283,19 @@ class MessageTemplate:
                    slot_values_text: Mapping[str, str]) -> bytes:
         """:meth:`render` with the :class:`Recipient` fields as arguments (the send loop's
         form: no object per subscriber)."""
+        message = self.render_unsigned(email, name, message_id, unsubscribe_url,
+                                       unsubscribe_mailto, slot_values_html, slot_values_text)
+        if isinstance(message, UnsignedMessage):
+            return message.signed(message.signatures())
+        return message
+
+    def render_unsigned(self, email: str, name: str | None, message_id: str,
+                        unsubscribe_url: str, unsubscribe_mailto: str,
+                        slot_values_html: Mapping[str, str],
+                        slot_values_text: Mapping[str, str]) -> bytes | UnsignedMessage:
+        """:meth:`render_for`, but a DKIM-signed message comes without its signatures
+        (:class:`~digest.mail.signing.UnsignedMessage`: every hash done, the private-key
+        step left for another thread); bytes when the template does not sign."""
         try:
             raw = ([slot_values_text[n] for n in self._text_names]
                    + [slot_values_html[n] for n in self._html_names])
@@ -304,7 +317,7 @@ class MessageTemplate:
             *holes)
         if self.dkim is not None and self.dkim_body is not None:
             # Every hole is in the body, in order: its values are the body hash's.
-            message = self.dkim.sign_with_body_hash(message, self.dkim_body.digest(holes))
+            return self.dkim.prepare_with_body_hash(message, self.dkim_body.digest(holes))
         return message
 
     def _with_base64(self, qp_holes: tuple[bytes, ...], html: Mapping[str, str],

@@ -178,10 +178,11 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
                         relay = settings.relay_for(lst)
                         async with smtp_target(settings, relay) as addr:
                             report = await deliver_edition(
-                                done.edition_id, store=store, build=factory.for_claim,
+                                done.edition_id, store=store,
+                                build=factory.for_claim_unsigned,
                                 relay=relay, smtp_addr=addr, delivery=settings.delivery,
                                 worker_id=me, progress=progress, max_wait=poll, stop=list_stop,
-                                build_threads=factory.build_threads)
+                                sign_threads=factory.sign_threads)
                         done.add(report)
                         if report.sent or report.failed or report.expired or \
                                 report.unconfirmed:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from digest import tokens
 from digest.config import ListSettings, Settings
 from digest.errors import ConfigError
-from digest.mail import DkimSigner, MessageTemplate, Recipient
+from digest.mail import DkimSigner, MessageTemplate, Recipient, UnsignedMessage
 from digest.models import Edition
 from digest.render import Personalisation, Renderer
 
@@ -78,14 +78,13 @@ class MessageFactory:
         self._browser_url = f"{base}/archive/{lst.name}/{edition.date.isoformat()}"
         # One signer for every message of the send (its keys were parsed with the settings).
         self._signer = DkimSigner(settings.dkim) if settings.dkim is not None else None
-        self._render_lock = threading.Lock()  # for_claim may run on build threads
+        self._render_lock = threading.Lock()  # one render per variant, whoever asks
 
     @property
-    def build_threads(self) -> int:
-        """Threads ``deliver_edition`` should build messages ahead on: two when messages
-        are DKIM-signed (the signature, OpenSSL outside the GIL, then runs beside the
-        delivery's event loop on another core), else none (the rest of a build is Python
-        and gains nothing from a thread)."""
+    def sign_threads(self) -> int:
+        """Threads ``deliver_edition`` should run DKIM's private-key step on (with
+        :meth:`for_claim_unsigned` as its builder): two when messages are signed (OpenSSL
+        outside the GIL, beside the delivery's event loop on another core), else none."""
         return 2 if self._signer is not None else 0
 
     def _entry(self, sections: frozenset[str] | None) -> tuple[object, object]:
@@ -150,12 +149,21 @@ class MessageFactory:
         The same bytes as :meth:`message` (tests compare them), made without the
         intermediate objects: this runs once per subscriber.
         """
+        sender, rcpt, data = self.for_claim_unsigned(claim)
+        if isinstance(data, UnsignedMessage):
+            return sender, rcpt, data.signed(data.signatures())
+        return sender, rcpt, data
+
+    def for_claim_unsigned(self, claim  # type: ignore[no-untyped-def]
+                           ) -> tuple[str, str, bytes | UnsignedMessage]:
+        """:meth:`for_claim`, a DKIM-signed message without its signatures: delivery runs
+        the private-key step on a thread (``build_threads``) and sends the result."""
         unsubscribe, manage = self._tokens.pair(claim.subscriber_id)
         unsubscribe_url = self._unsubscribe_base + unsubscribe
         variant, template = self._variants.get(claim.sections) or self._entry(claim.sections)
         html_values, text_values = variant.values_for(  # type: ignore[attr-defined]
             claim.name, unsubscribe_url, self._manage_base + manage, self._browser_url)
-        data = template.render_for(  # type: ignore[attr-defined]
+        data = template.render_unsigned(  # type: ignore[attr-defined]
             claim.email, claim.name, claim.message_id, unsubscribe_url,
             self._mailto_base + unsubscribe, html_values, text_values)
         return self.lst.from_email, claim.email, data

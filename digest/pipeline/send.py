@@ -244,11 +244,12 @@ async def deliver_record(settings: Settings, lst: ListSettings, store: Store,
     warnings = record_carried(store, record.id, edition, factory)
     async with smtp_target(settings, relay) as addr:
         report = await deliver_edition(
-            record.id, store=store, build=factory.for_claim, relay=relay, smtp_addr=addr,
+            record.id, store=store, build=factory.for_claim_unsigned, relay=relay,
+            smtp_addr=addr,
             delivery=settings.delivery, worker_id=worker_id(), stop=stop,
             send_wait=settings.delivery.send_wait.total_seconds(),
             progress=progress, max_wait=DEFAULT_MAX_WAIT if max_wait is None else max_wait,
-            build_threads=factory.build_threads)
+            sign_threads=factory.sign_threads)
     store.settle_editions(lst.name, actor=actor)
     summary = store.delivery_summary(record.id)
     if report.interrupted:
