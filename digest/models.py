@@ -21,6 +21,7 @@ __all__ = [
     "EditionSection",
     "Image",
     "RepeatKeys",
+    "Signer",
     "SkippedItem",
     "SourceResult",
     "Story",
@@ -42,6 +43,15 @@ class Unsigned(Protocol):
 
     def signed(self, signatures: Sequence[bytes]) -> bytes:
         """The whole message to send: the DKIM-Signature fields on top."""
+        ...
+
+
+class Signer(Protocol):
+    """Makes the signatures of an :class:`Unsigned` message somewhere other than the
+    delivery's event loop (``digest.mail.sign_process.SigningProcess``: a child process)."""
+
+    async def signatures(self, message: Any) -> list[bytes]:
+        """What ``message.signatures()`` returns."""
         ...
 
 

@@ -462,59 +462,55 @@ async def test_claims_grow_with_the_rate_measured_and_stay_small_when_slow(
     assert all(n <= 50 for n in fast.limits)
 
 
-async def test_dkim_signatures_made_on_sign_threads_verify_and_a_bad_row_fails_alone(
+async def test_dkim_signatures_made_by_the_signing_process_verify_and_a_bad_row_fails_alone(
         store: Store) -> None:
-    """sign_threads (what send uses with DKIM): the builder hands over messages without
-    their signatures, the private-key step runs on the sign threads, and every message
-    the relay gets verifies in dkimpy; a row whose build raises fails alone."""
-    import threading
-
+    """With a signer (what send uses with DKIM: a child process), the builder hands over
+    messages without their signatures, the signer makes every one, and every message the
+    relay gets verifies in dkimpy; a row whose build raises fails alone."""
     import dkim
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     from digest.config import DkimKey, DkimSettings
     from digest.mail import DkimSigner
+    from digest.mail.sign_process import SigningProcess
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     signing = DkimSettings("news.example.org", (DkimKey("rsa-sha256", "s1", key),))
     records = {b"s1._domainkey.news.example.org.": signing.keys[0].dns_record()}
-    builder = Builder()
     template = MessageTemplate.build(
         html_segments=("<p>Hello ", "</p>"), html_slots=("name",),
         text_segments=("Hello ", "\n"), text_slots=("name",), subject="Vote tonight",
         from_header="The Morning Ledger <briefing@news.example.org>",
         list_id="Morning Briefing <daily.news.example.org>", dkim=DkimSigner(signing))
-    signed_on: set[str] = set()
-
-    class Recorded:
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        def signatures(self) -> list[bytes]:
-            signed_on.add(threading.current_thread().name)
-            return self.inner.signatures()
-
-        def signed(self, signatures: Any) -> bytes:
-            return self.inner.signed(signatures)
 
     def build(claim: Any) -> tuple[str, str, Any]:
         if claim.email == "poison@example.org":
             raise ValueError("no template for this reader")
-        builder.ids[claim.email] = claim.delivery_id
         url = f"https://news.example.org/u/{claim.subscriber_id}"
-        return "bounces@news.example.org", claim.email, Recorded(template.render_unsigned(
+        return "bounces@news.example.org", claim.email, template.render_unsigned(
             claim.email, claim.name, claim.message_id, url, "mailto:u@news.example.org",
-            {"name": claim.name or ""}, {"name": claim.name or ""}))
+            {"name": claim.name or ""}, {"name": claim.name or ""})
+
+    class Counting:
+        def __init__(self, inner: SigningProcess) -> None:
+            self.inner = inner
+            self.asked = 0
+
+        async def signatures(self, message: Any) -> list[bytes]:
+            self.asked += 1
+            return await self.inner.signatures(message)
 
     emails = [f"r{i:03d}@example.org" for i in range(60)] + ["poison@example.org"]
     edition = publish(store, emails)
-    async with smtp_server() as srv:
+    async with smtp_server() as srv, SigningProcess([key]) as process:
+        signer = Counting(process)
         report = await deliver_edition(edition, store=store, build=build, relay=None,
                                        smtp_addr=srv.addr, delivery=FAST, worker_id="w1",
-                                       pool_size=3, sign_threads=2)
+                                       pool_size=3, signer=signer)
+        assert process.broken is None
     assert report.sent == 60 and report.failed == 1
     assert srv.handler.by_rcpt() == dict.fromkeys(emails[:-1], 1)
-    assert signed_on and all(name.startswith("digest-sign") for name in signed_on)
+    assert signer.asked == 60
     assert all(dkim.verify(r.data, dnsfunc=lambda name, timeout=5: records[name])
                for r in srv.handler.received)
 

@@ -38,7 +38,7 @@ from digest.deliver.report import DeliveryReport, ProgressView
 from digest.deliver.stop import StopRequest
 from digest.deliver.worker import LedgerStore, Worker, backoff_delay
 from digest.errors import ConfigError
-from digest.models import Unsigned
+from digest.models import Signer, Unsigned
 
 __all__ = [
     "DeliveryReport",
@@ -94,16 +94,16 @@ async def deliver_edition(edition_id: int, *, store: LedgerStore,
                           pool_size: int | None = None, relay_patience: float = 120.0,
                           stop: StopRequest | None = None, send_wait: float | None = None,
                           tls_context: ssl.SSLContext | None = None,
-                          sign_threads: int = 0) -> DeliveryReport:
+                          signer: Signer | None = None) -> DeliveryReport:
     """Send every due ledger row of a published edition and record each outcome.
 
     :param build: ``claim -> (envelope sender, recipient, message)``, the message as bytes
         or as :class:`~digest.models.Unsigned` (DKIM signatures still to make); an
         exception from it fails that row only ("could not build the message").
-    :param sign_threads: make the signatures of :class:`~digest.models.Unsigned` messages
-        on this many threads, the next rows' messages built a little ahead so their
-        signatures (OpenSSL, outside the GIL) run beside the event loop; 0: signed in the
-        event loop.
+    :param signer: makes the signatures of :class:`~digest.models.Unsigned` messages
+        beside the event loop (:class:`digest.models.Signer`, a child process), the next
+        rows' messages built a little ahead so their signatures are ready in time; None:
+        signed in the event loop.
     :param relay: one relay, several (each with its own pool and limits, sharing the
         work), or None to use ``smtp_addr`` (the embedded server, plain SMTP).
     A crash of this run repeats at most the rows it left "sending", and no more than two
@@ -140,7 +140,7 @@ async def deliver_edition(edition_id: int, *, store: LedgerStore,
                     lease=lease or default_lease(delivery),
                     max_wait=max_wait if stop_when_idle else None,
                     relay_patience=relay_patience, stop=stop, send_wait=send_wait,
-                    sign_threads=sign_threads)
+                    signer=signer)
     try:
         if pending:
             with ProgressView(pending, enabled=progress) as view:

@@ -50,7 +50,7 @@ from digest.deliver.pool import (
 from digest.deliver.report import DeliveryReport, ProgressView
 from digest.deliver.stop import StopRequest
 from digest.errors import AuthenticationError, DeliveryError, RelayUnavailableError, StoreError
-from digest.models import Unsigned
+from digest.models import Signer, Unsigned
 
 __all__ = ["ClaimLike", "LedgerStore", "Worker", "backoff_delay"]
 
@@ -103,7 +103,7 @@ class Worker(OutcomeRecorder):
                  delivery: DeliverySettings, worker_id: str, report: DeliveryReport,
                  clock: Callable[[], datetime], lease: timedelta, max_wait: float | None,
                  relay_patience: float, stop: StopRequest | None = None,
-                 send_wait: float | None = None, sign_threads: int = 0) -> None:
+                 send_wait: float | None = None, signer: Signer | None = None) -> None:
         self.edition_id = edition_id
         self.store = store
         self.build = build
@@ -170,11 +170,10 @@ class Worker(OutcomeRecorder):
         self._flusher: asyncio.Task[None] | None = None
         self._unsaved: list[tuple[Any, str]] = []  # sent, but their commit failed
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="digest-ledger")
-        # With sign_threads, the next rows' messages are built a little ahead (in the event
-        # loop) and their DKIM signatures made on these threads meanwhile: the private-key
-        # step is C code (OpenSSL) that releases the GIL, so it runs on another core.
-        self._signers = (concurrent.futures.ThreadPoolExecutor(
-            sign_threads, thread_name_prefix="digest-sign") if sign_threads > 0 else None)
+        # With a signer, the next rows' messages are built a little ahead (in the event
+        # loop) and their DKIM signatures made by the signer meanwhile (a child process:
+        # the private-key step runs on another core).
+        self.signer = signer
         self._ahead: dict[int, _Ahead] = {}
 
     @property
@@ -246,8 +245,6 @@ class Worker(OutcomeRecorder):
                     self._unsaved = []
             self._db.shutdown(wait=True)
             self._drop_builds()
-            if self._signers is not None:
-                self._signers.shutdown(wait=False, cancel_futures=True)
         if self.stop_error is not None:
             raise self.stop_error
 
@@ -280,7 +277,7 @@ class Worker(OutcomeRecorder):
                 continue
             if self.buffer:
                 claim = self.buffer.popleft()
-                if self._signers is not None:
+                if self.signer is not None:
                     self._build_ahead()
                 if len(self.buffer) <= self.refill_at and (
                         self._refill is None or self._refill.done()):
@@ -315,11 +312,11 @@ class Worker(OutcomeRecorder):
                 return
             self.buffer.extend(claims)
 
-    # -- signing ahead (sign_threads) -----------------------------------------------------
+    # -- signing ahead (signer) -----------------------------------------------------------
 
     def _build_ahead(self) -> None:
         """Build the messages of the next rows in the buffer (two per connection), each
-        DKIM signature started on a sign thread, so it is ready when the row's turn comes."""
+        one's DKIM signatures asked of the signer, so they are ready when its turn comes."""
         for claim in itertools.islice(self.buffer, 2 * self.tasks):
             if claim.delivery_id not in self._ahead:
                 self._ahead[claim.delivery_id] = self._start_build(claim)
@@ -329,9 +326,10 @@ class Worker(OutcomeRecorder):
             sender, rcpt, data = self.build(claim)
         except Exception as exc:  # noqa: BLE001 - raised again when the row's turn comes
             return _Ahead("", "", b"", None, exc)
-        if isinstance(data, bytes) or self._signers is None:
+        if isinstance(data, bytes) or self.signer is None:
             return _Ahead(sender, rcpt, data, None, None)
-        return _Ahead(sender, rcpt, data, self._signers.submit(data.signatures), None)
+        return _Ahead(sender, rcpt, data,
+                      asyncio.ensure_future(self.signer.signatures(data)), None)
 
     def _drop_builds(self) -> None:
         """Forget the messages built ahead for claims that were handed back."""
@@ -353,7 +351,7 @@ class Worker(OutcomeRecorder):
             return ahead.sender, ahead.rcpt, data.signed(data.signatures())
         future = ahead.signatures
         # Usually done by now: take it at once (awaiting costs a turn of the loop).
-        signatures = future.result() if future.done() else await asyncio.wrap_future(future)
+        signatures = future.result() if future.done() else await future
         return ahead.sender, ahead.rcpt, data.signed(signatures)
 
     def _claim_size(self) -> int:
@@ -559,5 +557,5 @@ class _Ahead:
     sender: str
     rcpt: str
     data: bytes | Unsigned
-    signatures: concurrent.futures.Future[list[bytes]] | None
+    signatures: asyncio.Future[list[bytes]] | None
     error: Exception | None

@@ -44,7 +44,7 @@ from dkim.canonicalization import (  # type: ignore[import-untyped]
 from digest.config_dkim import DkimSettings
 
 __all__ = ["OVERSIGNED_HEADERS", "SIGNED_HEADERS", "BodyHashTemplate", "DkimSigner",
-           "UnsignedMessage", "signed_header_names"]
+           "UnsignedMessage", "sign_function", "signed_header_names"]
 
 # dkimpy's default list omits List-Unsubscribe-Post, which RFC 8058 §4 requires to be signed.
 SIGNED_HEADERS: tuple[bytes, ...] = (
@@ -212,7 +212,7 @@ class BodyHashTemplate:
         return value[last:], True, b""
 
 
-def _sign_function(key: object) -> Callable[[bytes], bytes]:
+def sign_function(key: object) -> Callable[[bytes], bytes]:
     """Signs a SHA-256 digest: RSASSA-PKCS1-v1_5 (RFC 8017) or Ed25519 over the digest as
     RFC 8463 §3 and dkimpy do it."""
     if isinstance(key, rsa.RSAPrivateKey):
@@ -268,7 +268,7 @@ class DkimSigner:
         # Per key: the tags up to t= (v, a, c, d, i, q, s) and its signing function.
         self._keys = tuple((b"v=1; a=%b; c=%b; d=%b; i=@%b; q=dns/txt; s=%b; t=" % (
             k.algorithm.encode("ascii"), self._c, self._domain, self._domain,
-            k.selector.encode("ascii")), _sign_function(k.private_key)) for k in settings.keys)
+            k.selector.encode("ascii")), sign_function(k.private_key)) for k in settings.keys)
         self._plans: dict[tuple[bytes, ...], tuple[tuple[bytes, ...], tuple[int, ...]]] = {}
         self._canonical: dict[tuple[bytes, bytes], bytes] = {}
 

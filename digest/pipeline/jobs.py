@@ -176,13 +176,14 @@ async def run_worker(settings: Settings, store: Store, *, poll: float, once: boo
                             factory = factories[done.edition_id] = MessageFactory(
                                 settings, lst, record.edition())
                         relay = settings.relay_for(lst)
-                        async with smtp_target(settings, relay) as addr:
+                        async with smtp_target(settings, relay) as addr, \
+                                factory.signing() as signer:
                             report = await deliver_edition(
                                 done.edition_id, store=store,
                                 build=factory.for_claim_unsigned,
                                 relay=relay, smtp_addr=addr, delivery=settings.delivery,
                                 worker_id=me, progress=progress, max_wait=poll, stop=list_stop,
-                                sign_threads=factory.sign_threads)
+                                signer=signer)
                         done.add(report)
                         if report.sent or report.failed or report.expired or \
                                 report.unconfirmed:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +14,7 @@ from digest import tokens
 from digest.config import ListSettings, Settings
 from digest.errors import ConfigError
 from digest.mail import DkimSigner, MessageTemplate, Recipient, UnsignedMessage
+from digest.mail.sign_process import SigningProcess
 from digest.models import Edition
 from digest.render import Personalisation, Renderer
 
@@ -80,12 +83,16 @@ class MessageFactory:
         self._signer = DkimSigner(settings.dkim) if settings.dkim is not None else None
         self._render_lock = threading.Lock()  # one render per variant, whoever asks
 
-    @property
-    def sign_threads(self) -> int:
-        """Threads ``deliver_edition`` should run DKIM's private-key step on (with
-        :meth:`for_claim_unsigned` as its builder): two when messages are signed (OpenSSL
-        outside the GIL, beside the delivery's event loop on another core), else none."""
-        return 2 if self._signer is not None else 0
+    @contextlib.asynccontextmanager
+    async def signing(self) -> AsyncIterator[SigningProcess | None]:
+        """The signer for ``deliver_edition`` (with :meth:`for_claim_unsigned` as its
+        builder) while the block runs: a child process making the DKIM signatures beside
+        the delivery's event loop when messages are signed, else None."""
+        if self._signer is None:
+            yield None
+            return
+        async with SigningProcess([k.private_key for k in self._signer.settings.keys]) as proc:
+            yield proc
 
     def _entry(self, sections: frozenset[str] | None) -> tuple[object, object]:
         found = self._variants.get(sections)
@@ -156,8 +163,8 @@ class MessageFactory:
 
     def for_claim_unsigned(self, claim  # type: ignore[no-untyped-def]
                            ) -> tuple[str, str, bytes | UnsignedMessage]:
-        """:meth:`for_claim`, a DKIM-signed message without its signatures: delivery runs
-        the private-key step on a thread (``build_threads``) and sends the result."""
+        """:meth:`for_claim`, a DKIM-signed message without its signatures: delivery has
+        them made by :meth:`signing`'s process and sends the result."""
         unsubscribe, manage = self._tokens.pair(claim.subscriber_id)
         unsubscribe_url = self._unsubscribe_base + unsubscribe
         variant, template = self._variants.get(claim.sections) or self._entry(claim.sections)

@@ -242,14 +242,13 @@ async def deliver_record(settings: Settings, lst: ListSettings, store: Store,
                 edition, record.id, imports=imports, errors=errors)
     factory = MessageFactory(settings, lst, edition, as_of=as_of)
     warnings = record_carried(store, record.id, edition, factory)
-    async with smtp_target(settings, relay) as addr:
+    async with smtp_target(settings, relay) as addr, factory.signing() as signer:
         report = await deliver_edition(
             record.id, store=store, build=factory.for_claim_unsigned, relay=relay,
-            smtp_addr=addr,
-            delivery=settings.delivery, worker_id=worker_id(), stop=stop,
+            smtp_addr=addr, delivery=settings.delivery, worker_id=worker_id(), stop=stop,
             send_wait=settings.delivery.send_wait.total_seconds(),
             progress=progress, max_wait=DEFAULT_MAX_WAIT if max_wait is None else max_wait,
-            sign_threads=factory.sign_threads)
+            signer=signer)
     store.settle_editions(lst.name, actor=actor)
     summary = store.delivery_summary(record.id)
     if report.interrupted:
