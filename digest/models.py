@@ -33,12 +33,12 @@ __all__ = [
 
 class Unsigned(Protocol):
     """What a message builder may hand delivery instead of bytes: a DKIM-signed message
-    whose private-key step is still to run (``digest.mail.UnsignedMessage``). Delivery runs
-    :meth:`signatures` on a thread (C code that releases the GIL) and sends
-    :meth:`signed`; RFC 6376 §3.7."""
+    whose private-key step is still to run (``digest.mail.UnsignedMessage``). Delivery has
+    a :class:`Signer` make the signatures beside its event loop and sends :meth:`signed`;
+    RFC 6376 §3.7."""
 
     def signatures(self) -> list[bytes]:
-        """The raw signature of each key, in order (any thread)."""
+        """The raw signature of each key, in order (in-process: the fallback)."""
         ...
 
     def signed(self, signatures: Sequence[bytes]) -> bytes:

@@ -515,6 +515,40 @@ async def test_dkim_signatures_made_by_the_signing_process_verify_and_a_bad_row_
                for r in srv.handler.received)
 
 
+async def test_a_failed_commit_releases_the_transactions_waiting_at_the_data_gate(
+        store: Store) -> None:
+    """While a group commit runs, transactions wait for room (2 x connections messages in
+    DATA or waiting for their commit). When that commit fails, the waiting ones stop at
+    once (nothing more goes out), not when their message deadline runs out, and none of
+    them is charged an attempt."""
+    from digest.errors import StoreError
+
+    class SlowThenFailing:
+        def __init__(self, inner: Store) -> None:
+            self.inner = inner
+
+        def mark_sent_many(self, results: Any, *, now: datetime) -> int:
+            time.sleep(0.3)  # the gate fills up meanwhile
+            raise StoreError("the database is locked")
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    edition = publish(store, [f"r{i:03d}@example.org" for i in range(80)])
+    slow = replace(FAST, message_timeout=20.0)
+    started = time.monotonic()
+    async with smtp_server() as srv:
+        with pytest.raises(StoreError):
+            await deliver_edition(edition, store=SlowThenFailing(store), build=Builder(),
+                                  relay=None, smtp_addr=srv.addr, delivery=slow,
+                                  worker_id="w1", pool_size=3)
+        accepted = len(srv.handler.received)
+    assert time.monotonic() - started < 8  # not the 20 s message deadline
+    assert 1 <= accepted <= 2 * 3  # the gate: at most 2 x connections past it
+    rows = [store.get_delivery(i) for i in range(1, 81)]
+    assert not any(r["attempts"] and r["status"] == "queued" for r in rows)
+
+
 async def test_a_failed_group_commit_is_saved_before_claims_are_released(store: Store) -> None:
     """The database refuses the "sent" marks for a moment: the run stops with the store's
     error, but the rows the relay accepted end "sent" (saved once more before the claims are

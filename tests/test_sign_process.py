@@ -5,6 +5,7 @@ dies (SIGKILL) mid-run, what waited for it and what comes after is signed in-pro
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 
@@ -48,11 +49,19 @@ def verifies(settings: DkimSettings, message: bytes) -> bool:
                for i in range(len(settings.keys)))
 
 
-async def test_the_child_signs_as_in_process(both: DkimSettings) -> None:
+async def test_the_child_signs_as_in_process(both: DkimSettings,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """...and a Ctrl-C reaching the child (same process group) is the parent's to handle;
+    a clean end logs nothing."""
     messages = unsigned(both, 40)
     async with SigningProcess([k.private_key for k in both.keys]) as signer:
-        got = await asyncio.gather(*(signer.signatures(m) for m in messages))
+        got = await asyncio.gather(*(signer.signatures(m) for m in messages[:20]))
+        assert signer._proc is not None
+        os.kill(signer._proc.pid, signal.SIGINT)
+        got += await asyncio.gather(*(signer.signatures(m) for m in messages[20:]))
         assert signer.broken is None
+    assert signer._proc.returncode == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     for message, signatures in zip(messages, got, strict=True):
         assert signatures == message.signatures()  # PKCS#1 v1.5 and Ed25519: deterministic
         assert verifies(both, message.signed(signatures))

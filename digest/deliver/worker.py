@@ -440,21 +440,23 @@ class Worker(OutcomeRecorder):
             self.stop_error = error
 
     async def _deliver(self, pool: SMTPPool, conn: SMTPConnection, claim: Any) -> None:
-        now = self.clock()
-        first = _utc(claim.first_attempt_at or now)
-        if now - first > self.delivery.retry_window:
-            await self._finish(claim, "expired", Outcome(
-                Kind.RETRY, "retry window ran out before this attempt"))
-            return
-        try:
-            sender, rcpt, data = await self._build(claim)
-        except Exception as exc:  # a poison row must not stop the others
-            reason = f"could not build the message: {type(exc).__name__}: {exc}"[:200]
-            await self._finish(claim, "failed", Outcome(Kind.FAIL, reason))
-            return
+        # Counted before the first await: a task handing claims back (rate limits, see
+        # _next_claim) must see this one as busy, or it would release a row still sent.
         self.in_flight += 1
         gate: _DataGate | None = None
         try:
+            now = self.clock()
+            first = _utc(claim.first_attempt_at or now)
+            if now - first > self.delivery.retry_window:
+                await self._finish(claim, "expired", Outcome(
+                    Kind.RETRY, "retry window ran out before this attempt"))
+                return
+            try:
+                sender, rcpt, data = await self._build(claim)
+            except Exception as exc:  # a poison row must not stop the others
+                reason = f"could not build the message: {type(exc).__name__}: {exc}"[:200]
+                await self._finish(claim, "failed", Outcome(Kind.FAIL, reason))
+                return
             if not await self._slot(pool):  # stopping: the claim goes back untouched
                 self.buffer.appendleft(claim)
                 return
@@ -464,6 +466,9 @@ class Worker(OutcomeRecorder):
                 # nothing. If nobody took it, it comes back to any claim as a lost row.
                 self.report.lease_lost += 1
                 return
+            # The DATA gate is full: wait here, outside the message's deadline and before
+            # MAIL, so a slow commit never times out a transaction at RCPT.
+            await self._wait_for_room()
             gate = _DataGate(self, claim)
             try:
                 result = await send_with_deadline(
@@ -492,16 +497,24 @@ class Worker(OutcomeRecorder):
             self.done_rows += 1
             self.changed.set()
 
-    async def _enter_data(self, claim: Any) -> bool:
-        """The DATA gate (``before_data``, after RCPT): wait while the messages past it plus
-        the "sent" results waiting for their commit (or whose commit failed) are two per
-        connection, then check the run may go on and the claim's lease (fencing). A crash can only repeat those messages, so this is the
-        repeat bound of the delivery contract; MAIL, RCPT and the next message's build go
-        on while a commit runs."""
-        while self._uncommitted + len(self._unsaved) + self._in_data >= 2 * self.tasks:
+    async def _wait_for_room(self) -> None:
+        """Wait while the messages past the DATA gate plus the "sent" results waiting for
+        their commit (or whose commit failed) are two per connection; not once the run
+        has an error (a failed commit: nothing more goes out)."""
+        while (self._uncommitted + len(self._unsaved) + self._in_data >= 2 * self.tasks
+               and self.stop_error is None):
             self._flush_now.set()
             self._room.clear()
             await self._room.wait()
+
+    async def _enter_data(self, claim: Any) -> bool:
+        """The DATA gate (``before_data``, after RCPT): wait for room (see
+        :meth:`_wait_for_room`; rarely needed here, the task waited before MAIL), then check
+        the run may go on and the claim's lease (fencing). A crash can only repeat the
+        messages past this gate and the results waiting for their commit, so this is the
+        repeat bound of the delivery contract; MAIL, RCPT and the next message's build go
+        on while a commit runs."""
+        await self._wait_for_room()
         if self.stop_error is not None:  # e.g. a commit failed: nothing more may go out
             return False
         if not self.lease_left(claim):
@@ -551,8 +564,8 @@ class _DataGate:
 
 @dataclass(frozen=True, slots=True)
 class _Ahead:
-    """A row's message built ahead: its signatures under way on a sign thread, or the
-    error its build raised."""
+    """A row's message built ahead: its signatures under way (the signer), or the error
+    its build raised."""
 
     sender: str
     rcpt: str

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import struct
 import sys
 from collections import deque
@@ -46,6 +47,10 @@ class SigningProcess:
     """Signs :class:`~digest.mail.signing.UnsignedMessage` digests in a child process
     (``async with``); satisfies :class:`digest.models.Signer`."""
 
+    #: Seconds a signature may take before the child counts as hung (signing goes
+    #: in-process from then on); one takes well under a millisecond.
+    REPLY_TIMEOUT = 30.0
+
     def __init__(self, private_keys: Sequence[object]) -> None:
         self._pems = [key.private_bytes(  # type: ignore[attr-defined]
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -53,6 +58,7 @@ class SigningProcess:
         self._proc: asyncio.subprocess.Process | None = None
         self._pending: deque[tuple[asyncio.Future[list[bytes]], UnsignedMessage]] = deque()
         self._reader: asyncio.Task[None] | None = None
+        self._closing = False
         self.broken: str | None = None  # why signing went in-process, if it did
 
     async def __aenter__(self) -> SigningProcess:
@@ -77,6 +83,7 @@ class SigningProcess:
         proc = self._proc
         if proc is None:
             return
+        self._closing = True  # the child's end of its stdin is expected now, not a failure
         if proc.stdin is not None and not proc.stdin.is_closing():
             proc.stdin.close()
         try:
@@ -105,7 +112,12 @@ class SigningProcess:
                 _ITEM.pack(i, digest) for i, (_, digest, _) in enumerate(parts)))
         except (OSError, RuntimeError) as exc:
             self._fail(f"the signing process cannot be written to ({exc})")
-        return await future
+        try:
+            async with asyncio.timeout(self.REPLY_TIMEOUT):
+                return await asyncio.shield(future)
+        except TimeoutError:
+            self._fail(f"the signing process gave no reply in {self.REPLY_TIMEOUT:.0f} s")
+            return await future
 
     async def _read(self) -> None:
         proc = self._proc
@@ -124,6 +136,8 @@ class SigningProcess:
                 if not future.done():
                     future.set_result(signatures)
         except (asyncio.IncompleteReadError, OSError, IndexError) as exc:
+            if self._closing and not self._pending:
+                return
             code = proc.returncode
             self._fail(f"the signing process ended ({type(exc).__name__}, exit code {code})")
 
@@ -142,6 +156,10 @@ class SigningProcess:
 
 
 def _child() -> None:
+    # A Ctrl-C or a stop signal is the parent's to handle (it stops cleanly); the child
+    # ends when the parent closes its stdin, or dies.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
 
     def read(n: int) -> bytes:

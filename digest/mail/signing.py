@@ -227,8 +227,9 @@ def sign_function(key: object) -> Callable[[bytes], bytes]:
 class UnsignedMessage:
     """A message whose ``DKIM-Signature`` fields lack only their signatures (RFC 6376 §3.7):
     every hash is done. :meth:`signatures` is the private-key step (OpenSSL through
-    ``cryptography``, which releases the GIL: delivery runs it on a thread beside its event
-    loop); :meth:`signed` puts the fields on top. ``signed(signatures())`` is what
+    ``cryptography``; during a delivery a child process makes them instead,
+    :mod:`digest.mail.sign_process`, with the same bytes); :meth:`signed` puts the fields
+    on top. ``signed(signatures())`` is what
     :meth:`DkimSigner.sign_with_body_hash` returns. It satisfies
     :class:`digest.models.Unsigned`."""
 
@@ -299,7 +300,7 @@ class DkimSigner:
     def prepare_with_body_hash(self, message: bytes, body_hash: bytes, *,
                                timestamp: int | None = None) -> UnsignedMessage:
         """:meth:`sign_with_body_hash` without the private-key step: every hash done, the
-        signatures left to :meth:`UnsignedMessage.signatures` (on any thread)."""
+        signatures left to :meth:`UnsignedMessage.signatures` or a signing process."""
         end = message.find(b"\r\n\r\n")
         headers = _header_fields(message[:end + 2] if end >= 0 else message)
         return UnsignedMessage(message, self._parts(headers, body_hash, timestamp))

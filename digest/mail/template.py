@@ -295,7 +295,7 @@ class MessageTemplate:
                         slot_values_text: Mapping[str, str]) -> bytes | UnsignedMessage:
         """:meth:`render_for`, but a DKIM-signed message comes without its signatures
         (:class:`~digest.mail.signing.UnsignedMessage`: every hash done, the private-key
-        step left for another thread); bytes when the template does not sign."""
+        step left for a signing process); bytes when the template does not sign."""
         try:
             raw = ([slot_values_text[n] for n in self._text_names]
                    + [slot_values_html[n] for n in self._html_names])

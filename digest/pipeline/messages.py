@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,7 +80,6 @@ class MessageFactory:
         self._browser_url = f"{base}/archive/{lst.name}/{edition.date.isoformat()}"
         # One signer for every message of the send (its keys were parsed with the settings).
         self._signer = DkimSigner(settings.dkim) if settings.dkim is not None else None
-        self._render_lock = threading.Lock()  # one render per variant, whoever asks
 
     @contextlib.asynccontextmanager
     async def signing(self) -> AsyncIterator[SigningProcess | None]:
@@ -95,13 +93,6 @@ class MessageFactory:
             yield proc
 
     def _entry(self, sections: frozenset[str] | None) -> tuple[object, object]:
-        found = self._variants.get(sections)
-        if found is not None:
-            return found
-        with self._render_lock:  # one render per variant, whichever thread asks first
-            return self._render_entry(sections)
-
-    def _render_entry(self, sections: frozenset[str] | None) -> tuple[object, object]:
         found = self._variants.get(sections)
         if found is not None:
             return found
