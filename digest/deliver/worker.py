@@ -5,13 +5,14 @@ relay that cannot be reached charges no row. Claims are taken in batches of abou
 of a second of sending at the rate measured (two rows per task at first, at most
 ``claim_batch``), refilled in the background before the buffer runs dry, just before they
 are sent, which keeps them far inside their lease; a claimed row that was never sent is not
-a repeat after a crash (it comes back when its lease runs out). Every outcome is written to the ledger as
-soon as it is known. "Sent" results are group-committed in the background while the tasks
-go on sending; a transaction waits at its DATA command (the DATA gate, after RCPT) while
-the messages past that gate and the results waiting for their commit are two per
-connection. A row stays "sending" until its result is committed, so after a crash
-(kill -9) only rows still "sending" can be sent again, and at most two per connection:
-those whose "sent" was waiting for its commit, and the messages past the DATA gate. A requested stop (:mod:`digest.deliver.stop`) ends every task after its
+a repeat after a crash (it comes back when its lease runs out). Every outcome is written to
+the ledger as soon as it is known. "Sent" results are group-committed in the background
+while the tasks go on sending; a transaction waits (before MAIL, and again at its DATA
+command: the DATA gate) while the messages past that gate and the results waiting for their
+commit are two per connection. A row stays "sending" until its result is committed, so
+after a crash (kill -9) only rows still "sending" can be sent again, and at most two per
+connection: those whose "sent" was waiting for its commit, and the messages past the DATA
+gate. A requested stop (:mod:`digest.deliver.stop`) ends every task after its
 transaction under way; the claims it still holds are released by ``deliver_edition``.
 
 Fencing: a claim is sent only while more than a message timeout of its lease is left,
