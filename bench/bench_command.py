@@ -1,14 +1,16 @@
 """Whole-command benchmark: ``send`` against raw aiosmtplib, alternately, in one run (issue 14
 item 1).
 
-Two kinds of child process, run in turn (raw, send, send, raw, ... after one unmeasured
-warm-up of each), against Postfix's ``smtp-sink`` on 127.0.0.1 (started here):
+Three kinds of child process, run in turn (raw, wire, send, then send, wire, raw, ... after
+one unmeasured warm-up), against Postfix's ``smtp-sink`` on 127.0.0.1 (started here):
 
 * **raw**: aiosmtplib alone. ``--pool`` ``aiosmtplib.SMTP`` clients share a counter and send
   ``sendmail(sender, [recipient], bytes)`` until N messages are out. The bytes are the real
   messages of 2,000 of the readers (``MessageFactory.for_claim``, built by this script
   before any run, the mix of variants of the whole list), cycled; the clock runs from the
   first connect to the last reply, so the child's start-up and loading are not counted.
+* **wire**: the same, through digest's own client path (``SMTPConnection.send``): the
+  same bytes on the wire, without the command around it (printed as send/wire, not gated).
 * **send**: ``python run_digest.py send --list daily --as-of 2025-08-25T07:00``, the whole
   command and its whole wall time: start-up, configuration, the sync of the unchanged
   subscribers file, the edition build, publishing the ledger, delivery through ``--pool``
@@ -49,6 +51,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench_dkim import child_env, command, print_profile, write_config
 from bench_dkim import run_send as run_whole_send
@@ -69,40 +72,41 @@ class Run:
 
 # ----------------------------------------------------------------------------- raw child
 
-async def _raw(messages: list[tuple[str, str, bytes]], n: int, port: int, pool: int) -> float:
-    import aiosmtplib
+class _RawClient:
+    """aiosmtplib alone: ``sendmail`` with its own address parsing and DATA processing."""
 
+    def __init__(self, port: int) -> None:
+        import aiosmtplib
+
+        self.smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, use_tls=False,
+                                    start_tls=False, timeout=60)
+        self.connect, self.quit = self.smtp.connect, self.smtp.quit
+
+    async def send(self, sender: str, recipients: list[str], data: bytes) -> object:
+        return await self.smtp.sendmail(sender, recipients, data)
+
+
+def _wire_client(port: int, pool: int) -> object:
+    """digest's own client path (``SMTPConnection``: aiosmtplib's execute_command with the
+    paths and the DATA payload of digest.deliver.wire)."""
+    from digest.deliver.pool import RelayTarget, SMTPConnection
+
+    return SMTPConnection(RelayTarget.local("127.0.0.1", port, pool_size=pool, timeout=60))
+
+
+async def _timed(kind: str, messages: list[tuple[str, str, bytes]], n: int, port: int,
+                 pool: int) -> float:
+    """Seconds for ``pool`` clients of ``kind`` ("raw" or "wire") sharing a counter to send
+    ``n`` of ``messages`` (cycled), from the first connect to the last reply."""
     counter = itertools.count()
 
     async def task() -> None:
-        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, use_tls=False,
-                                 start_tls=False, timeout=60)
+        client: Any = _RawClient(port) if kind == "raw" else _wire_client(port, pool)
         await client.connect()
         while (i := next(counter)) < n:
             sender, rcpt, data = messages[i % len(messages)]
-            await client.sendmail(sender, [rcpt], data)
+            await client.send(sender, [rcpt], data)
         await client.quit()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(task() for _ in range(pool)))
-    return time.perf_counter() - start
-
-
-async def _wire(messages: list[tuple[str, str, bytes]], n: int, port: int, pool: int) -> float:
-    """As _raw, through digest's own client path (``SMTPConnection.send``: aiosmtplib's
-    execute_command with the paths and the DATA payload of digest.deliver.wire)."""
-    from digest.deliver.pool import RelayTarget, SMTPConnection
-
-    counter = itertools.count()
-    target = RelayTarget.local("127.0.0.1", port, pool_size=pool, timeout=60)
-
-    async def task() -> None:
-        conn = SMTPConnection(target)
-        await conn.connect()
-        while (i := next(counter)) < n:
-            sender, rcpt, data = messages[i % len(messages)]
-            await conn.send(sender, [rcpt], data)
-        await conn.quit()
 
     start = time.perf_counter()
     await asyncio.gather(*(task() for _ in range(pool)))
@@ -112,8 +116,7 @@ async def _wire(messages: list[tuple[str, str, bytes]], n: int, port: int, pool:
 def raw_child(kind: str, path: str, n: int, port: int, pool: int) -> None:
     with open(path, "rb") as f:
         messages = pickle.load(f)
-    run = _raw if kind == "raw" else _wire
-    print(f"{asyncio.run(run(messages, n, port, pool)):.6f}")
+    print(f"{asyncio.run(_timed(kind, messages, n, port, pool)):.6f}")
 
 
 # ----------------------------------------------------------------------------- driver
