@@ -2,6 +2,8 @@
 
 Pure and I/O-free. :class:`MessageTemplate` is built once per (edition, variant) from the
 renderer's segments and slots; :meth:`MessageTemplate.render` fills one :class:`Recipient`.
+The one exception is :mod:`digest.mail.sign_process`, not imported here: it runs DKIM's
+private-key step in a child process during a delivery (the pipeline starts it).
 """
 
 from __future__ import annotations
